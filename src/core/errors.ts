@@ -1,0 +1,71 @@
+// Typed domain errors shared by every layer; the server maps them to gRPC status codes in one place.
+
+/** Codes mirror the gRPC status codes they map to, so the mapping is one table. */
+export type KtErrorCode =
+  | 'INVALID_ARGUMENT'
+  | 'NOT_FOUND'
+  | 'RESOURCE_EXHAUSTED'
+  | 'FAILED_PRECONDITION'
+  | 'UNAVAILABLE'
+  | 'UNIMPLEMENTED'
+  | 'INTERNAL';
+
+export class KtError extends Error {
+  override readonly name: string = 'KtError';
+  readonly code: KtErrorCode;
+  constructor(code: KtErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+}
+
+/** Input that can never succeed as given: a corrupt frame, a bad config field, an unsupported op. */
+export class InvalidInputError extends KtError {
+  override readonly name = 'InvalidInputError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('INVALID_ARGUMENT', message, options);
+  }
+}
+
+/** A named thing (model, version, person, package) that does not exist. */
+export class NotFoundError extends KtError {
+  override readonly name = 'NotFoundError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('NOT_FOUND', message, options);
+  }
+}
+
+/** A converter met an operation it does not implement; names the op and the node. */
+export class UnsupportedOpError extends KtError {
+  override readonly name = 'UnsupportedOpError';
+  readonly op: string;
+  readonly node: string;
+  constructor(op: string, node: string, detail?: string) {
+    super('UNIMPLEMENTED', `unsupported op ${op} at node "${node}"${detail ? `: ${detail}` : ''}`);
+    this.op = op;
+    this.node = node;
+  }
+}
+
+/** A model file that cannot be parsed or does not satisfy the model contract. */
+export class ModelFormatError extends KtError {
+  override readonly name = 'ModelFormatError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('FAILED_PRECONDITION', message, options);
+  }
+}
+
+export class ResourceExhaustedError extends KtError {
+  override readonly name = 'ResourceExhaustedError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('RESOURCE_EXHAUSTED', message, options);
+  }
+}
+
+export function isKtError(e: unknown): e is KtError {
+  return e instanceof KtError;
+}
+
+export function errorMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
