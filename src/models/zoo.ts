@@ -1,0 +1,157 @@
+// The face-model zoo: which npm-shipped networks become which repository models, with their manifests.
+import type { EncoderSpec, FaceTask, InputSpec, ModelKind, OutputSpec } from './manifest.js';
+
+export const EMOTION_LABELS_FER = ['angry', 'disgust', 'fear', 'happy', 'sad', 'surprise', 'neutral'];
+
+/** A zoo entry converted from a TF.js graph model of @vladmandic/human. */
+export interface TfjsZooEntry {
+  source: 'tfjs-graph';
+  name: string;
+  kind: ModelKind;
+  tasks: FaceTask[];
+  description: string;
+  package: string;
+  /** Path of model.json inside the package. */
+  file: string;
+  license: string;
+  input: Omit<InputSpec, 'name'>;
+  /** Output TF tensor name -> decoding; the ONNX output keeps the TF name (without ':0'). */
+  outputs: { tfName: string; task: FaceTask; decoding: OutputSpec['decoding'] }[];
+  encoder?: Omit<EncoderSpec, 'tensor'> & { tfTensor: string };
+  /** Symbolic batch for task models (crops of many faces), fixed for the detector. */
+  batch: number | 'N';
+}
+
+/** A zoo entry built from face-api's weights-only networks (see faceapi-nets.ts). */
+export interface FaceApiZooEntry {
+  source: 'faceapi-weights';
+  name: string;
+  net: 'landmark68' | 'expression' | 'age-gender';
+  kind: ModelKind;
+  tasks: FaceTask[];
+  description: string;
+  package: string;
+  file: string;
+  license: string;
+}
+
+export type ZooEntry = TfjsZooEntry | FaceApiZooEntry;
+
+const HUMAN = '@vladmandic/human';
+const FACEAPI = '@vladmandic/face-api';
+
+export const zoo: ZooEntry[] = [
+  {
+    source: 'tfjs-graph',
+    name: 'blazeface',
+    kind: 'detector',
+    tasks: ['detection'],
+    description: 'BlazeFace short-range face detector (MediaPipe), 256 px, 896 anchors, 6 keypoints',
+    package: HUMAN,
+    file: 'models/blazeface.json',
+    license: 'Apache-2.0 (MediaPipe) / MIT (human)',
+    input: { layout: 'NHWC', size: 256, colorOrder: 'RGB', scale: 1 / 127.5, mean: [1, 1, 1], std: [1, 1, 1], cropMargin: 0, cropSquare: false },
+    outputs: [
+      { tfName: 'Identity', task: 'detection', decoding: { type: 'blazeface', scores: 'Identity', boxes: 'Identity_2', anchors: { strides: [8, 16], anchorsPerCell: [2, 6] }, keypoints: 6, scoreThreshold: 0.5, iouThreshold: 0.3, maxFaces: 50 } },
+      { tfName: 'Identity_1', task: 'detection', decoding: { type: 'blazeface', scores: 'Identity_1', boxes: 'Identity_3', anchors: { strides: [8, 16], anchorsPerCell: [2, 6] }, keypoints: 6, scoreThreshold: 0.5, iouThreshold: 0.3, maxFaces: 50 } },
+      { tfName: 'Identity_2', task: 'detection', decoding: { type: 'scalar', activation: 'none' } },
+      { tfName: 'Identity_3', task: 'detection', decoding: { type: 'scalar', activation: 'none' } },
+    ],
+    batch: 1,
+  },
+  {
+    source: 'tfjs-graph',
+    name: 'faceres',
+    kind: 'prior',
+    tasks: ['age', 'gender', 'embedding'],
+    description: 'HSE FaceRes (MobileNet): age (100 bins), gender, 1024-d face descriptor',
+    package: HUMAN,
+    file: 'models/faceres.json',
+    license: 'MIT (human)',
+    input: { layout: 'NHWC', size: 224, colorOrder: 'RGB', scale: 1, mean: [0, 0, 0], std: [1, 1, 1], cropMargin: 0.2, cropSquare: true },
+    outputs: [
+      { tfName: 'age_pred/Softmax:0', task: 'age', decoding: { type: 'age-bins', note: 'human: argmax bin i of 100 -> 10*i -/+ 100*p(neighbour) tenths of a year' } },
+      { tfName: 'gender_pred/Sigmoid:0', task: 'gender', decoding: { type: 'gender-sigmoid', positive: 'male' } },
+      { tfName: 'global_pooling/Mean', task: 'embedding', decoding: { type: 'embedding', size: 1024, normalize: 'l2' } },
+    ],
+    encoder: { tfTensor: 'conv_pw_13_relu/clip_by_value', width: 1024, spatial: [7, 7], layout: 'NCHW', head: 'gap-dense' },
+    batch: 'N',
+  },
+  {
+    source: 'tfjs-graph',
+    name: 'emotion',
+    kind: 'prior',
+    tasks: ['emotion'],
+    description: 'Mini-Xception emotion classifier trained on FER2013, 64 px grey, 7 classes',
+    package: HUMAN,
+    file: 'models/emotion.json',
+    license: 'MIT (oarriaga/face_classification, human)',
+    input: { layout: 'NHWC', size: 64, colorOrder: 'GRAY', scale: 1 / 255, mean: [0.5], std: [0.5], cropMargin: 0.1, cropSquare: true },
+    outputs: [{ tfName: 'Identity', task: 'emotion', decoding: { type: 'classification', labels: EMOTION_LABELS_FER, activation: 'none' } }],
+    encoder: { tfTensor: 'StatefulPartitionedCall/model_1/add_2/add', width: 256, spatial: [8, 8], layout: 'NCHW', head: 'conv' },
+    batch: 'N',
+  },
+  {
+    source: 'tfjs-graph',
+    name: 'facemesh',
+    kind: 'prior',
+    tasks: ['mesh'],
+    description: 'MediaPipe FaceMesh: 468 3-D points on a 192 px face crop, plus face flag',
+    package: HUMAN,
+    file: 'models/facemesh.json',
+    license: 'Apache-2.0 (MediaPipe)',
+    input: { layout: 'NHWC', size: 192, colorOrder: 'RGB', scale: 1 / 255, mean: [0, 0, 0], std: [1, 1, 1], cropMargin: 0.25, cropSquare: true },
+    outputs: [
+      { tfName: 'Identity_2', task: 'mesh', decoding: { type: 'landmarks', scheme: 'mediapipe468', count: 468, dims: 3, coordinateScale: 192, normalized: false } },
+      { tfName: 'Identity_1', task: 'mesh', decoding: { type: 'scalar', activation: 'sigmoid' } },
+    ],
+    encoder: { tfTensor: 'StatefulPartitionedCall/model_1/p_re_lu_15/Relu', width: 128, spatial: [6, 6], layout: 'NCHW', head: 'conv' },
+    batch: 'N',
+  },
+  {
+    source: 'faceapi-weights',
+    name: 'landmarks68',
+    net: 'landmark68',
+    kind: 'prior',
+    tasks: ['landmarks'],
+    description: 'face-api FaceLandmark68Net: 68 iBUG points on a 112 px face crop',
+    package: FACEAPI,
+    file: 'model/face_landmark_68_model-weights_manifest.json',
+    license: 'MIT (face-api)',
+  },
+  {
+    source: 'faceapi-weights',
+    name: 'expression',
+    net: 'expression',
+    kind: 'prior',
+    tasks: ['emotion'],
+    description: 'face-api FaceExpressionNet: 7 expressions on a 112 px face crop',
+    package: FACEAPI,
+    file: 'model/face_expression_model-weights_manifest.json',
+    license: 'MIT (face-api)',
+  },
+  {
+    source: 'faceapi-weights',
+    name: 'agegender',
+    net: 'age-gender',
+    kind: 'prior',
+    tasks: ['age', 'gender'],
+    description: 'face-api AgeGenderNet: age in years and gender on a 112 px face crop',
+    package: FACEAPI,
+    file: 'model/age_gender_model-weights_manifest.json',
+    license: 'MIT (face-api)',
+  },
+  {
+    source: 'tfjs-graph',
+    name: 'antispoof',
+    kind: 'prior',
+    tasks: ['antispoof'],
+    description: 'Anti-spoofing score (real face vs photo/screen), 128 px',
+    package: HUMAN,
+    file: 'models/antispoof.json',
+    license: 'MIT (human)',
+    input: { layout: 'NHWC', size: 128, colorOrder: 'RGB', scale: 1, mean: [0, 0, 0], std: [1, 1, 1], cropMargin: 0.2, cropSquare: true },
+    outputs: [{ tfName: 'Identity', task: 'antispoof', decoding: { type: 'scalar', activation: 'none' } }],
+    batch: 'N',
+  },
+];
