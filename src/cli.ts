@@ -1,24 +1,18 @@
 // The `kt` command: one entry point for models, serve, train, eval, export, bench and doctor.
-import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { isKtError } from './core/errors.js';
+import type { CommandHandler } from './core/cli-args.js';
 import { registerModelCommands } from './models/cli-models.js';
-
-type Handler = (argv: string[]) => Promise<number>;
 
 interface Command {
   summary: string;
-  run: Handler;
+  run: CommandHandler;
 }
 
 const commands: Record<string, Command> = {};
 
 /** Registers a sub-command; `name` may have a space ("models build"). */
-export function registerCommand(name: string, summary: string, run: Handler): void {
+function registerCommand(name: string, summary: string, run: CommandHandler): void {
   commands[name] = { summary, run };
-}
-
-export function parse<T extends NonNullable<ParseArgsConfig['options']>>(argv: string[], options: T, allowPositionals = false) {
-  return parseArgs({ args: argv, options, allowPositionals, strict: true });
 }
 
 function usage(): string {

@@ -27,6 +27,8 @@ export interface BuildOptions {
   /** Rebuild even when an up-to-date version exists. */
   force?: boolean;
   log?: (line: string) => void;
+  /** Package name -> folder, overriding node_modules resolution (packages installed elsewhere; tests). */
+  packageDirs?: Record<string, string>;
 }
 
 export interface BuildReport {
@@ -36,7 +38,12 @@ export interface BuildReport {
 }
 
 /** The installed version of an npm package, or a NotFoundError telling the user how to get it. */
-export function packageInfo(pkg: string): { dir: string; version: string } {
+export function packageInfo(pkg: string, override?: string): { dir: string; version: string } {
+  if (override) {
+    const path = join(override, 'package.json');
+    if (!existsSync(path)) throw new NotFoundError(`npm package ${pkg}: no package.json in ${override}`);
+    return { dir: override, version: (JSON.parse(readFileSync(path, 'utf8')) as { version: string }).version };
+  }
   // Not require.resolve(`${pkg}/package.json`): packages with an `exports` map (human does) hide it.
   for (const base of require.resolve.paths(pkg) ?? []) {
     const path = join(base, pkg, 'package.json');
@@ -98,10 +105,14 @@ async function probe(bytes: Uint8Array, b: Built): Promise<EncoderSpec | undefin
 
 const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
-async function upToDate(dir: string, pkgVersion: string): Promise<boolean> {
+/** Bump when the converter or builder changes what it writes, so installed repositories rebuild. */
+const BUILDER_VERSION = 1;
+const buildKeyOf = (entry: ZooEntry, pkgVersion: string): string => createHash('sha256').update(JSON.stringify({ entry, pkgVersion, BUILDER_VERSION })).digest('hex').slice(0, 16);
+
+async function upToDate(dir: string, buildKey: string): Promise<boolean> {
   try {
     const m = await readManifest(dir);
-    if (m.source?.version !== pkgVersion) return false;
+    if (m.source?.buildKey !== buildKey) return false;
     return sha256(await readFile(join(dir, 'model.onnx'))) === m.sha256;
   } catch {
     return false;
@@ -122,9 +133,10 @@ export async function buildRepository(options: BuildOptions = {}): Promise<Build
   const report: BuildReport = { built: [], skipped: [], repo };
   const progress = createProgress('models build', entries.length, log, 0);
   for (const entry of entries) {
-    const pkg = packageInfo(entry.package);
+    const pkg = packageInfo(entry.package, options.packageDirs?.[entry.package]);
     const finalDir = versionDir(repo, entry.name, 1);
-    if (!options.force && (await upToDate(finalDir, pkg.version))) {
+    const buildKey = buildKeyOf(entry, pkg.version);
+    if (!options.force && (await upToDate(finalDir, buildKey))) {
       report.skipped.push(entry.name);
       progress.tick(`${entry.name}: up to date`);
       continue;
@@ -145,7 +157,7 @@ export async function buildRepository(options: BuildOptions = {}): Promise<Build
         input: built.input,
         outputs: built.outputs,
         ...(encoder ? { encoder } : {}),
-        source: { package: entry.package, version: pkg.version, file: entry.file, license: entry.license },
+        source: { package: entry.package, version: pkg.version, file: entry.file, license: entry.license, buildKey },
         sha256: sha256(bytes),
         createdAt: new Date().toISOString(),
       };

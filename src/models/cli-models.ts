@@ -1,30 +1,34 @@
 // `kt models build|list`: build the repository from npm packages and show it as a table.
-import type { parse as ParseFn } from '../cli.js';
+import { parse, type RegisterCommand } from '../core/cli-args.js';
+import { InvalidInputError } from '../core/errors.js';
 
-type Register = (name: string, summary: string, run: (argv: string[]) => Promise<number>) => void;
-
-export function registerModelCommands(register: Register): void {
+export function registerModelCommands(register: RegisterCommand): void {
   register('models build', 'build the ONNX model repository from the installed npm face models', async (argv) => {
-    const { parse } = (await import('../cli.js')) as { parse: typeof ParseFn };
     const { values } = parse(argv, {
       repo: { type: 'string' },
       only: { type: 'string' },
       force: { type: 'boolean', default: false },
       'if-needed': { type: 'boolean', default: false },
+      'package-dir': { type: 'string', multiple: true },
       help: { type: 'boolean', default: false },
     });
     if (values.help) {
-      process.stdout.write('kt models build [--repo DIR] [--only a,b] [--force]\n  Converts the face models shipped by @vladmandic/human and @vladmandic/face-api into <repo>/<name>/<version>/model.onnx + model.json.\n  Idempotent: up-to-date models are skipped (--if-needed is the default behaviour, kept for npm postinstall).\n');
+      process.stdout.write('kt models build [--repo DIR] [--only a,b] [--force] [--package-dir NAME=DIR ...]\n  Converts the face models shipped by @vladmandic/human and @vladmandic/face-api into <repo>/<name>/<version>/model.onnx + model.json.\n  Idempotent: up-to-date models are skipped (--if-needed is the default behaviour, kept for npm postinstall).\n');
       return 0;
     }
+    const packageDirs: Record<string, string> = {};
+    for (const pd of values['package-dir'] ?? []) {
+      const at = pd.lastIndexOf('=');
+      if (at <= 0) throw new InvalidInputError(`--package-dir expects NAME=DIR, got "${pd}"`);
+      packageDirs[pd.slice(0, at)] = pd.slice(at + 1);
+    }
     const { buildRepository } = await import('./build.js');
-    const report = await buildRepository({ ...(values.repo ? { repo: values.repo } : {}), ...(values.only ? { only: values.only.split(',') } : {}), force: values.force });
+    const report = await buildRepository({ ...(values.repo ? { repo: values.repo } : {}), ...(values.only ? { only: values.only.split(',') } : {}), force: values.force, packageDirs });
     process.stderr.write(`model repository ${report.repo}: ${report.built.length} built, ${report.skipped.length} up to date\n`);
     return 0;
   });
 
   register('models list', 'print the model repository as a table', async (argv) => {
-    const { parse } = (await import('../cli.js')) as { parse: typeof ParseFn };
     const { values } = parse(argv, { repo: { type: 'string' }, json: { type: 'boolean', default: false } });
     const { listRepository, defaultRepositoryPath } = await import('./repository.js');
     const repo = values.repo ?? defaultRepositoryPath();

@@ -58,6 +58,8 @@ export interface ModelSource {
   version: string;
   file: string;
   license: string;
+  /** Hash of the zoo entry and converter version the model was built with: a change triggers a rebuild. */
+  buildKey?: string;
 }
 
 export interface ModelManifest {

@@ -1,0 +1,215 @@
+// Frame pixels in and out: the one adapter over sharp (decode, PNG encode) plus raw-frame conversion to RGB8.
+import sharp from 'sharp';
+import { InvalidInputError, errorMessage } from './errors.js';
+
+export { drawRect, fillRect, drawLine, drawPoint, drawText, type Color } from './draw.js';
+
+/** Tightly packed 8-bit RGB pixels, row-major, `data.length === width * height * 3`. */
+export interface RgbImage {
+  data: Uint8Array;
+  width: number;
+  height: number;
+}
+
+export type RawPixelFormat = 'RGB8' | 'BGR8' | 'GRAY8' | 'RGBA8' | 'NV12';
+
+/** An uncompressed camera frame as it arrives on the wire. */
+export interface RawFrame {
+  data: Uint8Array;
+  width: number;
+  height: number;
+  format: RawPixelFormat;
+  /**
+   * Bytes per row (of the luma plane for NV12, whose chroma plane uses the same stride).
+   * Default: width * bytes per pixel (width for NV12).
+   */
+  stride?: number;
+}
+
+export interface ImageLimits {
+  /** Largest accepted width * height, decoded or raw. Default 50 000 000 (an 8K frame is 33.2 M). */
+  maxPixels?: number;
+}
+
+export interface RawFrameOptions extends ImageLimits {
+  /** YUV -> RGB matrix for NV12. Default 'bt601' (what most camera SoCs emit even at HD). */
+  yuvMatrix?: 'bt601' | 'bt709';
+  /** NV12 value range: 'limited' (Y 16..235, video) or 'full' (Y 0..255, JPEG-style). Default 'limited'. */
+  yuvRange?: 'limited' | 'full';
+}
+
+export const defaultImageLimits: Required<ImageLimits> = { maxPixels: 50_000_000 };
+
+const bytesPerPixel: Record<Exclude<RawPixelFormat, 'NV12'>, number> = { RGB8: 3, BGR8: 3, GRAY8: 1, RGBA8: 4 };
+
+/** Containers accepted by decodeImage, sniffed from magic bytes so that sharp never sees SVG, TIFF, PDF... */
+function sniffFormat(bytes: Uint8Array): 'jpeg' | 'png' | 'webp' | undefined {
+  if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return 'jpeg';
+  if (bytes.length >= 8 && bytes[0] === 0x89 && bytes[1] === 0x50 && bytes[2] === 0x4e && bytes[3] === 0x47 && bytes[4] === 0x0d && bytes[5] === 0x0a && bytes[6] === 0x1a && bytes[7] === 0x0a) return 'png';
+  if (bytes.length >= 12 && String.fromCharCode(...bytes.subarray(0, 4)) === 'RIFF' && String.fromCharCode(...bytes.subarray(8, 12)) === 'WEBP') return 'webp';
+  return undefined;
+}
+
+function checkPixelCount(width: number, height: number, maxPixels: number, what: string): void {
+  if (width * height > maxPixels) {
+    throw new InvalidInputError(`${what} is ${width}x${height} = ${width * height} pixels, over the limit of ${maxPixels}`);
+  }
+}
+
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/**
+ * Decodes a JPEG, PNG or WebP into RGB8, applying the EXIF orientation so that coordinates match what a viewer
+ * shows. Alpha is dropped, greyscale is expanded. Empty, truncated, corrupt, oversized or other-format input is an
+ * InvalidInputError.
+ */
+export async function decodeImage(bytes: Uint8Array, limits: ImageLimits = {}): Promise<RgbImage> {
+  const maxPixels = limits.maxPixels ?? defaultImageLimits.maxPixels;
+  if (bytes.byteLength === 0) throw new InvalidInputError('image is empty (0 bytes)');
+  const format = sniffFormat(bytes);
+  if (!format) throw new InvalidInputError(`unsupported image format (expected JPEG, PNG or WebP; first bytes ${Buffer.from(bytes.subarray(0, 8)).toString('hex')})`);
+  const input = asBuffer(bytes);
+  let width: number;
+  let height: number;
+  try {
+    // Header first: rejects huge images before any pixel memory is allocated.
+    const meta = await sharp(input).metadata();
+    width = meta.autoOrient?.width ?? meta.width ?? 0;
+    height = meta.autoOrient?.height ?? meta.height ?? 0;
+  } catch (e) {
+    throw new InvalidInputError(`corrupt ${format.toUpperCase()} image: ${firstLine(e)}`, { cause: e });
+  }
+  if (width <= 0 || height <= 0) throw new InvalidInputError(`${format.toUpperCase()} image has no pixels (${width}x${height})`);
+  checkPixelCount(width, height, maxPixels, `${format.toUpperCase()} image`);
+  let decoded: { data: Buffer; info: { width: number; height: number; channels: number } };
+  try {
+    decoded = await sharp(input, { failOn: 'truncated', limitInputPixels: maxPixels, pages: 1 })
+      .autoOrient()
+      .removeAlpha()
+      .toColourspace('srgb')
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+  } catch (e) {
+    const msg = firstLine(e);
+    const kind = /premature end|truncated|unexpected end/i.test(msg) ? 'truncated' : 'corrupt';
+    throw new InvalidInputError(`${kind} ${format.toUpperCase()} image: ${msg}`, { cause: e });
+  }
+  const { data, info } = decoded;
+  const pixels = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  if (info.channels === 3) return { data: pixels, width: info.width, height: info.height };
+  // toColourspace('srgb') yields 3 channels in practice; expand defensively if a build returns grey.
+  return fromRaw({ data: pixels, width: info.width, height: info.height, format: info.channels === 1 ? 'GRAY8' : 'RGBA8' }, { maxPixels });
+}
+
+function firstLine(e: unknown): string {
+  return errorMessage(e).split('\n')[0]!.trim();
+}
+
+function checkDims(width: number, height: number, maxPixels: number): void {
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width <= 0 || height <= 0) {
+    throw new InvalidInputError(`raw frame dimensions must be positive integers, got ${width}x${height}`);
+  }
+  checkPixelCount(width, height, maxPixels, 'raw frame');
+}
+
+/**
+ * Converts a raw frame to tightly packed RGB8, validating stride and buffer length first.
+ * RGB8 with the default stride is returned without a copy.
+ */
+export function fromRaw(frame: RawFrame, options: RawFrameOptions = {}): RgbImage {
+  const { width, height, format, data } = frame;
+  const maxPixels = options.maxPixels ?? defaultImageLimits.maxPixels;
+  if (!(data instanceof Uint8Array)) throw new InvalidInputError('raw frame data must be a byte array');
+  checkDims(width, height, maxPixels);
+  if (format === 'NV12') return nv12ToRgb(frame, options);
+  const bpp = bytesPerPixel[format];
+  if (bpp === undefined) throw new InvalidInputError(`unsupported raw pixel format "${String(format)}" (expected RGB8, BGR8, GRAY8, RGBA8 or NV12)`);
+  const rowBytes = width * bpp;
+  const stride = frame.stride ?? rowBytes;
+  if (!Number.isInteger(stride) || stride < rowBytes) {
+    throw new InvalidInputError(`${format} stride ${stride} is less than width * ${bpp} = ${rowBytes} bytes`);
+  }
+  const expected = stride * height;
+  if (data.byteLength !== expected) {
+    throw new InvalidInputError(`${format} frame ${width}x${height} with stride ${stride} needs ${expected} bytes, got ${data.byteLength}`);
+  }
+  if (format === 'RGB8' && stride === rowBytes) return { data, width, height };
+  const out = new Uint8Array(width * height * 3);
+  for (let y = 0; y < height; y++) {
+    let s = y * stride;
+    let d = y * width * 3;
+    if (format === 'RGB8') {
+      out.set(data.subarray(s, s + rowBytes), d);
+      continue;
+    }
+    for (let x = 0; x < width; x++, d += 3, s += bpp) {
+      if (format === 'GRAY8') {
+        const v = data[s]!;
+        out[d] = v;
+        out[d + 1] = v;
+        out[d + 2] = v;
+      } else if (format === 'BGR8') {
+        out[d] = data[s + 2]!;
+        out[d + 1] = data[s + 1]!;
+        out[d + 2] = data[s]!;
+      } else {
+        out[d] = data[s]!;
+        out[d + 1] = data[s + 1]!;
+        out[d + 2] = data[s + 2]!;
+      }
+    }
+  }
+  return { data: out, width, height };
+}
+
+const clampByte = (v: number): number => (v < 0 ? 0 : v > 255 ? 255 : Math.round(v));
+
+/** NV12: a full-resolution Y plane, then one interleaved U,V plane at half resolution in both directions. */
+function nv12ToRgb(frame: RawFrame, options: RawFrameOptions): RgbImage {
+  const { width, height, data } = frame;
+  if (width % 2 !== 0 || height % 2 !== 0) throw new InvalidInputError(`NV12 frame dimensions must be even, got ${width}x${height}`);
+  const stride = frame.stride ?? width;
+  if (!Number.isInteger(stride) || stride < width) throw new InvalidInputError(`NV12 stride ${stride} is less than the width ${width}`);
+  const expected = stride * height + stride * (height / 2);
+  if (data.byteLength !== expected) {
+    throw new InvalidInputError(`NV12 frame ${width}x${height} with stride ${stride} needs ${expected} bytes (luma ${stride * height} + chroma ${stride * (height / 2)}), got ${data.byteLength}`);
+  }
+  const full = (options.yuvRange ?? 'limited') === 'full';
+  // Kr/Kb of the chosen matrix give the four chroma coefficients; limited range rescales Y 16..235 and C 16..240.
+  const [kr, kb] = (options.yuvMatrix ?? 'bt601') === 'bt709' ? [0.2126, 0.0722] : [0.299, 0.114];
+  const kg = 1 - kr - kb;
+  const yGain = full ? 1 : 255 / 219;
+  const cGain = full ? 1 : 255 / 224;
+  const rv = 2 * (1 - kr) * cGain;
+  const bu = 2 * (1 - kb) * cGain;
+  const gu = (2 * kb * (1 - kb) / kg) * cGain;
+  const gv = (2 * kr * (1 - kr) / kg) * cGain;
+  const yOffset = full ? 0 : 16;
+  const chroma = stride * height;
+  const out = new Uint8Array(width * height * 3);
+  for (let y = 0; y < height; y++) {
+    const yRow = y * stride;
+    const cRow = chroma + (y >> 1) * stride;
+    let d = y * width * 3;
+    for (let x = 0; x < width; x++, d += 3) {
+      const lum = (data[yRow + x]! - yOffset) * yGain;
+      const c = cRow + (x & ~1);
+      const u = data[c]! - 128;
+      const v = data[c + 1]! - 128;
+      out[d] = clampByte(lum + rv * v);
+      out[d + 1] = clampByte(lum - gu * u - gv * v);
+      out[d + 2] = clampByte(lum + bu * u);
+    }
+  }
+  return { data: out, width, height };
+}
+
+/** Encodes RGB8 pixels as PNG (annotated frames, debugging). */
+export async function encodePng(image: RgbImage): Promise<Uint8Array> {
+  const { data, width, height } = image;
+  if (data.byteLength !== width * height * 3) throw new InvalidInputError(`RGB image ${width}x${height} needs ${width * height * 3} bytes, got ${data.byteLength}`);
+  const png = await sharp(asBuffer(data), { raw: { width, height, channels: 3 } }).png().toBuffer();
+  return new Uint8Array(png.buffer, png.byteOffset, png.byteLength);
+}

@@ -1,0 +1,75 @@
+// Runs repository models on frames: the detector once per frame, task models on batched face crops, decoded results.
+import type { RgbImage } from '../core/image.js';
+import { InvalidInputError } from '../core/errors.js';
+import { createSession, runFloat, type ExecutionProviderName, type OrtSession, type SessionOptions } from '../onnx/runtime.js';
+import type { ModelManifest, OutputDecoding } from './manifest.js';
+import {
+  blazefaceOptionsFromManifest,
+  cropFace,
+  decodeBlazeface,
+  decodeOutput,
+  normalize,
+  prepareBlazefaceInput,
+  selectBlazefaceHeads,
+  type BlazefaceOptions,
+  type DecodedOutput,
+  type DetectedFace,
+  type FaceCrop,
+  type FloatTensor,
+} from './processing/index.js';
+import type { RepositoryEntry } from './repository.js';
+
+export interface LoadedModel {
+  manifest: ModelManifest;
+  session: OrtSession;
+  provider: ExecutionProviderName;
+  skippedProviders: { provider: ExecutionProviderName; reason: string }[];
+  modelPath: string;
+}
+
+export async function loadModel(entry: RepositoryEntry, options: SessionOptions = {}): Promise<LoadedModel> {
+  const { session, provider, skipped } = await createSession(entry.modelPath, options);
+  return { manifest: entry.manifest, session, provider, skippedProviders: skipped, modelPath: entry.modelPath };
+}
+
+type BlazefaceDecoding = Extract<OutputDecoding, { type: 'blazeface' }>;
+
+/** Finds faces in a frame with a detector model (BlazeFace decoding). */
+export async function detectFaces(detector: LoadedModel, frame: RgbImage, overrides: Partial<BlazefaceOptions> = {}): Promise<DetectedFace[]> {
+  const decoding = detector.manifest.outputs.find((o) => o.decoding.type === 'blazeface')?.decoding as BlazefaceDecoding | undefined;
+  if (!decoding) throw new InvalidInputError(`model ${detector.manifest.name} is not a BlazeFace detector`);
+  const options = blazefaceOptionsFromManifest(decoding, { inputSize: detector.manifest.input.size, ...overrides });
+  const input = prepareBlazefaceInput(frame, options, detector.manifest.input);
+  const out = await runFloat(detector.session, { [detector.manifest.input.name]: input.tensor });
+  return decodeBlazeface(selectBlazefaceHeads(out, options), input.transform, options);
+}
+
+/** Crops every face for one model (its margin, squareness and size) and stacks them into one input batch. */
+export function prepareFaceBatch(manifest: ModelManifest, frame: RgbImage, faces: readonly { box: DetectedFace['box'] }[]): { crops: FaceCrop[]; tensor: FloatTensor } {
+  const crops = faces.map((f) => cropFace(frame, f.box, manifest.input));
+  return { crops, tensor: normalize(crops.map((c) => c.image), manifest.input) };
+}
+
+export interface TaskRun {
+  crops: FaceCrop[];
+  /** Raw outputs of the batch, by output name. */
+  raw: Record<string, { data: Float32Array; dims: number[] }>;
+  /** Per face, the decoded outputs in manifest order. */
+  decoded: DecodedOutput[][];
+}
+
+/** Runs a task model on all faces of a frame in one batch and decodes each face's outputs. */
+export async function runTaskModel(model: LoadedModel, frame: RgbImage, faces: readonly { box: DetectedFace['box'] }[], extraOutputs: readonly string[] = []): Promise<TaskRun> {
+  if (faces.length === 0) return { crops: [], raw: {}, decoded: [] };
+  const { crops, tensor } = prepareFaceBatch(model.manifest, frame, faces);
+  const names = [...model.manifest.outputs.map((o) => o.name), ...extraOutputs];
+  const raw = await runFloat(model.session, { [model.manifest.input.name]: tensor }, names);
+  const decoded = crops.map((crop, i) =>
+    model.manifest.outputs.map((o) => {
+      const t = raw[o.name]!;
+      const per = t.data.length / faces.length;
+      return decodeOutput(o, t.data.subarray(i * per, (i + 1) * per), { transform: crop.transform, inputSize: model.manifest.input.size });
+    }),
+  );
+  return { crops, raw, decoded };
+}
