@@ -102,7 +102,7 @@ export const zoo: ZooEntry[] = [
     license: 'Apache-2.0 (MediaPipe)',
     input: { layout: 'NHWC', size: 192, colorOrder: 'RGB', scale: 1 / 255, mean: [0, 0, 0], std: [1, 1, 1], cropMargin: 0.25, cropSquare: true },
     outputs: [
-      { tfName: 'Identity_2', task: 'mesh', decoding: { type: 'landmarks', scheme: 'mediapipe468', count: 468, dims: 3, coordinateScale: 192, normalized: false } },
+      { tfName: 'Identity_2', task: 'mesh', decoding: { type: 'landmarks', scheme: 'mediapipe468', count: 468, dims: 3, coordinateScale: 1, normalized: false } },
       { tfName: 'Identity_1', task: 'mesh', decoding: { type: 'scalar', activation: 'sigmoid' } },
     ],
     encoder: { tfTensor: 'StatefulPartitionedCall/model_1/p_re_lu_15/Relu', width: 128, spatial: [6, 6], layout: 'NCHW', head: 'conv' },
