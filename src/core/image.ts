@@ -68,6 +68,7 @@ function asBuffer(bytes: Uint8Array): Buffer {
 export async function decodeImage(bytes: Uint8Array, limits: ImageLimits = {}): Promise<RgbImage> {
   const maxPixels = limits.maxPixels ?? defaultImageLimits.maxPixels;
   if (bytes.byteLength === 0) throw new InvalidInputError('image is empty (0 bytes)');
+  if (bytes[0] === 0x50 && (bytes[1] === 0x35 || bytes[1] === 0x36)) return decodeNetpbm(bytes, maxPixels);
   const format = sniffFormat(bytes);
   if (!format) throw new InvalidInputError(`unsupported image format (expected JPEG, PNG or WebP; first bytes ${Buffer.from(bytes.subarray(0, 8)).toString('hex')})`);
   const input = asBuffer(bytes);
@@ -101,6 +102,41 @@ export async function decodeImage(bytes: Uint8Array, limits: ImageLimits = {}): 
   if (info.channels === 3) return { data: pixels, width: info.width, height: info.height };
   // toColourspace('srgb') yields 3 channels in practice; expand defensively if a build returns grey.
   return fromRaw({ data: pixels, width: info.width, height: info.height, format: info.channels === 1 ? 'GRAY8' : 'RGBA8' }, { maxPixels });
+}
+
+/**
+ * Binary PGM (P5) and PPM (P6) with maxval < 256: face datasets (ORL/AT&T) ship them and sharp does not read them.
+ * Header: magic, width, height, maxval separated by whitespace, with '#' comments.
+ */
+function decodeNetpbm(bytes: Uint8Array, maxPixels: number): RgbImage {
+  const fields: number[] = [];
+  let i = 2;
+  while (fields.length < 3 && i < bytes.length) {
+    const c = bytes[i]!;
+    if (c === 0x23) {
+      while (i < bytes.length && bytes[i] !== 0x0a) i++;
+    } else if (c >= 0x30 && c <= 0x39) {
+      let v = 0;
+      while (i < bytes.length && bytes[i]! >= 0x30 && bytes[i]! <= 0x39) v = v * 10 + bytes[i++]! - 0x30;
+      fields.push(v);
+      continue;
+    } else if (c !== 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d) {
+      throw new InvalidInputError('corrupt PGM/PPM header');
+    }
+    i++;
+  }
+  const [width, height, maxval] = fields;
+  const kind = bytes[1] === 0x35 ? 'PGM' : 'PPM';
+  if (width === undefined || height === undefined || maxval === undefined || width <= 0 || height <= 0) throw new InvalidInputError(`corrupt ${kind} header`);
+  if (maxval <= 0 || maxval > 255) throw new InvalidInputError(`${kind} with maxval ${maxval} is not supported (8-bit only)`);
+  checkPixelCount(width, height, maxPixels, `${kind} image`);
+  const channels = kind === 'PGM' ? 1 : 3;
+  const start = i; // exactly one whitespace byte after maxval, consumed by the loop above
+  const need = width * height * channels;
+  if (bytes.length - start < need) throw new InvalidInputError(`truncated ${kind} image: ${bytes.length - start} of ${need} pixel bytes`);
+  const px = bytes.subarray(start, start + need);
+  const scaled = maxval === 255 ? px : Uint8Array.from(px, (v) => Math.round((v * 255) / maxval));
+  return channels === 3 ? { data: Uint8Array.from(scaled), width, height } : fromRaw({ data: scaled, width, height, format: 'GRAY8' }, { maxPixels });
 }
 
 function firstLine(e: unknown): string {

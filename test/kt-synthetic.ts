@@ -1,0 +1,42 @@
+// Synthetic prior-token datasets for KT-Adapter tests: the priors carry a clean view of the latent signal, the canonical token a weak one.
+import { createRandom, fillNormal } from '../src/train/seeded-random.js';
+import type { TokenDataset } from '../src/train/token-dataset.js';
+
+export interface SyntheticOptions {
+  count: number;
+  seed: number;
+  canonicalWidth?: number;
+  priorWidths?: readonly number[];
+  /** Std of the canonical token's noise; larger makes the canonical view weaker. */
+  canonicalNoise?: number;
+  classes?: number;
+}
+
+/** y = sum_k sin-ish f(z_k); p_c = A z (noisy, small scale), prior 0 = B z x 50 (clean, large scale), prior 1 = noise. */
+export function syntheticTokens(o: SyntheticOptions): TokenDataset {
+  const random = createRandom(o.seed);
+  const mixing = createRandom(12345); // the same projections for every split
+  const latent = 4;
+  const cw = o.canonicalWidth ?? 12;
+  const pw = o.priorWidths ?? [16, 8];
+  const projections = [cw, ...pw].map((w) => fillNormal(mixing, new Float32Array(latent * w)));
+  const z = fillNormal(random, new Float32Array(o.count * latent));
+  const noise = (n: number, s: number): Float32Array => fillNormal(random, new Float32Array(n), s);
+  const project = (which: number, width: number, scale: number, noiseStd: number, offset: number): Float32Array => {
+    const out = noise(o.count * width, noiseStd);
+    for (let i = 0; i < o.count; i++) for (let c = 0; c < width; c++) {
+      let s = 0;
+      for (let k = 0; k < latent; k++) s += z[i * latent + k]! * projections[which]![k * width + c]!;
+      out[i * width + c] = (out[i * width + c]! + s) * scale + offset;
+    }
+    return out;
+  };
+  const canonical = project(0, cw, 0.1, o.canonicalNoise ?? 1.5, 0.2);
+  const priors = pw.map((w, j) => (j === 0 ? project(1, w, 50, 0.05, 3) : noise(o.count * w, 1)));
+  const targets = new Float32Array(o.count * (o.classes ? 1 : 1));
+  for (let i = 0; i < o.count; i++) {
+    const value = 2 * z[i * latent]! + z[i * latent + 1]! * z[i * latent + 2]! - Math.abs(z[i * latent + 3]!);
+    targets[i] = o.classes ? Math.min(o.classes - 1, Math.max(0, Math.floor((value + 3) / 6 * o.classes))) : value;
+  }
+  return { count: o.count, canonical: { name: 'canonical', width: cw, values: canonical }, priors: pw.map((w, j) => ({ name: `prior${j}`, width: w, values: priors[j]! })), targets };
+}
