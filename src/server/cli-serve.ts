@@ -1,0 +1,116 @@
+// `kt serve`: config file + device profile + flags merged into one ServerConfig; logs providers and broker; clean shutdown.
+import { readFile } from 'node:fs/promises';
+import { parse, type RegisterCommand } from '../core/cli-args.js';
+import { InvalidInputError, errorMessage } from '../core/errors.js';
+import type { ServerConfigOverlay, TaskName } from './config.js';
+
+const help = `kt serve [options]
+  Starts the gRPC face-analysis server (FaceAnalysis, Models, Gallery, grpc.health.v1, reflection) and the MQTT events.
+  Precedence: defaults < --device profile < --config file < flags.
+
+  --config FILE          JSON object of ServerConfig fields (unknown keys are rejected)
+  --device NAME|FILE     device profile from devices/NAME.json (default x86-cpu) or a profile file
+  --listen HOST:PORT     listen address (default 0.0.0.0:50051)
+  --repo DIR             model repository (default ./model-repository)
+  --tasks a,b,...        tasks whose models are warmed before SERVING (age,gender,emotion,landmarks,embedding,identity,mesh)
+  --providers a,b,...    execution providers in order (tensorrt,cuda,dml,coreml,cpu)
+  --threads N            ONNX Runtime intra-op threads per session (0: ORT decides)
+  --max-concurrent N     frames analysed at once
+  --max-streams N        open StreamAnalyze calls
+  --mqtt-url URL         MQTT broker (default: a local broker on 127.0.0.1:1883, else an embedded one)
+  --no-mqtt              no MQTT events
+  --node-id ID           MQTT node id (default: host name)
+  --gallery FILE         identity gallery SQLite file (default kt-gallery.db)
+  --print-config         print the merged config as JSON and exit
+`;
+
+function positiveInt(flag: string, value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidInputError(`${flag} expects a non-negative integer, got "${value}"`);
+  return n;
+}
+
+export function registerServeCommands(register: RegisterCommand): void {
+  register('serve', 'start the gRPC face-analysis server with MQTT events', async (argv) => {
+    const { values } = parse(argv, {
+      config: { type: 'string' },
+      device: { type: 'string' },
+      listen: { type: 'string' },
+      repo: { type: 'string' },
+      tasks: { type: 'string' },
+      providers: { type: 'string' },
+      threads: { type: 'string' },
+      'max-concurrent': { type: 'string' },
+      'max-streams': { type: 'string' },
+      'mqtt-url': { type: 'string' },
+      'no-mqtt': { type: 'boolean', default: false },
+      'node-id': { type: 'string' },
+      gallery: { type: 'string' },
+      'print-config': { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    });
+    if (values.help) {
+      process.stdout.write(help);
+      return 0;
+    }
+    const [{ loadDeviceProfile }, { resolveServerConfig, validateConfigOverlay }, { createLogger }] = await Promise.all([import('./device-profile.js'), import('./config.js'), import('../core/log.js')]);
+    const log = createLogger('serve');
+    const profile = await loadDeviceProfile(values.device ?? 'x86-cpu');
+    let fileOverlay: ServerConfigOverlay = {};
+    if (values.config !== undefined) {
+      let text: string;
+      try {
+        text = await readFile(values.config, 'utf8');
+      } catch (e) {
+        throw new InvalidInputError(`cannot read --config ${values.config}: ${errorMessage(e)}`);
+      }
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(text);
+      } catch (e) {
+        throw new InvalidInputError(`--config ${values.config}: invalid JSON: ${errorMessage(e)}`);
+      }
+      fileOverlay = validateConfigOverlay(parsed, values.config);
+    }
+    const flags: Record<string, unknown> = {};
+    if (values.listen !== undefined) flags['listenAddress'] = values.listen;
+    if (values.repo !== undefined) flags['modelRepository'] = values.repo;
+    if (values.tasks !== undefined) flags['tasks'] = values.tasks.split(',').filter(Boolean) as TaskName[];
+    if (values.providers !== undefined) flags['executionProviders'] = values.providers.split(',').filter(Boolean);
+    if (values.threads !== undefined) flags['intraOpThreads'] = positiveInt('--threads', values.threads);
+    if (values['max-concurrent'] !== undefined) flags['maxConcurrentInferences'] = positiveInt('--max-concurrent', values['max-concurrent']);
+    if (values['max-streams'] !== undefined) flags['maxStreams'] = positiveInt('--max-streams', values['max-streams']);
+    if (values['mqtt-url'] !== undefined) flags['mqttUrl'] = values['mqtt-url'];
+    if (values['no-mqtt']) flags['mqttEnabled'] = false;
+    if (values['node-id'] !== undefined) flags['mqttNodeId'] = values['node-id'];
+    if (values.gallery !== undefined) flags['galleryPath'] = values.gallery;
+    const config = resolveServerConfig(profile.config, fileOverlay, validateConfigOverlay(flags, 'flags'));
+    if (values['print-config']) {
+      process.stdout.write(`${JSON.stringify(config, null, 2)}\n`);
+      return 0;
+    }
+    log.info(`device profile ${profile.name}: ${profile.description}`);
+    for (const note of profile.notes) log.debug(`profile note: ${note}`);
+    log.info(`execution providers in order: ${config.executionProviders.join(' > ')}`);
+
+    const { startServer } = await import('./server.js');
+    const server = await startServer(config, { logger: log });
+    log.info(`serving on ${server.address}; MQTT ${server.mqtt ? `${server.mqtt.url} (${server.mqtt.source})` : 'off'}`);
+    await new Promise<void>((resolve) => {
+      const stop = (signal: string): void => {
+        log.info(`${signal}: shutting down (publishing offline, finishing calls in flight)`);
+        process.off('SIGINT', onInt);
+        process.off('SIGTERM', onTerm);
+        server.close().then(resolve, (e: unknown) => {
+          log.error(`shutdown: ${errorMessage(e)}`);
+          resolve();
+        });
+      };
+      const onInt = (): void => stop('SIGINT');
+      const onTerm = (): void => stop('SIGTERM');
+      process.on('SIGINT', onInt);
+      process.on('SIGTERM', onTerm);
+    });
+    return 0;
+  });
+}

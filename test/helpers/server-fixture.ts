@@ -1,0 +1,64 @@
+// In-process server fixtures for the gRPC tests: start on 127.0.0.1:0, generated clients, promise wrappers, demo frames.
+import { readFileSync } from 'node:fs';
+import { credentials, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
+import { Image, Task } from '../../src/gen/kt/v1/common.js';
+import { AnalyzeRequest, FaceAnalysisClient, type AnalyzeResponse, type AnalysisOptions, type StreamRequest, type StreamResponse } from '../../src/gen/kt/v1/face_analysis.js';
+import { startServer, type RunningServer } from '../../src/server/server.js';
+import type { ServerConfigOverlay } from '../../src/server/config.js';
+import { demoPhotoPath } from './faces.js';
+
+/** A quiet test server: loopback, free port, no MQTT unless asked, throw-away gallery, given tasks warmed. */
+export function startTestServer(overrides: ServerConfigOverlay = {}): Promise<RunningServer> {
+  return startServer({ listenAddress: '127.0.0.1:0', mqttEnabled: false, galleryPath: ':memory:', repositoryRescanMs: 0, watchRepository: false, ...overrides });
+}
+
+export function demoJpeg(n: number): Buffer {
+  return readFileSync(demoPhotoPath(n));
+}
+
+export function encodedImage(data: Uint8Array): Image {
+  return Image.fromPartial({ source: { $case: 'encoded', value: { data: Buffer.from(data) } } });
+}
+
+export const faceTasks = [Task.TASK_AGE, Task.TASK_GENDER, Task.TASK_EMOTION, Task.TASK_LANDMARKS];
+
+export function analyzeRequest(image: Image, tasks: Task[] = faceTasks, sequence = 1, analysis: Partial<AnalysisOptions> = {}): AnalyzeRequest {
+  return AnalyzeRequest.fromPartial({ frame: { image, sequence }, analysis: { tasks, ...analysis } });
+}
+
+export function analyze(client: FaceAnalysisClient, request: AnalyzeRequest): Promise<AnalyzeResponse> {
+  return new Promise((resolve, reject) => client.analyze(request, (e, r) => (e ? reject(e) : resolve(r))));
+}
+
+/** The error of a call expected to fail. */
+export async function analyzeError(client: FaceAnalysisClient, request: AnalyzeRequest): Promise<ServiceError> {
+  try {
+    await analyze(client, request);
+  } catch (e) {
+    return e as ServiceError;
+  }
+  throw new Error('expected the call to fail');
+}
+
+export function faceAnalysisClient(server: RunningServer): FaceAnalysisClient {
+  return new FaceAnalysisClient(server.address, credentials.createInsecure());
+}
+
+/** Writes the messages, half-closes and collects every response and the final status. */
+export function runStream(client: FaceAnalysisClient, messages: StreamRequest[], writeDelayMs = 0): Promise<{ responses: StreamResponse[]; error: ServiceError | undefined }> {
+  return new Promise((resolve) => {
+    const call: ClientDuplexStream<StreamRequest, StreamResponse> = client.streamAnalyze();
+    const responses: StreamResponse[] = [];
+    let error: ServiceError | undefined;
+    call.on('data', (r: StreamResponse) => responses.push(r));
+    call.on('error', (e: ServiceError) => (error = e));
+    call.on('status', () => setImmediate(() => resolve({ responses, error })));
+    void (async () => {
+      for (const m of messages) {
+        call.write(m);
+        if (writeDelayMs > 0) await new Promise((r) => setTimeout(r, writeDelayMs));
+      }
+      call.end();
+    })();
+  });
+}
