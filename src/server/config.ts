@@ -64,7 +64,11 @@ export interface ServerConfig {
   maxFacesPerFrame: number;
   /** Faces whose box is smaller than this on its shorter side, in frame pixels, are ignored. Default 0 (keep all). */
   minFaceSizePx: number;
-  /** Cosine similarity (-1..1) at or above which TASK_IDENTITY and Identify name a person. Default 0.5. */
+  /**
+   * Cosine similarity (-1..1) at or above which TASK_IDENTITY and Identify name a person. Default 0.6: on ORL
+   * (40 people, faceres descriptors, one enrolment image) genuine pairs scored 0.64-0.97 and impostors at most
+   * 0.605, so 0.6 gave TAR 100 % at FAR 0.19 % (0.5 would accept 8.5 % of impostors). Raise it for doors.
+   */
   identityThreshold: number;
 
   // ---- backpressure ----
@@ -139,7 +143,7 @@ export const defaultServerConfig: Readonly<ServerConfig> = Object.freeze({
   detectorIouThreshold: 0.3,
   maxFacesPerFrame: 20,
   minFaceSizePx: 0,
-  identityThreshold: 0.5,
+  identityThreshold: 0.6,
   maxConcurrentInferences: 2,
   maxQueuedRequests: 32,
   maxStreams: 16,

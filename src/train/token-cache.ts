@@ -211,7 +211,7 @@ function outputSizeFromDecoding(o: ModelManifest['outputs'][number], m: ModelMan
   }
 }
 
-async function decodeSample(s: TokenSample): Promise<RgbImage> {
+export async function decodeSample(s: TokenSample): Promise<RgbImage> {
   try {
     return await decodeImage(await readFile(s.imagePath));
   } catch (e) {
@@ -220,7 +220,7 @@ async function decodeSample(s: TokenSample): Promise<RgbImage> {
 }
 
 /** Pre-cropped images are used whole (made square); full scenes are cropped around the box with the model's margin. */
-function cropFor(m: ModelManifest, image: RgbImage, s: TokenSample): RgbImage {
+export function cropFor(m: ModelManifest, image: RgbImage, s: TokenSample): RgbImage {
   const box = s.box ? { x: s.box[0], y: s.box[1], width: s.box[2], height: s.box[3] } : { x: 0, y: 0, width: image.width, height: image.height };
   const spec = s.box ? m.input : { ...m.input, cropMargin: 0, cropSquare: true };
   return cropFace(image, box, spec).image;
