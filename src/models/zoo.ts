@@ -68,7 +68,9 @@ export const zoo: ZooEntry[] = [
     package: HUMAN,
     file: 'models/faceres.json',
     license: 'MIT (human)',
-    input: { layout: 'NHWC', size: 224, colorOrder: 'RGB', scale: 1, mean: [0, 0, 0], std: [1, 1, 1], cropMargin: 0.2, cropSquare: true },
+    // BGR, although human feeds RGB: on 250 UTKFace faces BGR gives age MAE 9.9 vs 12.2 years and gender 88 vs 86 %
+    // (the network comes from an OpenCV pipeline). scale 1: it expects 0..255 (human multiplies its 0..1 crop by 255).
+    input: { layout: 'NHWC', size: 224, colorOrder: 'BGR', scale: 1, mean: [0, 0, 0], std: [1, 1, 1], cropMargin: 0.2, cropSquare: true },
     outputs: [
       { tfName: 'age_pred/Softmax:0', task: 'age', decoding: { type: 'age-bins', note: 'human: argmax bin i of 100 -> 10*i -/+ 100*p(neighbour) tenths of a year' } },
       { tfName: 'gender_pred/Sigmoid:0', task: 'gender', decoding: { type: 'gender-sigmoid', positive: 'male' } },
