@@ -1,0 +1,445 @@
+// One camera stream over StreamAnalyze: bounded frames in flight, write()/'drain' backpressure, a per-frame answer
+// timeout, and re-opening the call (same StreamConfig) with backoff when the server becomes UNAVAILABLE.
+import type { ClientDuplexStream, ServiceError, StatusObject } from '@grpc/grpc-js';
+import { status as GrpcStatus } from '@grpc/grpc-js';
+import { InvalidInputError, KtError } from '../core/errors.js';
+import { StreamConfig } from '../gen/kt/v1/face_analysis.js';
+import type { StreamRequest, StreamResponse } from '../gen/kt/v1/face_analysis.js';
+import { backoffDelayMs } from './client-options.js';
+import type { ClientReconnectOptions } from './client-options.js';
+import { DeadlineExceededError, UnavailableError, errorFromStatus } from './errors.js';
+import { analysisToProto, dropPolicyToProto, frameResultFromProto, imageToProto, isRawImageInput } from './results.js';
+import type { AnalysisInit, DropPolicyName, FrameInput, ImageInput, StreamCountersView, StreamResult } from './results.js';
+
+/** Options of `client.stream()`. */
+export interface StreamInit extends AnalysisInit {
+  /** Stream (camera) name: letters, digits, '-', '_', '.', at most 64. Used in MQTT topics. Required. */
+  streamId: string;
+  /** What the server does when frames arrive faster than it analyses them. Default: the server's (latest-wins). */
+  dropPolicy?: DropPolicyName;
+  /** Frames that may wait on the server for this stream. Default 0: the server's default (1). */
+  queueDepth?: number;
+  /**
+   * Frames sent but not yet answered (or answered but not yet taken from the iterator). The next frame is only pulled
+   * from the source when fewer are outstanding, so a live source always gives its newest frame. Default 2.
+   */
+  maxInFlight?: number;
+  /** Fail with DeadlineExceededError when frames are outstanding and nothing came back for this long, in ms. Default: the client's deadlineMs. */
+  frameTimeoutMs?: number;
+  /** Deadline of the whole stream in ms from its start (a recording of known length). Default none. */
+  deadlineMs?: number;
+  /** Re-open the call with the same config on UNAVAILABLE and go on with the next frames. Default true. */
+  reconnect?: boolean;
+  /** Stops the stream (the iteration ends, the source is closed). */
+  signal?: AbortSignal;
+  /** Instrumentation hook; must not throw. */
+  onEvent?: (event: StreamEvent) => void;
+}
+
+export type StreamEvent =
+  | { type: 'open'; call: number }
+  | { type: 'write'; sequence: number; inFlight: number }
+  | { type: 'result'; sequence: number; inFlight: number }
+  | { type: 'write-blocked'; sequence: number }
+  | { type: 'reconnecting'; attempt: number; delayMs: number; lostFrames: number; error: KtError }
+  | { type: 'reconnected'; call: number; afterMs: number };
+
+/** What the stream needs from the client: open a call, and wait for the channel to be ready. */
+export interface StreamTransport {
+  openCall(deadline: Date | undefined): ClientDuplexStream<StreamRequest, StreamResponse>;
+  waitForReady(deadline: Date): Promise<void>;
+  reconnect: ClientReconnectOptions;
+  defaultFrameTimeoutMs: number;
+  /** Called once when the stream has finished, failed or been stopped. */
+  onSettled?(stream: AnalysisStream): void;
+}
+
+const streamIdPattern = /^[A-Za-z0-9._-]{1,64}$/;
+
+interface CallState {
+  call: ClientDuplexStream<StreamRequest, StreamResponse>;
+  index: number;
+  sent: number;
+  answered: number;
+  /** StreamCounters.framesDropped of the latest answer on this call. */
+  dropped: number;
+  halfClosed: boolean;
+  ended: boolean;
+  drained: boolean;
+  broken: KtError | undefined;
+}
+
+/**
+ * An async iterable of results, in frame order. Iterating starts the stream; breaking out of the loop (or the signal)
+ * cancels it and closes the source. `counters` is readable at any time.
+ */
+export class AnalysisStream implements AsyncIterable<StreamResult> {
+  readonly streamId: string;
+  private readonly source: AsyncIterator<FrameInput | ImageInput>;
+  private readonly config: StreamConfig;
+  private readonly maxInFlight: number;
+  private readonly frameTimeoutMs: number;
+  private readonly reconnectEnabled: boolean;
+  private readonly deadline: Date | undefined;
+  private readonly emit: (event: StreamEvent) => void;
+
+  private current: CallState | undefined;
+  private callCount = 0;
+  private readonly buffer: StreamResult[] = [];
+  private failure: KtError | Error | undefined;
+  private failureThrown = false;
+  private finished = false;
+  private stopped = false;
+  private started = false;
+  private iterated = false;
+  private nextSequence = 1;
+  /** The current run of re-opens without an answer in between (undefined when the stream is healthy). */
+  private streak: { startedMs: number; attempts: number } | undefined;
+  private lastProgressMs = Date.now();
+  private watchdog: NodeJS.Timeout | undefined;
+  private changed!: Promise<void>;
+  private wakeUp!: () => void;
+  private readonly totals = { framesSent: 0, framesAnswered: 0, droppedOnClosedCalls: 0, framesFailed: 0, framesLost: 0, reconnects: 0 };
+
+  constructor(
+    private readonly transport: StreamTransport,
+    frames: AsyncIterable<FrameInput | ImageInput> | Iterable<FrameInput | ImageInput>,
+    init: StreamInit,
+  ) {
+    if (typeof init.streamId !== 'string' || !streamIdPattern.test(init.streamId)) {
+      throw new InvalidInputError(`streamId must be 1-64 letters, digits, '-', '_' or '.', got ${JSON.stringify(init.streamId)}`);
+    }
+    const maxInFlight = init.maxInFlight ?? 2;
+    if (!Number.isInteger(maxInFlight) || maxInFlight < 1) throw new InvalidInputError(`maxInFlight must be an integer >= 1, got ${String(init.maxInFlight)}`);
+    this.streamId = init.streamId;
+    this.maxInFlight = maxInFlight;
+    this.frameTimeoutMs = init.frameTimeoutMs ?? transport.defaultFrameTimeoutMs;
+    this.reconnectEnabled = (init.reconnect ?? true) && transport.reconnect.maxReconnectMs > 0;
+    this.deadline = init.deadlineMs !== undefined ? new Date(Date.now() + init.deadlineMs) : undefined;
+    const onEvent = init.onEvent;
+    this.emit = onEvent ? (e) => onEvent(e) : () => {};
+    this.config = StreamConfig.fromPartial({
+      streamId: init.streamId,
+      analysis: analysisToProto(init),
+      dropPolicy: dropPolicyToProto(init.dropPolicy),
+      queueDepth: init.queueDepth ?? 0,
+    });
+    this.source = Symbol.asyncIterator in frames ? frames[Symbol.asyncIterator]() : toAsyncIterator(frames[Symbol.iterator]());
+    this.resetChanged();
+    if (init.signal) {
+      if (init.signal.aborted) this.stop();
+      else init.signal.addEventListener('abort', () => this.stop(), { once: true });
+    }
+  }
+
+  /** The stream's counters so far (summed over re-opened calls). */
+  get counters(): StreamCountersView {
+    return {
+      framesSent: this.totals.framesSent,
+      framesAnswered: this.totals.framesAnswered,
+      framesDropped: this.totals.droppedOnClosedCalls + (this.current?.dropped ?? 0),
+      framesFailed: this.totals.framesFailed,
+      framesLost: this.totals.framesLost,
+      reconnects: this.totals.reconnects,
+    };
+  }
+
+  /** Frames sent on the current call and not answered or dropped yet. */
+  get inFlight(): number {
+    const c = this.current;
+    return c ? Math.max(0, c.sent - c.answered - c.dropped) : 0;
+  }
+
+  /** Stops the stream: cancels the call, closes the source; the iteration ends after buffered results. */
+  stop(): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.closeCall();
+    this.stopWatchdog();
+    void this.source.return?.().catch(() => {});
+    this.settle();
+    this.wake();
+  }
+
+  private settled = false;
+  private settle(): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.transport.onSettled?.(this);
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<StreamResult> {
+    if (this.iterated) throw new InvalidInputError('a stream can be iterated only once');
+    this.iterated = true;
+    return {
+      next: () => this.next(),
+      return: async () => {
+        this.stop();
+        return { done: true, value: undefined };
+      },
+    };
+  }
+
+  private async next(): Promise<IteratorResult<StreamResult>> {
+    if (!this.started) {
+      this.started = true;
+      void this.run();
+    }
+    for (;;) {
+      const result = this.buffer.shift();
+      if (result !== undefined) {
+        this.wake(); // a buffer slot is free: the producer may send again
+        return { done: false, value: result };
+      }
+      if (this.failure !== undefined && !this.failureThrown) {
+        this.failureThrown = true;
+        throw this.failure;
+      }
+      if (this.finished || this.stopped || this.failure !== undefined) return { done: true, value: undefined };
+      await this.changed;
+    }
+  }
+
+  // ---------------------------------------------------------------- producer
+
+  private hasCapacity(): boolean {
+    return this.inFlight + this.buffer.length < this.maxInFlight;
+  }
+
+  private halted(): boolean {
+    return this.stopped || this.failure !== undefined;
+  }
+
+  private async run(): Promise<void> {
+    try {
+      this.openCall();
+      this.startWatchdog();
+      for (;;) {
+        await this.waitFor(() => this.halted() || this.current?.broken !== undefined || this.hasCapacity());
+        if (this.halted()) return;
+        if (this.current?.broken) {
+          await this.reopen();
+          continue;
+        }
+        const item = await this.source.next();
+        if (this.halted()) return;
+        if (item.done) break;
+        if (this.current?.broken) await this.reopen();
+        if (this.halted()) return;
+        await this.send(item.value);
+      }
+      // The source is exhausted: half-close and wait for the last answers.
+      const last = this.current;
+      if (last && !last.broken) {
+        last.halfClosed = true;
+        last.call.end();
+        await this.waitFor(() => this.halted() || last.ended || last.broken !== undefined);
+        if (last.broken) this.totals.framesLost += this.inFlight;
+      }
+      this.finished = true;
+    } catch (e) {
+      this.failure ??= e instanceof Error ? e : new Error(String(e));
+      this.closeCall();
+    } finally {
+      this.stopWatchdog();
+      this.settle();
+      this.wake();
+    }
+  }
+
+  private async send(input: FrameInput | ImageInput): Promise<void> {
+    const c = this.current!;
+    const frame = this.toFrame(input);
+    const wasIdle = this.inFlight === 0;
+    let ok: boolean;
+    try {
+      ok = c.call.write({ request: { $case: 'frame', value: frame } });
+    } catch (e) {
+      // A call that failed between the check and the write; its 'error' event says why.
+      c.broken ??= new UnavailableError(`stream ${this.streamId}: write failed: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+      this.totals.framesLost += 1;
+      return;
+    }
+    c.sent += 1;
+    this.totals.framesSent += 1;
+    if (wasIdle) this.lastProgressMs = Date.now();
+    this.emit({ type: 'write', sequence: frame.sequence, inFlight: this.inFlight });
+    if (!ok) {
+      c.drained = false;
+      this.emit({ type: 'write-blocked', sequence: frame.sequence });
+      await this.waitFor(() => this.halted() || c.drained || c.broken !== undefined);
+    }
+  }
+
+  private toFrame(input: FrameInput | ImageInput): { image: ReturnType<typeof imageToProto>; sequence: number; captureTimeUnixMs: number } {
+    const frame: FrameInput = input instanceof Uint8Array || isRawImageInput(input) ? { image: input } : input;
+    if (frame === null || typeof frame !== 'object' || !('image' in frame)) throw new InvalidInputError('a stream item must be an image (Uint8Array or raw image) or { image, sequence?, captureTimeUnixMs? }');
+    const sequence = frame.sequence ?? this.nextSequence;
+    this.nextSequence = sequence + 1;
+    return { image: imageToProto(frame.image), sequence, captureTimeUnixMs: frame.captureTimeUnixMs ?? Date.now() };
+  }
+
+  // ---------------------------------------------------------------- calls
+
+  private openCall(): void {
+    const call = this.transport.openCall(this.deadline);
+    this.callCount += 1;
+    const state: CallState = { call, index: this.callCount, sent: 0, answered: 0, dropped: 0, halfClosed: false, ended: false, drained: true, broken: undefined };
+    this.current = state;
+    const isCurrent = (): boolean => this.current === state;
+    call.on('data', (response: StreamResponse) => {
+      if (!isCurrent()) return;
+      state.answered += 1;
+      this.streak = undefined;
+      state.dropped = response.counters?.framesDropped ?? state.dropped;
+      const converted = frameResultFromProto(response.result);
+      this.totals.framesAnswered += 1;
+      if (converted.error) this.totals.framesFailed += 1;
+      this.lastProgressMs = Date.now();
+      const result: StreamResult = {
+        ...converted,
+        streamId: response.streamId,
+        serverCounters: response.counters ?? { framesReceived: 0, framesAnalyzed: 0, framesDropped: 0, framesFailed: 0 },
+        counters: this.counters,
+      };
+      this.buffer.push(result);
+      this.emit({ type: 'result', sequence: result.sequence, inFlight: this.inFlight });
+      this.wake();
+    });
+    call.on('drain', () => {
+      if (!isCurrent()) return;
+      state.drained = true;
+      this.wake();
+    });
+    call.on('status', (status: StatusObject) => {
+      if (!isCurrent() || status.code !== GrpcStatus.OK) return;
+      state.ended = true;
+      // The server ended the call while we still had frames to send: treat as a lost connection.
+      if (!state.halfClosed) state.broken = new UnavailableError(`stream ${this.streamId}: the server ended the stream`);
+      this.wake();
+    });
+    call.on('error', (e: ServiceError) => {
+      if (!isCurrent()) return;
+      const mapped = errorFromStatus(e, `StreamAnalyze(${this.streamId})`);
+      // CANCELLED that we did not ask for is a server shutting down: as retryable as UNAVAILABLE.
+      const retryable = e.code === GrpcStatus.UNAVAILABLE || e.code === GrpcStatus.CANCELLED;
+      if (retryable && this.reconnectEnabled && !this.stopped) state.broken = mapped;
+      else this.failure ??= mapped;
+      this.wake();
+    });
+    this.emit({ type: 'open', call: state.index });
+    call.write({ request: { $case: 'config', value: this.config } });
+  }
+
+  /**
+   * Re-opens the call with backoff until the server is back or the reconnect budget is spent. The budget and the
+   * backoff run over a streak of failed re-opens (a server that accepts the call and fails it again, e.g. while it is
+   * still warming up, does not reset them); the first answer on a new call ends the streak.
+   */
+  private async reopen(): Promise<void> {
+    const broken = this.current!;
+    const cause = broken.broken!;
+    const lostFrames = this.inFlight;
+    this.totals.framesLost += lostFrames;
+    this.closeCall();
+    const r = this.transport.reconnect;
+    this.streak ??= { startedMs: Date.now(), attempts: 0 };
+    const streak = this.streak;
+    for (;;) {
+      const elapsed = Date.now() - streak.startedMs;
+      if (elapsed >= r.maxReconnectMs) {
+        throw new UnavailableError(`stream ${this.streamId}: server unavailable, gave up re-opening after ${elapsed} ms (${streak.attempts} attempts): ${cause.message}`, { cause });
+      }
+      const delayMs = Math.min(backoffDelayMs(r, streak.attempts), r.maxReconnectMs - elapsed);
+      streak.attempts += 1;
+      this.emit({ type: 'reconnecting', attempt: streak.attempts, delayMs, lostFrames, error: cause });
+      await this.sleep(delayMs);
+      if (this.halted()) return;
+      const remaining = r.maxReconnectMs - (Date.now() - streak.startedMs);
+      try {
+        await this.transport.waitForReady(new Date(Date.now() + Math.max(1, Math.min(remaining, r.maxBackoffMs))));
+      } catch {
+        continue;
+      }
+      if (this.halted()) return;
+      this.totals.reconnects += 1;
+      this.openCall();
+      this.lastProgressMs = Date.now();
+      this.emit({ type: 'reconnected', call: this.callCount, afterMs: Date.now() - streak.startedMs });
+      return;
+    }
+  }
+
+  /** Cancels the current call (if still open) and folds its drop count into the totals. */
+  private closeCall(): void {
+    const c = this.current;
+    if (!c) return;
+    this.current = undefined;
+    this.totals.droppedOnClosedCalls += c.dropped;
+    if (!c.ended) {
+      try {
+        c.call.cancel();
+      } catch {
+        // already closed
+      }
+    }
+  }
+
+  // ---------------------------------------------------------------- timing
+
+  private startWatchdog(): void {
+    const period = Math.max(10, Math.min(1000, Math.floor(this.frameTimeoutMs / 4)));
+    this.watchdog = setInterval(() => {
+      if (this.halted() || this.current === undefined || this.current.broken) return;
+      if (this.inFlight > 0 && Date.now() - this.lastProgressMs > this.frameTimeoutMs) {
+        this.failure ??= new DeadlineExceededError(`StreamAnalyze(${this.streamId}): no answer for ${this.frameTimeoutMs} ms with ${this.inFlight} frame(s) in flight`, this.frameTimeoutMs);
+        this.closeCall();
+        this.wake();
+      }
+    }, period);
+    this.watchdog.unref();
+  }
+
+  private stopWatchdog(): void {
+    clearInterval(this.watchdog);
+    this.watchdog = undefined;
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      const check = (): void => {
+        if (this.halted()) done();
+        else void this.changed.then(check);
+      };
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      void this.changed.then(check);
+    });
+  }
+
+  private resetChanged(): void {
+    this.changed = new Promise<void>((resolve) => {
+      this.wakeUp = resolve;
+    });
+  }
+
+  private wake(): void {
+    const resolve = this.wakeUp;
+    this.resetChanged();
+    resolve();
+  }
+
+  private async waitFor(predicate: () => boolean): Promise<void> {
+    while (!predicate()) await this.changed;
+  }
+}
+
+function toAsyncIterator<T>(it: Iterator<T>): AsyncIterator<T> {
+  return {
+    next: async () => it.next(),
+    return: async () => it.return?.() ?? { done: true, value: undefined },
+  };
+}

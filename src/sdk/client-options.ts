@@ -1,0 +1,134 @@
+// Options of the client SDK: one interface, one defaults object, one merge point that rejects unknown fields.
+import type { ChannelOptions } from '@grpc/grpc-js';
+import { InvalidInputError } from '../core/errors.js';
+
+/** TLS material (PEM). Without `rootCerts` the system roots are used; `privateKey` + `certChain` enable mutual TLS. */
+export interface ClientTlsOptions {
+  rootCerts?: Uint8Array;
+  privateKey?: Uint8Array;
+  certChain?: Uint8Array;
+}
+
+/** HTTP/2 keepalive pings, so a dead link is noticed while a camera stream is idle. */
+export interface ClientKeepaliveOptions {
+  /** Milliseconds between pings on an idle connection. Default 60000 (servers reject pings more often than allowed). */
+  timeMs: number;
+  /** Milliseconds to wait for a ping's answer before the connection is declared dead. Default 20000. */
+  timeoutMs: number;
+  /** Whether to ping when no call is open. Default false. */
+  permitWithoutCalls: boolean;
+}
+
+/** Reconnects with capped exponential backoff: for the channel (grpc-js) and for re-opening a broken stream. */
+export interface ClientReconnectOptions {
+  /** First delay before a reconnect attempt, in milliseconds. Default 200. */
+  initialBackoffMs: number;
+  /** Longest delay between attempts, in milliseconds. Default 5000. */
+  maxBackoffMs: number;
+  /** Factor between consecutive delays. Default 2. */
+  multiplier: number;
+  /** Random spread of each delay as a fraction (0.2 = +-20 %), so many gateways do not retry in lockstep. Default 0.2. */
+  jitter: number;
+  /** How long a broken stream keeps trying to re-open before it fails with UnavailableError, in milliseconds. Default 30000; 0 never re-opens. */
+  maxReconnectMs: number;
+}
+
+export interface FaceAnalysisClientOptions {
+  /** TLS credentials, or `false` for plaintext (loopback, trusted LAN). Default false. */
+  tls: ClientTlsOptions | false;
+  /** Deadline of unary calls (analyze, models, gallery, health) in milliseconds, and the per-frame answer timeout of streams. Default 10000. */
+  deadlineMs: number;
+  /**
+   * Largest message sent or received, in bytes. Default 16 MiB, the server's default limit (`maxReceiveMessageBytes`),
+   * raised from gRPC's 4 MiB because raw 1080p RGB is 6.2 MB.
+   */
+  maxMessageBytes: number;
+  keepalive: ClientKeepaliveOptions;
+  reconnect: ClientReconnectOptions;
+  /** Extra grpc-js channel options (`grpc.*`), applied last. Default none. */
+  channelOptions: ChannelOptions;
+}
+
+export const defaultClientOptions: Readonly<FaceAnalysisClientOptions> = Object.freeze({
+  tls: false,
+  deadlineMs: 10_000,
+  maxMessageBytes: 16 * 1024 * 1024,
+  keepalive: Object.freeze({ timeMs: 60_000, timeoutMs: 20_000, permitWithoutCalls: false }),
+  reconnect: Object.freeze({ initialBackoffMs: 200, maxBackoffMs: 5000, multiplier: 2, jitter: 0.2, maxReconnectMs: 30_000 }),
+  channelOptions: Object.freeze({}),
+});
+
+/** What a caller passes: every field optional, nested groups partial. */
+export interface FaceAnalysisClientInit {
+  tls?: ClientTlsOptions | false;
+  deadlineMs?: number;
+  maxMessageBytes?: number;
+  keepalive?: Partial<ClientKeepaliveOptions>;
+  reconnect?: Partial<ClientReconnectOptions>;
+  channelOptions?: ChannelOptions;
+}
+
+function rejectUnknown(value: object, known: readonly string[], where: string): void {
+  for (const key of Object.keys(value)) {
+    if (!known.includes(key)) throw new InvalidInputError(`unknown ${where} option "${key}" (known: ${known.join(', ')})`);
+  }
+}
+
+function defined<T extends object>(value: T | undefined): Partial<T> {
+  return Object.fromEntries(Object.entries(value ?? {}).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** The one merge point: defaults, then `init`; unknown fields and bad values are InvalidInputError. */
+export function resolveClientOptions(init: FaceAnalysisClientInit = {}): FaceAnalysisClientOptions {
+  rejectUnknown(init, Object.keys(defaultClientOptions), 'client');
+  if (init.keepalive) rejectUnknown(init.keepalive, Object.keys(defaultClientOptions.keepalive), 'client keepalive');
+  if (init.reconnect) rejectUnknown(init.reconnect, Object.keys(defaultClientOptions.reconnect), 'client reconnect');
+  if (init.tls) rejectUnknown(init.tls, ['rootCerts', 'privateKey', 'certChain'], 'client tls');
+  const d = defaultClientOptions;
+  const o: FaceAnalysisClientOptions = {
+    tls: init.tls ?? d.tls,
+    deadlineMs: init.deadlineMs ?? d.deadlineMs,
+    maxMessageBytes: init.maxMessageBytes ?? d.maxMessageBytes,
+    keepalive: { ...d.keepalive, ...defined(init.keepalive) },
+    reconnect: { ...d.reconnect, ...defined(init.reconnect) },
+    channelOptions: { ...d.channelOptions, ...(init.channelOptions ?? {}) },
+  };
+  const bad = (field: string, why: string, v: unknown): never => {
+    throw new InvalidInputError(`client option ${field} must be ${why}, got ${JSON.stringify(v)}`);
+  };
+  const positiveInt = (field: string, v: number): void => {
+    if (!Number.isInteger(v) || v <= 0) bad(field, 'an integer > 0', v);
+  };
+  positiveInt('deadlineMs', o.deadlineMs);
+  positiveInt('maxMessageBytes', o.maxMessageBytes);
+  positiveInt('keepalive.timeMs', o.keepalive.timeMs);
+  positiveInt('keepalive.timeoutMs', o.keepalive.timeoutMs);
+  positiveInt('reconnect.initialBackoffMs', o.reconnect.initialBackoffMs);
+  positiveInt('reconnect.maxBackoffMs', o.reconnect.maxBackoffMs);
+  if (o.reconnect.maxBackoffMs < o.reconnect.initialBackoffMs) bad('reconnect.maxBackoffMs', `>= reconnect.initialBackoffMs (${o.reconnect.initialBackoffMs})`, o.reconnect.maxBackoffMs);
+  if (!(o.reconnect.multiplier >= 1)) bad('reconnect.multiplier', '>= 1', o.reconnect.multiplier);
+  if (!(o.reconnect.jitter >= 0 && o.reconnect.jitter < 1)) bad('reconnect.jitter', 'in [0, 1)', o.reconnect.jitter);
+  if (!Number.isInteger(o.reconnect.maxReconnectMs) || o.reconnect.maxReconnectMs < 0) bad('reconnect.maxReconnectMs', 'an integer >= 0', o.reconnect.maxReconnectMs);
+  return o;
+}
+
+/** grpc-js channel options derived from the client options. */
+export function channelOptionsOf(o: FaceAnalysisClientOptions): ChannelOptions {
+  return {
+    'grpc.max_receive_message_length': o.maxMessageBytes,
+    'grpc.max_send_message_length': o.maxMessageBytes,
+    'grpc.keepalive_time_ms': o.keepalive.timeMs,
+    'grpc.keepalive_timeout_ms': o.keepalive.timeoutMs,
+    'grpc.keepalive_permit_without_calls': o.keepalive.permitWithoutCalls ? 1 : 0,
+    'grpc.initial_reconnect_backoff_ms': o.reconnect.initialBackoffMs,
+    'grpc.max_reconnect_backoff_ms': o.reconnect.maxBackoffMs,
+    ...o.channelOptions,
+  };
+}
+
+/** Delay before reconnect attempt `attempt` (0-based): capped exponential with jitter. */
+export function backoffDelayMs(r: ClientReconnectOptions, attempt: number): number {
+  const nominal = Math.min(r.maxBackoffMs, r.initialBackoffMs * r.multiplier ** attempt);
+  const spread = 1 + r.jitter * (2 * Math.random() - 1);
+  return Math.max(1, Math.min(r.maxBackoffMs, Math.round(nominal * spread)));
+}

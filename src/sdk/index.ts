@@ -1,0 +1,63 @@
+// The SDK's public surface, exported by hand: the client, its options, typed results and errors, and the plugin SDK.
+export { FaceAnalysisClient } from './client.js';
+export type {
+  AnalyzeInit,
+  CallInit,
+  EnrolInit,
+  EnrolResult,
+  GalleryApi,
+  HealthStatus,
+  IdentifyInit,
+  IdentifyResult,
+  ModelInfo,
+  ModelKindName,
+  ModelStateName,
+  ModelsApi,
+} from './client.js';
+export { AnalysisStream } from './analysis-stream.js';
+export type { StreamEvent, StreamInit } from './analysis-stream.js';
+export { defaultClientOptions, resolveClientOptions } from './client-options.js';
+export type { ClientKeepaliveOptions, ClientReconnectOptions, ClientTlsOptions, FaceAnalysisClientInit, FaceAnalysisClientOptions } from './client-options.js';
+export {
+  DeadlineExceededError,
+  FailedPreconditionError,
+  RpcError,
+  UnavailableError,
+  UnimplementedError,
+  errorFromStatus,
+  grpcCodeOf,
+  grpcStatusName,
+  isDeadlineExceededError,
+  isRpcError,
+  isUnavailableError,
+} from './errors.js';
+export { InvalidInputError, KtError, NotFoundError, ResourceExhaustedError, isKtError } from '../core/errors.js';
+export { defaultTasks, resultToFacesEvent, taskNames } from './results.js';
+export type {
+  AnalysisInit,
+  AnalysisResult,
+  BoxPx,
+  DropPolicyName,
+  FaceResult,
+  FacesEventJson,
+  FrameError,
+  FrameInput,
+  IdentityResult,
+  ImageInput,
+  LandmarkSet,
+  PointPx,
+  RawImageInput,
+  RawPixelFormatName,
+  StreamCountersView,
+  StreamResult,
+  TaskName,
+  TimingsMs,
+} from './results.js';
+export { PluginOptionError, PluginRegistry, PluginRunner, definePlugin, isPluginOptionError, optionChecks } from './plugin.js';
+export type { OptionCheck, Plugin, PluginDefinition, PluginFactory, PluginInit, PluginInstance, PluginResultContext, PluginRunnerStats } from './plugin.js';
+export { webhookPlugin } from './plugin-webhook.js';
+export type { WebhookOptions } from './plugin-webhook.js';
+export { createMqttForwardPlugin } from './plugin-mqtt-forward.js';
+export type { FacesEventBody, FacesEventPublisher, FacesEventPublisherFactory, FacesEventPublisherInit, MqttForwardOptions } from './plugin-mqtt-forward.js';
+export { registerBuiltinPlugins } from './plugin-builtins.js';
+export type { BuiltinPluginDeps } from './plugin-builtins.js';
