@@ -3,6 +3,7 @@ import { isKtError } from './core/errors.js';
 import type { CommandHandler } from './core/cli-args.js';
 import { registerModelCommands } from './models/cli-models.js';
 import { registerServeCommands } from './server/cli-serve.js';
+import { registerDoctorCommand } from './cli-doctor.js';
 
 interface Command {
   summary: string;
@@ -25,6 +26,7 @@ async function main(argv: string[]): Promise<number> {
   // Built-ins are registered here, at the entry point; each module defers its heavy imports to its handlers.
   registerModelCommands(registerCommand);
   registerServeCommands(registerCommand);
+  registerDoctorCommand(registerCommand);
 
   if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') {
     process.stdout.write(`${usage()}\n`);
