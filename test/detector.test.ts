@@ -179,4 +179,20 @@ describe(`blazeface detector (${detector.runtime})`, () => {
     const grey = { data: new Uint8Array(640 * 480 * 3).fill(128), width: 640, height: 480 };
     expect(await detect(grey)).toHaveLength(0);
   });
+
+  it('the serving path (native letterbox resize in runner.detectFaces) finds the same faces as the reference path', async () => {
+    const { detectFaces } = await import('../src/models/runner.js');
+    const { iou } = await import('../src/models/processing/index.js');
+    const { resolveModel } = await import('../src/models/repository.js');
+    const { loadModel } = await import('../src/models/runner.js');
+    const detector = await loadModel(await resolveModel('blazeface'));
+    for (const [n, count] of Object.entries(trueFaceCount)) {
+      const frame = await decodeImage(await readFile(join(samples, `sample${n}.jpg`)));
+      const served = await detectFaces(detector, frame);
+      const reference = await detect(frame);
+      expect(served, `sample${n}`).toHaveLength(count);
+      for (const f of served) expect(Math.max(...reference.map((r) => iou(f.box, r.box))), `sample${n}`).toBeGreaterThan(0.8);
+    }
+    await detector.session.release();
+  });
 });

@@ -1,5 +1,5 @@
 // Runs repository models on frames: the detector once per frame, task models on batched face crops, decoded results.
-import type { RgbImage } from '../core/image.js';
+import { resizeRgb, type RgbImage } from '../core/image.js';
 import { InvalidInputError } from '../core/errors.js';
 import { createSession, runFloat, type ExecutionProviderName, type OrtSession, type SessionOptions } from '../onnx/runtime.js';
 import type { ModelManifest, OutputDecoding } from './manifest.js';
@@ -9,12 +9,12 @@ import {
   decodeBlazeface,
   decodeOutput,
   normalize,
-  prepareBlazefaceInput,
   selectBlazefaceHeads,
   type BlazefaceOptions,
   type DecodedOutput,
   type DetectedFace,
   type FaceCrop,
+  type FittedFrame,
   type FloatTensor,
 } from './processing/index.js';
 import type { RepositoryEntry } from './repository.js';
@@ -39,9 +39,35 @@ export async function detectFaces(detector: LoadedModel, frame: RgbImage, overri
   const decoding = detector.manifest.outputs.find((o) => o.decoding.type === 'blazeface')?.decoding as BlazefaceDecoding | undefined;
   if (!decoding) throw new InvalidInputError(`model ${detector.manifest.name} is not a BlazeFace detector`);
   const options = blazefaceOptionsFromManifest(decoding, { inputSize: detector.manifest.input.size, ...overrides });
-  const input = prepareBlazefaceInput(frame, options, detector.manifest.input);
-  const out = await runFloat(detector.session, { [detector.manifest.input.name]: input.tensor });
-  return decodeBlazeface(selectBlazefaceHeads(out, options), input.transform, options);
+  const fitted = await fitFrameNative(frame, options.inputSize, options.fit);
+  const out = await runFloat(detector.session, { [detector.manifest.input.name]: normalize(fitted.image, detector.manifest.input) });
+  return decodeBlazeface(selectBlazefaceHeads(out, options), fitted.transform, options);
+}
+
+/**
+ * The frame fitted into a square detector input like processing's fitFrame ('letterbox': aspect kept, centred,
+ * black bars; 'stretch'), but resized natively. The transform maps input pixels back to frame pixels exactly for
+ * the integer size the frame was resized to.
+ */
+export async function fitFrameNative(frame: RgbImage, size: number, fit: 'letterbox' | 'stretch'): Promise<FittedFrame> {
+  if (fit === 'stretch') {
+    const image = await resizeRgb(frame, size, size);
+    const scaleX = frame.width / size;
+    const scaleY = frame.height / size;
+    return { image, region: { x: 0, y: 0, width: frame.width, height: frame.height }, transform: { scaleX, scaleY, offsetX: 0, offsetY: 0 } };
+  }
+  const side = Math.max(frame.width, frame.height);
+  const w = Math.max(1, Math.round((frame.width * size) / side));
+  const h = Math.max(1, Math.round((frame.height * size) / side));
+  const resized = await resizeRgb(frame, w, h);
+  const offX = Math.floor((size - w) / 2);
+  const offY = Math.floor((size - h) / 2);
+  const data = new Uint8Array(size * size * 3);
+  for (let y = 0; y < h; y++) data.set(resized.data.subarray(y * w * 3, (y + 1) * w * 3), ((y + offY) * size + offX) * 3);
+  const scaleX = frame.width / w;
+  const scaleY = frame.height / h;
+  const transform = { scaleX, scaleY, offsetX: -offX * scaleX, offsetY: -offY * scaleY };
+  return { image: { data, width: size, height: size }, region: { x: transform.offsetX, y: transform.offsetY, width: size * scaleX, height: size * scaleY }, transform };
 }
 
 /** Crops every face for one model (its margin, squareness and size) and stacks them into one input batch. */
