@@ -8,11 +8,12 @@ import { packageInfo } from '../src/models/build.js';
 import { writeBarChart } from './chart.js';
 import { pipelineSection } from './section-pipeline.js';
 import { benchSections, registerBenchSection } from './sections.js';
+import { ktAdapterSection } from './section-kt-adapter.js';
 import type { BenchContext, BenchSectionResult } from './sections.js';
 
-// Sections are registered here, explicitly. The KT-Adapter vs baseline vs ensemble inference section goes next to
-// this line: registerBenchSection(ktAdapterSection) from bench/section-kt-adapter.ts.
+// Sections are registered here, explicitly.
 registerBenchSection(pipelineSection);
+registerBenchSection(ktAdapterSection);
 
 const { values } = parseArgs({
   options: {

@@ -4,8 +4,8 @@ import { resolve } from 'node:path';
 import { createLogger } from '../src/core/log.js';
 import { decodeImage } from '../src/core/image.js';
 import { resolveModel } from '../src/models/repository.js';
-import { prepareFaceBatch } from '../src/models/runner.js';
-import { blazefaceOptionsFromManifest, decodeBlazeface, prepareBlazefaceInput, selectBlazefaceHeads } from '../src/models/processing/index.js';
+import { fitFrameNative, prepareFaceBatch } from '../src/models/runner.js';
+import { blazefaceOptionsFromManifest, decodeBlazeface, normalize, selectBlazefaceHeads } from '../src/models/processing/index.js';
 import type { OutputDecoding } from '../src/models/manifest.js';
 import { ort } from '../src/onnx/runtime.js';
 import { FaceAnalysisClient } from '../src/sdk/index.js';
@@ -45,7 +45,9 @@ async function rawOrt(ctx: BenchContext, config: ServerConfig): Promise<Measurem
   try {
     return await measureLoop('(a) raw onnxruntime-node', ctx.measure, async (i) => {
       const frame = await decodeImage(ctx.photos[i % ctx.photos.length]!.bytes);
-      const input = prepareBlazefaceInput(frame, options, manifest.input);
+      // The same preprocessing as the server (native letterbox resize), so the modes differ only in what wraps ORT.
+      const fitted = await fitFrameNative(frame, options.inputSize, options.fit);
+      const input = { tensor: normalize(fitted.image, manifest.input), transform: fitted.transform };
       const out = await detector!.run({ [manifest.input.name]: new ort.Tensor('float32', input.tensor.data, [...input.tensor.dims]) });
       const heads = selectBlazefaceHeads(Object.fromEntries(Object.entries(out).map(([k, t]) => [k, { data: t.data as Float32Array, dims: t.dims }])), options);
       const faces = decodeBlazeface(heads, input.transform, options).slice(0, config.maxFacesPerFrame);
