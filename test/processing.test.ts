@@ -323,3 +323,19 @@ describe('blazeface decoding', () => {
     expect(nonMaxSuppression(boxes, [0.6, 0.9, 0.7], 0.3, 0.5, 1)).toEqual([1]);
   });
 });
+
+describe('faceres age decoding by expectation', () => {
+  it('is the probability-weighted mean bin, continuous between bins', async () => {
+    const { decodeAgeExpectation, decodeOutput } = await import('../src/models/processing/index.js');
+    const bins = new Float32Array(100);
+    bins[29] = 0.5;
+    bins[41] = 0.5;
+    expect(decodeAgeExpectation(bins)).toBe(35);
+    const out = decodeOutput({ task: 'age', decoding: { type: 'age-bins', method: 'expectation' } }, bins);
+    expect(out).toMatchObject({ type: 'age', years: 35 });
+    const human = decodeOutput({ task: 'age', decoding: { type: 'age-bins', method: 'argmax-neighbour' } }, bins);
+    expect(human).toMatchObject({ type: 'age' });
+    expect((human as { years: number }).years).not.toBe(35);
+    expect(() => decodeAgeExpectation(new Float32Array(100))).toThrow(/no probability mass/);
+  });
+});

@@ -25,7 +25,11 @@ export interface InputSpec {
 export type OutputDecoding =
   | { type: 'blazeface'; scores: string; boxes: string; anchors: { strides: number[]; anchorsPerCell: number[] }; keypoints: number; scoreThreshold: number; iouThreshold: number; maxFaces: number }
   | { type: 'classification'; labels: string[]; activation: 'softmax' | 'none' | 'sigmoid' }
-  | { type: 'age-bins'; binsPerDecade?: number; note?: string }
+  /**
+   * One softmax bin per year. 'expectation' (default): sum_i i * p_i. 'argmax-neighbour': human's decoding (argmax
+   * bin moved towards its larger neighbour); faceres piles argmax mass on 29, 39, 69..., so its answers heap there.
+   */
+  | { type: 'age-bins'; method?: 'expectation' | 'argmax-neighbour'; note?: string }
   | { type: 'age-years'; scale: number }
   | { type: 'gender-sigmoid'; positive: 'male' | 'female' }
   | { type: 'landmarks'; scheme: 'ibug68' | 'wflw98' | 'mediapipe468'; count: number; dims: 2 | 3; coordinateScale: number; normalized: boolean }

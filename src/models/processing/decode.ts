@@ -65,6 +65,18 @@ export function decodeAgeBins(probabilities: ArrayLike<number>): number {
   return Math.round(age) / 10;
 }
 
+/** Age in years as the expected bin index of a one-bin-per-year softmax: continuous, no heaping on favourite bins. */
+export function decodeAgeExpectation(probabilities: ArrayLike<number>): number {
+  let total = 0;
+  let sum = 0;
+  for (let i = 0; i < probabilities.length; i++) {
+    sum += i * probabilities[i]!;
+    total += probabilities[i]!;
+  }
+  if (!(total > 0)) throw new ModelFormatError('age output has no probability mass');
+  return Math.round((10 * sum) / total) / 10;
+}
+
 /** Age regressed directly: years = value * scale. */
 export function decodeAgeYears(value: number, scale: number): number {
   return value * scale;
@@ -134,7 +146,7 @@ export function decodeOutput(output: { task: FaceTask; decoding: OutputDecoding 
     case 'classification':
       return { type: 'classification', task, value: decodeClassification(values, decoding.labels, decoding.activation) };
     case 'age-bins':
-      return { type: 'age', task, years: decodeAgeBins(values) };
+      return { type: 'age', task, years: decoding.method === 'argmax-neighbour' ? decodeAgeBins(values) : decodeAgeExpectation(values) };
     case 'age-years':
       return { type: 'age', task, years: decodeAgeYears(values[0]!, decoding.scale) };
     case 'gender-sigmoid':

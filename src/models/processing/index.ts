@@ -20,6 +20,7 @@ export {
 } from './blazeface.js';
 export {
   decodeAgeBins,
+  decodeAgeExpectation,
   decodeAgeYears,
   decodeClassification,
   decodeGender,
