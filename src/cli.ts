@@ -2,6 +2,7 @@
 import { isKtError } from './core/errors.js';
 import type { CommandHandler } from './core/cli-args.js';
 import { registerModelCommands } from './models/cli-models.js';
+import { registerTrainCommands } from './train/cli-train.js';
 import { registerServeCommands } from './server/cli-serve.js';
 import { registerDoctorCommand } from './cli-doctor.js';
 
@@ -25,6 +26,7 @@ function usage(): string {
 async function main(argv: string[]): Promise<number> {
   // Built-ins are registered here, at the entry point; each module defers its heavy imports to its handlers.
   registerModelCommands(registerCommand);
+  registerTrainCommands(registerCommand);
   registerServeCommands(registerCommand);
   registerDoctorCommand(registerCommand);
 

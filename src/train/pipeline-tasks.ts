@@ -1,0 +1,215 @@
+// Training tasks of `kt train` (age regression, emotion classification): data, splits, decoder start, pre-trained row, metrics.
+import { existsSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { InvalidInputError } from '../core/errors.js';
+import type { OutputSpec } from '../models/manifest.js';
+import { decodeOutput } from '../models/processing/decode.js';
+import { cutAtEncoder } from '../models/encoder-cut.js';
+import { readModel } from '../onnx/proto.js';
+import { FER2013_CLASSES, SHARED_DATASETS, readClassFolders, readCsvManifest, readSharedDataset, splitDataset, type SharedDatasetName } from './datasets/index.js';
+import type { FaceDataset, FaceSample } from './datasets/types.js';
+import type { DecoderInit } from './dense.js';
+import { ageMetrics, classificationMetrics } from './metrics.js';
+import { applyLinear, argmaxRow, centredLogProbabilities, denseChainFromHead, fitLinearDecoder, linearFromConvHead, reproduction, softmaxRows } from './pipeline-decoders.js';
+import type { ModelTokens } from './token-cache.js';
+import type { TaskSpec } from './trainer.js';
+
+export type TaskName = 'age' | 'emotion';
+export const TASK_NAMES: readonly TaskName[] = ['age', 'emotion'];
+
+/** A test-set metric as the table shows it. */
+export interface MetricColumn {
+  key: string;
+  label: string;
+  higherIsBetter: boolean;
+  digits: number;
+}
+
+export interface TaskDefinition {
+  name: TaskName;
+  defaultCanonical: string;
+  defaultPriors: readonly string[];
+  defaultData: SharedDatasetName;
+  columns: readonly MetricColumn[];
+  /** Split unit: UTKFace has one image per sample; FER2013 has pixel-identical duplicate groups. */
+  splitBy: 'sample' | 'group';
+  /** Stratum per sample (age decade, emotion class). */
+  stratum(sample: FaceSample): number;
+}
+
+export const TASKS: Record<TaskName, TaskDefinition> = {
+  age: {
+    name: 'age',
+    defaultCanonical: 'faceres',
+    defaultPriors: ['agegender', 'expression', 'landmarks68', 'emotion', 'facemesh'],
+    defaultData: 'age-utkface',
+    columns: [
+      { key: 'mae', label: 'MAE (years)', higherIsBetter: false, digits: 3 },
+      { key: 'cs5', label: 'CS@5 (%)', higherIsBetter: true, digits: 2 },
+    ],
+    splitBy: 'sample',
+    stratum: (s) => Math.floor((s.label as number) / 10),
+  },
+  emotion: {
+    name: 'emotion',
+    defaultCanonical: 'emotion',
+    defaultPriors: ['faceres', 'expression', 'agegender', 'landmarks68', 'facemesh'],
+    defaultData: 'emotion-fer2013',
+    columns: [
+      { key: 'accuracy', label: 'Accuracy (%)', higherIsBetter: true, digits: 2 },
+      { key: 'macroF1', label: 'Macro-F1 (%)', higherIsBetter: true, digits: 2 },
+    ],
+    splitBy: 'group',
+    stratum: (s) => s.label as number,
+  },
+};
+
+export function taskDefinition(name: string): TaskDefinition {
+  if (!(TASK_NAMES as readonly string[]).includes(name)) throw new InvalidInputError(`unknown task "${name}" (known: ${TASK_NAMES.join(', ')})`);
+  return TASKS[name as TaskName];
+}
+
+/**
+ * Reads the data: a shared dataset name (under the data root) or a path. A path for age is a CSV manifest
+ * (file, age) or a folder holding labels.csv; for emotion a folder of class folders (FER2013 class names).
+ */
+export async function readTaskData(task: TaskDefinition, data: string, dataRoot?: string): Promise<FaceDataset> {
+  if ((SHARED_DATASETS as readonly string[]).includes(data)) return readSharedDataset(data as SharedDatasetName, dataRoot);
+  const path = resolve(data);
+  if (!existsSync(path)) throw new InvalidInputError(`--data ${data}: neither a shared dataset (${SHARED_DATASETS.join(', ')}) nor an existing path`);
+  if (task.name === 'age') {
+    const csvPath = statSync(path).isDirectory() ? join(path, 'labels.csv') : path;
+    return readCsvManifest({ csvPath, taskType: 'regression', labelColumn: 'age', integerLabels: true, labelRange: [0, 120] });
+  }
+  return readClassFolders({ root: path, classNames: FER2013_CLASSES });
+}
+
+export interface TaskSplit {
+  train: FaceSample[];
+  val: FaceSample[];
+  test: FaceSample[];
+}
+
+export const SPLIT_FRACTIONS: [number, number, number] = [0.7, 0.15, 0.15];
+
+export function splitTaskData(task: TaskDefinition, dataset: FaceDataset, seed: number): TaskSplit {
+  const s = splitDataset(dataset.samples, { seed, fractions: SPLIT_FRACTIONS, by: task.splitBy, stratify: true, strataOf: (x) => task.stratum(x as FaceSample) });
+  if (s.train.length === 0 || s.val.length === 0 || s.test.length === 0) throw new InvalidInputError(`dataset ${dataset.name} is too small to split (train ${s.train.length}, val ${s.val.length}, test ${s.test.length})`);
+  return { train: s.train, val: s.val, test: s.test };
+}
+
+/** The task bound to its canonical model: trainer spec, decoder start, and how outputs become metrics. */
+export interface PreparedTask {
+  definition: TaskDefinition;
+  /** What the trainer sees after the task wrapper (age: [N,1] years; emotion: 7 logits). */
+  spec: TaskSpec;
+  decoder: DecoderInit;
+  /** Outputs of the decoder MLP before the task wrapper (age: 100 bins; emotion: 7 classes). */
+  decoderOutputs: number;
+  /** Age: the decoder's softmax over bins becomes the expected age sum_i i p_i. */
+  expectedValueBins?: number;
+  classNames: readonly string[];
+  /** Test metrics from the wrapped model's predictions ([N,1] years or [N,7] logits). */
+  metrics(predictions: Float32Array, targets: Float32Array): Record<string, number>;
+  /** The shipped canonical model's own outputs decoded as the product does, per sample. */
+  pretrainedMetrics(tokens: ModelTokens, rows: readonly number[], targets: Float32Array): Record<string, number>;
+  /** How the pre-trained row decodes the shipped outputs (for its label). */
+  pretrainedDecoding: string;
+  /** MACs of the shipped head after the encoder (for the pre-trained row). */
+  pretrainedHeadMacs: number;
+  /** Emotion: how well the linear decoder reproduces the shipped conv head (train/val/test). */
+  decoderFit?: Record<string, unknown>;
+  /** Outputs of the exported model. */
+  exportOutputs: OutputSpec[];
+}
+
+export function targetsOf(samples: readonly FaceSample[]): Float32Array {
+  return Float32Array.from(samples.map((s) => s.label as number));
+}
+
+/**
+ * Binds the task to the canonical model. `canonical` holds the tokens and shipped outputs of every sample;
+ * `rows` index the train / val / test samples in it; `modelPath` is the canonical model.onnx.
+ */
+export async function prepareTask(task: TaskDefinition, canonical: ModelTokens, modelPath: string, rows: { train: readonly number[]; val: readonly number[]; test: readonly number[] }, classNames: readonly string[]): Promise<PreparedTask> {
+  const manifest = canonical.manifest;
+  const entryPath = join(manifest.name, String(manifest.version));
+  const cut = cutAtEncoder(await readModel(modelPath), manifest);
+  if (task.name === 'age') {
+    const ageOutput = manifest.outputs.find((o) => o.task === 'age');
+    if (!ageOutput || ageOutput.decoding.type !== 'age-bins') throw new InvalidInputError(`canonical model ${manifest.name} has no age-bins output; age training needs one (faceres)`);
+    if (!cut.gapHead) throw new InvalidInputError(`canonical model ${manifest.name} (${entryPath}) has no GAP+dense head to start the decoder from`);
+    const layers = denseChainFromHead(cut.gapHead, ageOutput.name);
+    const bins = layers[layers.length - 1]!.outputs;
+    const outputName = ageOutput.name;
+    const method = ageOutput.decoding.method ?? 'expectation';
+    return {
+      definition: task,
+      spec: { kind: 'regression', outputs: 1, loss: 'wing' },
+      decoder: { pretrained: layers },
+      decoderOutputs: bins,
+      expectedValueBins: bins,
+      classNames: [],
+      metrics: (p, t) => ({ ...ageMetrics(Array.from(p), Array.from(t)) }),
+      pretrainedMetrics: (tokens, r, t) => {
+        const out = tokens.outputs[outputName]!;
+        // Decoded as the product decodes it (the manifest's age-bins method).
+        const preds = r.map((i) => {
+          const d = decodeOutput(ageOutput, out.data.slice(i * out.size, (i + 1) * out.size));
+          return d.type === 'age' ? d.years : NaN;
+        });
+        return { ...ageMetrics(preds, Array.from(t)) };
+      },
+      pretrainedHeadMacs: layers.reduce((a, l) => a + l.inputs * l.outputs, 0),
+      pretrainedDecoding: `age bins decoded by ${method}`,
+      exportOutputs: [{ name: 'age', task: 'age', decoding: { type: 'age-years', scale: 1 } }],
+    };
+  }
+  // Emotion: the shipped head is Conv 3x3 -> GAP -> softmax. Start from the tap-summed kernel, then fit it by least
+  // squares to the shipped model's logits on the training split (DESIGN: fit the decoder to the pre-trained head).
+  const out = manifest.outputs.find((o) => o.task === 'emotion');
+  if (!out || out.decoding.type !== 'classification') throw new InvalidInputError(`canonical model ${manifest.name} has no emotion classification output`);
+  const classes = out.decoding.labels.length;
+  if (classes !== classNames.length) throw new InvalidInputError(`canonical model ${manifest.name} has ${classes} classes, the data ${classNames.length}`);
+  const probs = canonical.outputs[out.name]!;
+  const C = canonical.width;
+  const gather = (data: Float32Array, width: number, r: readonly number[]): Float32Array => {
+    const o = new Float32Array(r.length * width);
+    r.forEach((i, k) => o.set(data.subarray(i * width, (i + 1) * width), k * width));
+    return o;
+  };
+  const tapSum = cut.gapHead ? denseChainFromHead(cut.gapHead, out.name)[0]! : linearFromConvHead(cut.spatialHead);
+  const trainX = gather(canonical.tokens, C, rows.train);
+  const trainRef = gather(probs.data, classes, rows.train);
+  const fitted = fitLinearDecoder(trainX, rows.train.length, C, centredLogProbabilities(trainRef, classes), classes, { activation: 'softmax' });
+  const decoderFit: Record<string, unknown> = { method: 'conv kernel summed over taps + bias, then least squares (ridge 1e-3 on standardised p_c) to the shipped model\'s centred log-probabilities on the training split' };
+  for (const [split, r] of Object.entries(rows)) {
+    const x = gather(canonical.tokens, C, r);
+    const ref = gather(probs.data, classes, r);
+    decoderFit[split] = {
+      tapSum: reproduction(softmaxRows(applyLinear(tapSum, x, r.length), classes), ref, classes),
+      leastSquares: reproduction(softmaxRows(applyLinear(fitted, x, r.length), classes), ref, classes),
+    };
+  }
+  const convMacs = (manifest.encoder?.spatial ?? [1, 1]).reduce((a, b) => a * b, 1) * C * classes * 9;
+  return {
+    definition: task,
+    spec: { kind: 'classification', classes },
+    decoder: { pretrained: [fitted] },
+    decoderOutputs: classes,
+    classNames,
+    decoderFit,
+    metrics: (p, t) => {
+      const m = classificationMetrics(Array.from({ length: t.length }, (_, i) => argmaxRow(p, i, classes)), Array.from(t), classes);
+      return { accuracy: m.accuracy, macroF1: m.macroF1 };
+    },
+    pretrainedMetrics: (tokens, r, t) => {
+      const o = tokens.outputs[out.name]!;
+      const m = classificationMetrics(r.map((i) => argmaxRow(o.data, i, o.size)), Array.from(t), classes);
+      return { accuracy: m.accuracy, macroF1: m.macroF1 };
+    },
+    pretrainedHeadMacs: convMacs,
+    pretrainedDecoding: 'argmax of the shipped softmax',
+    exportOutputs: [{ name: 'emotion', task: 'emotion', decoding: { type: 'classification', labels: [...out.decoding.labels], activation: 'none' } }],
+  };
+}
