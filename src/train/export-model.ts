@@ -111,7 +111,8 @@ export async function exportKtModel(repo: string, params: KtAdapterParams, optio
     await session.release();
   }
   await mkdir(repo, { recursive: true });
-  const encoder: EncoderSpec | undefined = c.encoder ? { ...c.encoder } : undefined;
+  // Whatever the canonical model's own head, the exported graph reads the map only through GAP.
+  const encoder: EncoderSpec | undefined = c.encoder ? { ...c.encoder, head: 'gap-dense' } : undefined;
   for (let attempt = 0; ; attempt++) {
     const version = await nextVersion(repo, options.name);
     const manifest: ModelManifest = {
