@@ -7,29 +7,19 @@ import type { Face as ProtoFace, FrameResult, Landmarks as ProtoLandmarks, Strea
 
 // ---------------------------------------------------------------- inputs
 
-/** Face tasks by name (the `TASK_*` values of the contract, lower-case without the prefix). */
-export type TaskName = 'age' | 'gender' | 'emotion' | 'landmarks' | 'embedding' | 'identity' | 'mesh';
-export const taskNames: readonly TaskName[] = ['age', 'gender', 'emotion', 'landmarks', 'embedding', 'identity', 'mesh'];
+import { enumOfTask, taskNames, taskOfEnum, type TaskName } from '../core/tasks.js';
 
-const taskEnum: Record<TaskName, Task> = {
-  age: Task.TASK_AGE,
-  gender: Task.TASK_GENDER,
-  emotion: Task.TASK_EMOTION,
-  landmarks: Task.TASK_LANDMARKS,
-  embedding: Task.TASK_EMBEDDING,
-  identity: Task.TASK_IDENTITY,
-  mesh: Task.TASK_MESH,
-};
+export { taskNames, type TaskName };
 
 export function taskToProto(task: TaskName | Task): Task {
   if (Object.values(Task).includes(task as Task)) return task as Task;
-  const t = taskEnum[task as TaskName];
+  const t = enumOfTask[task as TaskName];
   if (t === undefined) throw new InvalidInputError(`unknown task "${String(task)}" (known: ${taskNames.join(', ')})`);
   return t;
 }
 
 export function taskFromProto(task: Task): TaskName | undefined {
-  return (Object.keys(taskEnum) as TaskName[]).find((k) => taskEnum[k] === task);
+  return taskOfEnum(task);
 }
 
 /** Memory layout of raw pixels (the contract's PixelFormat without the prefix). */

@@ -3,28 +3,9 @@ import { InvalidInputError, NotFoundError } from '../core/errors.js';
 import type { FaceTask } from '../models/manifest.js';
 import { Task } from '../gen/kt/v1/common.js';
 import type { AnalysisOptions } from '../gen/kt/v1/face_analysis.js';
-import type { ServerConfig, TaskName } from './config.js';
+import { enumOfTask, taskOfEnum, type TaskName } from '../core/tasks.js';
+import type { ServerConfig } from './config.js';
 import type { ModelRegistry } from './model-registry.js';
-
-const taskOfEnum: Partial<Record<Task, TaskName>> = {
-  [Task.TASK_AGE]: 'age',
-  [Task.TASK_GENDER]: 'gender',
-  [Task.TASK_EMOTION]: 'emotion',
-  [Task.TASK_LANDMARKS]: 'landmarks',
-  [Task.TASK_EMBEDDING]: 'embedding',
-  [Task.TASK_IDENTITY]: 'identity',
-  [Task.TASK_MESH]: 'mesh',
-};
-
-export const enumOfTask: Record<TaskName, Task> = {
-  age: Task.TASK_AGE,
-  gender: Task.TASK_GENDER,
-  emotion: Task.TASK_EMOTION,
-  landmarks: Task.TASK_LANDMARKS,
-  embedding: Task.TASK_EMBEDDING,
-  identity: Task.TASK_IDENTITY,
-  mesh: Task.TASK_MESH,
-};
 
 /** The manifest output task a request task reads (identity reads the embedding). */
 export const manifestTaskOf: Record<TaskName, FaceTask> = {
@@ -55,7 +36,7 @@ export interface AnalysisPlan {
 }
 
 function taskName(task: Task, where: string): TaskName {
-  const name = taskOfEnum[task];
+  const name = taskOfEnum(task);
   if (name === undefined) {
     throw new InvalidInputError(task === Task.TASK_UNSPECIFIED ? `${where}: TASK_UNSPECIFIED is not a task` : `${where}: unknown task ${String(task)} (expected one of ${Object.keys(enumOfTask).map((t) => enumOfTask[t as TaskName]).join(', ')})`);
   }

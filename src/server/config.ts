@@ -4,9 +4,9 @@ import { defaultImageLimits } from '../core/image.js';
 import { defaultRepositoryPath } from '../models/repository.js';
 import type { ExecutionProviderName } from '../onnx/runtime.js';
 
-/** Face tasks by their manifest names; TASK_IDENTITY is `identity` (embedding + gallery match). */
-export type TaskName = 'age' | 'gender' | 'emotion' | 'landmarks' | 'embedding' | 'identity' | 'mesh';
-export const taskNames: readonly TaskName[] = ['age', 'gender', 'emotion', 'landmarks', 'embedding', 'identity', 'mesh'];
+import { taskNames, type TaskName } from '../core/tasks.js';
+
+export { taskNames, type TaskName };
 
 /** What a stream does when frames arrive faster than they are analysed (see DropPolicy in face_analysis.proto). */
 export type DropPolicyName = 'LATEST_WINS' | 'QUEUE' | 'BLOCK';
