@@ -15,7 +15,7 @@ import type { EmbeddedBroker } from '../src/server/mqtt/embedded-broker.js';
 import { createMqttPublisher } from '../src/server/mqtt/publisher.js';
 import type { MqttEventPublisher } from '../src/server/mqtt/publisher.js';
 import type { PublisherOptions } from '../src/server/mqtt/publisher-options.js';
-import type { FacesEvent, FacesMessage, StatsMessage } from '../src/server/mqtt/payloads.js';
+import type { FacesEvent, FacesMessage, StatsMessage } from '../src/core/face-events.js';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const publisherModule = pathToFileURL(fileURLToPath(new URL('../src/server/mqtt/publisher.ts', import.meta.url))).href;

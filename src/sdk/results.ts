@@ -8,6 +8,7 @@ import type { Face as ProtoFace, FrameResult, Landmarks as ProtoLandmarks, Strea
 // ---------------------------------------------------------------- inputs
 
 import { enumOfTask, taskNames, taskOfEnum, type TaskName } from '../core/tasks.js';
+import type { FacesMessage } from '../core/face-events.js';
 
 export { taskNames, type TaskName };
 
@@ -265,25 +266,8 @@ export function frameResultFromProto(r: FrameResult | undefined): AnalysisResult
 
 // ---------------------------------------------------------------- JSON events for plugins
 
-/** A result as a JSON event, in the shape of the server's MQTT faces events (`kt/<node>/<stream>/faces`). */
-export interface FacesEventJson {
-  node?: string;
-  stream: string;
-  sequence: number;
-  captureTimeMs?: number;
-  processedTimeMs: number;
-  latencyMs?: number;
-  faces: {
-    box: BoxPx;
-    score: number;
-    age?: number;
-    gender?: { label: string; score: number };
-    emotion?: { label: string; scores: Record<string, number> };
-    landmarks?: { scheme: string; points: [number, number][] };
-    identity?: { personId?: string; name?: string; similarity: number };
-  }[];
-  error?: FrameError;
-}
+/** The MQTT faces event of a result (the server's contract, src/core/face-events.ts), as the mqtt-forward plugin publishes it. */
+export type FacesEventJson = Omit<FacesMessage, 'node'> & { node?: string; processedTimeMs: number; error?: FrameError };
 
 const round = (v: number, digits = 1): number => Math.round(v * 10 ** digits) / 10 ** digits;
 

@@ -1,4 +1,4 @@
-// The JSON payloads published on MQTT: one faces event per analysed frame, and the periodic stats message.
+// The MQTT JSON contract: one faces event per analysed frame, the stats message, publisher counters (server and SDK share it).
 
 /** Face box in pixels of the decoded frame, top-left origin. */
 export interface FaceBox {
