@@ -9,13 +9,7 @@ import { mergeModels } from '../src/onnx/merge.js';
 import { decodeModel, encodeModel } from '../src/onnx/proto.js';
 import { createSession, runFloat } from '../src/onnx/runtime.js';
 import { demoFaces } from './helpers/faces.js';
-
-const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
-  expect(a.length).toBe(b.length);
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i]! - b[i]!));
-  return d;
-};
+import { maxAbsDiff } from './helpers/compare.js';
 
 /** GAP of an NCHW map in plain JS, independent of any graph code under test. */
 function gap(data: Float32Array, [n, c, h, w]: number[]): Float32Array {

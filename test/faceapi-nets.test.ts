@@ -17,6 +17,7 @@ import {
   type FaceApiHead,
   type FaceApiNetBuild,
 } from '../src/models/faceapi-nets.js';
+import { maxAbsDiff } from './helpers/compare.js';
 
 const require = createRequire(import.meta.url);
 const SIZE = 112;
@@ -36,13 +37,6 @@ async function faceCrop(image: string, box: (typeof FACE_BOXES)[number]): Promis
   const top = Math.round(box.y + box.height / 2 - side / 2);
   const raw = await sharp(image).removeAlpha().extract({ left, top, width: side, height: side }).resize(SIZE, SIZE).raw().toBuffer();
   return Float32Array.from(raw);
-}
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
 }
 
 /** GAP of an NCHW map followed by the head's dense layer (and softmax): what a KT decoder starts from. */

@@ -6,17 +6,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { KtError } from '../src/core/errors.js';
 import { createLogger } from '../src/core/log.js';
 import { probeMqttBroker, resolveBroker, startEmbeddedBroker } from '../src/server/mqtt/embedded-broker.js';
+import { freePort } from './helpers/net.js';
 
 const quiet = createLogger('mqtt-broker-test', 'error');
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (typeof address !== 'object' || address === null) throw new Error('no port');
-  return address.port;
-}
 
 /** A TCP server that is not MQTT: it either answers with HTTP or says nothing at all. */
 async function notMqttServer(behaviour: 'http' | 'silent'): Promise<{ port: number; close(): Promise<void> }> {

@@ -2,7 +2,6 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { connect } from 'mqtt';
 import type { MqttClient } from 'mqtt';
@@ -16,6 +15,7 @@ import { createMqttPublisher } from '../src/server/mqtt/publisher.js';
 import type { MqttEventPublisher } from '../src/server/mqtt/publisher.js';
 import type { PublisherOptions } from '../src/server/mqtt/publisher-options.js';
 import type { FacesEvent, FacesMessage, StatsMessage } from '../src/core/face-events.js';
+import { freePort } from './helpers/net.js';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const publisherModule = pathToFileURL(fileURLToPath(new URL('../src/server/mqtt/publisher.ts', import.meta.url))).href;
@@ -102,15 +102,6 @@ async function clearRetained(url: string, topic: string): Promise<void> {
 
 function uniqueNames(label: string): { topicPrefix: string; nodeId: string } {
   return { topicPrefix: `kt-test-${randomBytes(3).toString('hex')}`, nodeId: `${label}-${process.pid}-${randomBytes(3).toString('hex')}` };
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (typeof address !== 'object' || address === null) throw new Error('no port');
-  return address.port;
 }
 
 function once<T>(emitter: MqttEventPublisher, event: 'connect' | 'offline', timeoutMs = 5000): Promise<T | undefined> {

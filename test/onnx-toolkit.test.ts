@@ -9,6 +9,7 @@ import { createSession, ort, runFloat } from '../src/onnx/runtime.js';
 import { addOutputs, extractSubgraph, listTensors } from '../src/onnx/subgraph.js';
 import { mergeModels } from '../src/onnx/merge.js';
 import { InvalidInputError, ModelFormatError, NotFoundError } from '../src/core/errors.js';
+import { maxAbsDiff } from './helpers/compare.js';
 
 type Feeds = Record<string, { data: Float32Array; dims: readonly number[] }>;
 
@@ -83,13 +84,6 @@ async function run(model: ModelProto, feeds: Feeds, outputs?: readonly string[])
   } finally {
     await session.release();
   }
-}
-
-function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  expect(a.length).toBe(b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
-  return m;
 }
 
 function graphOf(model: ModelProto): GraphProto {

@@ -3,7 +3,6 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -14,6 +13,7 @@ import { GalleryClient, type EnrolResponse, type IdentifyResponse } from '../src
 import { startEmbeddedBroker, type EmbeddedBroker } from '../src/server/mqtt/embedded-broker.js';
 import { ktBin, repoRoot } from './helpers/cli.js';
 import { demoJpeg, analyze, analyzeRequest, encodedImage, faceAnalysisClient, startTestServer } from './helpers/server-fixture.js';
+import { freePort } from './helpers/net.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -22,17 +22,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-    s.on('error', reject);
-  });
-}
 
 async function until(what: string, cond: () => boolean, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
