@@ -91,6 +91,10 @@ export async function computePriorTokens(samples: readonly TokenSample[], option
   const db = new Database(join(cacheDir, 'prior-tokens.sqlite'));
   db.pragma('journal_mode = WAL');
   db.exec('CREATE TABLE IF NOT EXISTS tokens (model_key TEXT NOT NULL, image_key TEXT NOT NULL, token BLOB NOT NULL, outputs BLOB NOT NULL, PRIMARY KEY (model_key, image_key))');
+  // The per-sample size of each output, so that rows read back split their concatenated outputs without guessing.
+  db.exec('CREATE TABLE IF NOT EXISTS output_sizes (model_key TEXT PRIMARY KEY, sizes TEXT NOT NULL)');
+  const getSizes = db.prepare<[string], { sizes: string }>('SELECT sizes FROM output_sizes WHERE model_key = ?');
+  const putSizes = db.prepare('INSERT OR REPLACE INTO output_sizes (model_key, sizes) VALUES (?, ?)');
   const get = db.prepare<[string, string], { token: Buffer; outputs: Buffer }>('SELECT token, outputs FROM tokens WHERE model_key = ? AND image_key = ?');
   const put = db.prepare('INSERT OR REPLACE INTO tokens (model_key, image_key, token, outputs) VALUES (?, ?, ?, ?)');
 
@@ -115,13 +119,14 @@ export async function computePriorTokens(samples: readonly TokenSample[], option
     for (const m of loaded) {
       const key = modelKey(m.manifest);
       const width = m.manifest.encoder!.width;
-      const sizes = m.manifest.outputs.map(() => 0);
+      const known = getSizes.get(key);
+      const sizes = known ? (JSON.parse(known.sizes) as number[]) : undefined;
       const entry: ModelTokens = { name: m.manifest.name, version: m.manifest.version, width, tokens: new Float32Array(n * width), outputs: {}, manifest: m.manifest };
       result.models[m.manifest.name] = entry;
       const todo: number[] = [];
       for (let i = 0; i < n; i++) {
-        const row = get.get(key, imageKeys[i]!);
-        if (!row) {
+        const row = sizes ? get.get(key, imageKeys[i]!) : undefined;
+        if (!row || !sizes) {
           todo.push(i);
           continue;
         }
@@ -163,7 +168,9 @@ export async function computePriorTokens(samples: readonly TokenSample[], option
                 off += o.length;
               }
               entry.tokens.set(token, i * entry.width);
-              storeOutputs(entry, m.manifest, flat, i, n, outs.map((o) => o.length));
+              const sizes = outs.map((o) => o.length);
+              if (j === 0) putSizes.run(key, JSON.stringify(sizes));
+              storeOutputs(entry, m.manifest, flat, i, n, sizes);
               put.run(key, imageKeys[i]!, Buffer.from(token.buffer), Buffer.from(flat.buffer));
             });
           });
@@ -181,34 +188,14 @@ export async function computePriorTokens(samples: readonly TokenSample[], option
   }
 }
 
-function storeOutputs(entry: ModelTokens, manifest: ModelManifest, flat: Float32Array, i: number, n: number, sizes: number[]): void {
-  // Output sizes are fixed per model; when read back from the cache they are recovered from the first row.
+function storeOutputs(entry: ModelTokens, manifest: ModelManifest, flat: Float32Array, i: number, n: number, sizes: readonly number[]): void {
   let off = 0;
   manifest.outputs.forEach((o, k) => {
-    let size = sizes[k]!;
-    if (size === 0) {
-      size = flat.length / manifest.outputs.length; // only valid for single-size outputs; fixed below when known
-      if (manifest.outputs.length > 1) size = outputSizeFromDecoding(o, manifest);
-      sizes[k] = size;
-    }
+    const size = sizes[k]!;
     const slot = (entry.outputs[o.name] ??= { size, data: new Float32Array(n * size) });
     slot.data.set(flat.subarray(off, off + size), i * size);
     off += size;
   });
-}
-
-function outputSizeFromDecoding(o: ModelManifest['outputs'][number], m: ModelManifest): number {
-  const d = o.decoding;
-  switch (d.type) {
-    case 'classification': return d.labels.length;
-    case 'embedding': return d.size;
-    case 'landmarks': return d.count * d.dims;
-    case 'age-bins': return 100;
-    case 'gender-sigmoid':
-    case 'age-years':
-    case 'scalar': return 1;
-    default: throw new ModelFormatError(`model ${m.name}: cannot size output ${o.name} for the token cache`);
-  }
 }
 
 export async function decodeSample(s: TokenSample): Promise<RgbImage> {
