@@ -4,7 +4,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { basename, join, relative, resolve } from 'node:path';
 import { InvalidInputError } from '../../core/errors.js';
 import { checkImages, naturalCompare, parseNumber } from './common.js';
-import { countPointsOutside, landmarkBox } from './landmark-common.js';
+import { keepCheckedLandmarkSamples, landmarkBox } from './landmark-common.js';
 import { ProblemCollector } from './problems.js';
 import type { CommonReaderOptions, FaceDataset, FaceSample } from './types.js';
 
@@ -76,16 +76,7 @@ export async function readIbugPts(options: IbugPtsOptions): Promise<FaceDataset>
 
   const checks = await checkImages(entries.map((e) => ({ imagePath: e.sample.imagePath, file: e.ptsPath })), options.imageCheck ?? 'header', problems);
   const tolerance = options.outsideTolerancePx ?? 5;
-  const samples: FaceSample[] = [];
-  entries.forEach((e, i) => {
-    const check = checks[i]!;
-    if (!check.ok) return;
-    if (check.header) {
-      const outside = countPointsOutside(e.sample.label as number[], check.header, tolerance);
-      if (outside > 0) problems.add('points-outside-image', 'warning', { file: e.ptsPath, message: `${outside} points more than ${tolerance} px outside the image` });
-    }
-    samples.push(e.sample);
-  });
+  const samples = keepCheckedLandmarkSamples(entries, checks, tolerance, problems, (e, outside) => ({ file: e.ptsPath, message: `${outside} points more than ${tolerance} px outside the image` }));
   return {
     name: options.name ?? basename(root),
     source: root,

@@ -1,6 +1,7 @@
 // Landmark helpers shared by the WFLW and iBUG readers: bounding box of the points and points outside the image.
 import type { ImageHeader } from './image-check.js';
-import type { Box } from './types.js';
+import type { ProblemCollector } from './problems.js';
+import type { Box, FaceSample, ProblemExample } from './types.js';
 
 /** Axis-aligned bounding box `[x, y, w, h]` of flat `[x0, y0, x1, y1, ...]` points. */
 export function landmarkBox(points: readonly number[]): Box {
@@ -26,4 +27,28 @@ export function countPointsOutside(points: readonly number[], header: ImageHeade
     if (x < -tolerancePx || y < -tolerancePx || x > header.width - 1 + tolerancePx || y > header.height - 1 + tolerancePx) n++;
   }
   return n;
+}
+
+/**
+ * The samples whose image passed its check, warning (not excluding) those with points more than `tolerancePx`
+ * outside the image; `where` says where to report a warning for an entry.
+ */
+export function keepCheckedLandmarkSamples<E extends { sample: FaceSample }>(
+  entries: readonly E[],
+  checks: readonly { ok: boolean; header?: ImageHeader }[],
+  tolerancePx: number,
+  problems: ProblemCollector,
+  where: (entry: E, outside: number, header: ImageHeader) => ProblemExample,
+): FaceSample[] {
+  const samples: FaceSample[] = [];
+  entries.forEach((e, i) => {
+    const check = checks[i]!;
+    if (!check.ok) return;
+    if (check.header) {
+      const outside = countPointsOutside(e.sample.label as number[], check.header, tolerancePx);
+      if (outside > 0) problems.add('points-outside-image', 'warning', where(e, outside, check.header));
+    }
+    samples.push(e.sample);
+  });
+  return samples;
 }

@@ -2,7 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { checkImages, parseNumber } from './common.js';
-import { countPointsOutside, landmarkBox } from './landmark-common.js';
+import { keepCheckedLandmarkSamples, landmarkBox } from './landmark-common.js';
 import { ProblemCollector } from './problems.js';
 import type { CommonReaderOptions, FaceDataset, FaceSample } from './types.js';
 
@@ -76,22 +76,11 @@ export async function readWflw(options: WflwOptions): Promise<FaceDataset> {
     problems,
   );
   const tolerance = options.outsideTolerancePx ?? 5;
-  const samples: FaceSample[] = [];
-  entries.forEach((e, i) => {
-    const check = checks[i]!;
-    if (!check.ok) return;
-    if (check.header) {
-      const outside = countPointsOutside(e.sample.label as number[], check.header, tolerance);
-      if (outside > 0) {
-        problems.add('points-outside-image', 'warning', {
-          file: annotationFile,
-          line: e.line,
-          message: `${e.sample.id}: ${outside} points more than ${tolerance} px outside the ${check.header.width}x${check.header.height} image (truncated face)`,
-        });
-      }
-    }
-    samples.push(e.sample);
-  });
+  const samples = keepCheckedLandmarkSamples(entries, checks, tolerance, problems, (e, outside, header) => ({
+    file: annotationFile,
+    line: e.line,
+    message: `${e.sample.id}: ${outside} points more than ${tolerance} px outside the ${header.width}x${header.height} image (truncated face)`,
+  }));
   return {
     name: options.name ?? basename(dirname(annotationFile)),
     source: annotationFile,
