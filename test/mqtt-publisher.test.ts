@@ -8,17 +8,17 @@ import type { MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidInputError } from '../src/core/errors.js';
 import { createLogger } from '../src/core/log.js';
-import { BoundedQueue } from '../src/server/mqtt/bounded-queue.js';
+import { BoundedQueue } from '../src/events/mqtt/bounded-queue.js';
 import { probeMqttBroker, startEmbeddedBroker } from '../src/server/mqtt/embedded-broker.js';
 import type { EmbeddedBroker } from '../src/server/mqtt/embedded-broker.js';
-import { createMqttPublisher } from '../src/server/mqtt/publisher.js';
-import type { MqttEventPublisher } from '../src/server/mqtt/publisher.js';
-import type { PublisherOptions } from '../src/server/mqtt/publisher-options.js';
-import type { FacesEvent, FacesMessage, StatsMessage } from '../src/core/face-events.js';
+import { createMqttPublisher } from '../src/events/mqtt/publisher.js';
+import type { MqttEventPublisher } from '../src/events/mqtt/publisher.js';
+import type { PublisherOptions } from '../src/events/mqtt/publisher-options.js';
+import type { FacesEvent, FacesMessage, StatsMessage } from '../src/contract/face-events.js';
 import { freePort } from './helpers/net.js';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
-const publisherModule = pathToFileURL(fileURLToPath(new URL('../src/server/mqtt/publisher.ts', import.meta.url))).href;
+const publisherModule = pathToFileURL(fileURLToPath(new URL('../src/events/mqtt/publisher.ts', import.meta.url))).href;
 const quiet = createLogger('mqtt-test', 'error');
 const mosquittoUrl = 'mqtt://127.0.0.1:1883';
 

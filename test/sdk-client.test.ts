@@ -27,7 +27,7 @@ import type { AnalysisResult, StreamEvent, StreamResult } from '../src/sdk/index
 import { startServer } from '../src/server/server.js';
 import type { RunningServer } from '../src/server/server.js';
 import { startEmbeddedBroker } from '../src/server/mqtt/embedded-broker.js';
-import { createMqttPublisher } from '../src/server/mqtt/publisher.js';
+import { createMqttPublisher } from '../src/events/mqtt/publisher.js';
 import { demoPhotoPath } from './helpers/faces.js';
 
 const quiet = createLogger('sdk-test', 'error');

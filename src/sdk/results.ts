@@ -7,8 +7,8 @@ import type { Face as ProtoFace, FrameResult, Landmarks as ProtoLandmarks, Strea
 
 // ---------------------------------------------------------------- inputs
 
-import { enumOfTask, taskNames, taskOfEnum, type TaskName } from '../core/tasks.js';
-import type { FacesMessage } from '../core/face-events.js';
+import { enumOfTask, taskNames, taskOfEnum, type TaskName } from '../contract/tasks.js';
+import type { FacesMessage } from '../contract/face-events.js';
 
 export { taskNames, type TaskName };
 
@@ -266,7 +266,7 @@ export function frameResultFromProto(r: FrameResult | undefined): AnalysisResult
 
 // ---------------------------------------------------------------- JSON events for plugins
 
-/** The MQTT faces event of a result (the server's contract, src/core/face-events.ts), as the mqtt-forward plugin publishes it. */
+/** The MQTT faces event of a result (the server's contract, src/contract/face-events.ts), as the mqtt-forward plugin publishes it. */
 export type FacesEventJson = Omit<FacesMessage, 'node'> & { node?: string; processedTimeMs: number; error?: FrameError };
 
 const round = (v: number, digits = 1): number => Math.round(v * 10 ** digits) / 10 ** digits;

@@ -3,7 +3,7 @@ import { InvalidInputError, NotFoundError } from '../core/errors.js';
 import type { FaceTask } from '../models/manifest.js';
 import { Task } from '../gen/kt/v1/common.js';
 import type { AnalysisOptions } from '../gen/kt/v1/face_analysis.js';
-import { enumOfTask, taskOfEnum, type TaskName } from '../core/tasks.js';
+import { enumOfTask, taskOfEnum, type TaskName } from '../contract/tasks.js';
 import type { ServerConfig } from './config.js';
 import type { ModelRegistry } from './model-registry.js';
 

@@ -4,7 +4,7 @@ import { defaultImageLimits } from '../core/image.js';
 import { defaultRepositoryPath } from '../models/repository.js';
 import type { ExecutionProviderName } from '../onnx/runtime.js';
 
-import { taskNames, type TaskName } from '../core/tasks.js';
+import { taskNames, type TaskName } from '../contract/tasks.js';
 
 export { taskNames, type TaskName };
 

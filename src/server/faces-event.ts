@@ -1,6 +1,6 @@
 // A FrameResult as the MQTT faces event (kt/<node>/<stream>/faces): boxes, scores and the task results that ran.
 import type { FrameResult } from '../gen/kt/v1/face_analysis.js';
-import type { FaceResult, FacesEvent } from '../core/face-events.js';
+import type { FaceResult, FacesEvent } from '../contract/face-events.js';
 
 const round = (v: number, digits = 2): number => Math.round(v * 10 ** digits) / 10 ** digits;
 

@@ -6,7 +6,7 @@ import { detectFaces, runTaskModel } from '../models/runner.js';
 import type { IdentityGallery } from './gallery/store.js';
 import { IdentityMatch, ModelRef, type Image } from '../gen/kt/v1/common.js';
 import { Face, FrameResult, StageTimings, TaskTiming, type Frame } from '../gen/kt/v1/face_analysis.js';
-import { enumOfTask } from '../core/tasks.js';
+import { enumOfTask } from '../contract/tasks.js';
 import { manifestTaskOf, type AnalysisPlan } from './analysis-plan.js';
 import type { ServerConfig, TaskName } from './config.js';
 import { decodeFrameImage } from './frame-image.js';

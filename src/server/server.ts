@@ -9,7 +9,7 @@ import { GalleryService } from '../gen/kt/v1/gallery.js';
 import { ModelsService } from '../gen/kt/v1/models.js';
 import { HealthService } from '../gen/grpc/health/v1/health.js';
 import { IdentityGallery } from './gallery/store.js';
-import { createMqttPublisher, type MqttEventPublisher } from './mqtt/publisher.js';
+import { createMqttPublisher, type MqttEventPublisher } from '../events/mqtt/publisher.js';
 import { resolveBroker, type ResolvedBroker } from './mqtt/embedded-broker.js';
 import { resolveServerConfig, splitListenAddress, type ServerConfig, type ServerConfigOverlay } from './config.js';
 import { HealthState, ServingStatus } from './health.js';

@@ -1,7 +1,7 @@
 // What the gRPC services share: config, models, the frame pipeline, the scheduler and its lanes, counters and events.
 import type { Logger } from '../core/log.js';
 import type { IdentityGallery } from './gallery/store.js';
-import type { FacesEvent } from '../core/face-events.js';
+import type { FacesEvent } from '../contract/face-events.js';
 import type { ServerConfig } from './config.js';
 import type { ModelRegistry } from './model-registry.js';
 import type { FramePipeline } from './pipeline.js';

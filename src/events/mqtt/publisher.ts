@@ -9,7 +9,7 @@ import type { Logger } from '../../core/log.js';
 import { BoundedQueue } from './bounded-queue.js';
 import { resolvePublisherOptions, topicSafe } from './publisher-options.js';
 import type { MqttQos, PublisherOptions, StatsSnapshot } from './publisher-options.js';
-import type { FacesEvent, FacesMessage, PublisherCounters, StatsMessage } from '../../core/face-events.js';
+import type { FacesEvent, FacesMessage, PublisherCounters, StatsMessage } from '../../contract/face-events.js';
 
 export interface PublisherEvents {
   /** Connected (again); `online` has just been published. */
