@@ -95,7 +95,7 @@ export const ktAdapterSection: BenchSection = {
     const canonicalCrops = crops.byModel.get(CANONICAL)!;
     const C = canonical.manifest.encoder!.width;
     const pC = { data: new Float32Array(C).fill(0.5), dims: [1, C] };
-    ctx.log.info(`kt: ${crops.count} face crops from the demo photos; KT model: ${kt.source}`);
+    ctx.log.info({ section: 'kt', faceCrops: crops.count, ktModel: kt.source }, 'face crops from the demo photos');
     const rows: BenchRow[] = [];
     try {
       rows.push(row('enc', `${CANONICAL} encoder alone (up to encoder/features)`, await perFace('(e) canonical encoder', ctx, crops.count, async (i) => void (await runFloat(encoder, { [input]: canonicalCrops[i]! })))));

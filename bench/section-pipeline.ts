@@ -103,7 +103,7 @@ async function grpcStream(ctx: BenchContext, config: ServerConfig, maxInFlight: 
     const stream = client.stream(frames(), {
       streamId: 'bench',
       tasks: [...ctx.tasks],
-      dropPolicy: 'block',
+      dropPolicy: 'BLOCK',
       maxInFlight,
       onEvent: (e) => {
         if (e.type !== 'write') return;

@@ -5,11 +5,10 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { connect } from 'mqtt';
 import type { MqttClient } from 'mqtt';
-import { decodeImage, drawPoint, drawRect, drawText, encodePng } from '../src/core/image.js';
-import type { Color } from '../src/core/image.js';
+import { annotatedPng, faceLine } from '../src/face-report.js';
 import { packageInfo } from '../src/models/build.js';
 import { FaceAnalysisClient } from '../src/sdk/index.js';
-import type { FaceResult, StreamResult, TaskName } from '../src/sdk/index.js';
+import type { StreamResult, TaskName } from '../src/sdk/index.js';
 
 const { values } = parseArgs({
   options: {
@@ -20,7 +19,9 @@ const { values } = parseArgs({
   },
 });
 if (values.help) {
-  process.stdout.write('npm run demo -- [--address HOST:PORT (KT_ADDRESS, default 127.0.0.1:50051)] [--mqtt URL (default mqtt://127.0.0.1:1883)] [--out DIR]\n');
+  process.stdout.write(
+    'npm run demo -- [--address HOST:PORT (KT_ADDRESS, default 127.0.0.1:50051)] [--mqtt URL (default mqtt://127.0.0.1:1883)] [--out DIR]\n',
+  );
   process.exit(0);
 }
 
@@ -52,7 +53,12 @@ interface FacesMessage {
   stream: string;
   sequence: number;
   latencyMs?: number;
-  faces: { box: { x: number; y: number; width: number; height: number }; age?: number; gender?: { label: string }; emotion?: { label: string } }[];
+  faces: {
+    box: { x: number; y: number; width: number; height: number };
+    age?: number;
+    gender?: { label: string };
+    emotion?: { label: string };
+  }[];
 }
 const events: { topic: string; message: FacesMessage }[] = [];
 let mqtt: MqttClient | undefined;
@@ -75,48 +81,14 @@ try {
   await mqtt.subscribeAsync('kt/+/+/faces', { qos: 1 });
   process.stdout.write(`subscribed to kt/+/+/faces on ${mqttUrl}\n`);
 } catch (e) {
-  process.stdout.write(`MQTT: no broker at ${mqttUrl} (${e instanceof Error ? e.message : String(e)}); continuing without events (use --mqtt URL)\n`);
+  process.stdout.write(
+    `MQTT: no broker at ${mqttUrl} (${e instanceof Error ? e.message : String(e)}); continuing without events (use --mqtt URL)\n`,
+  );
   mqtt = undefined;
 }
 
 // ---------------------------------------------------------------- analyse
 const fmt = (v: number, d = 0): string => v.toFixed(d);
-function faceLine(i: number, f: FaceResult): string {
-  const b = f.box;
-  const parts = [
-    `face ${i + 1}: box ${fmt(b.x)},${fmt(b.y)} ${fmt(b.width)}x${fmt(b.height)} score ${fmt(f.score, 2)}`,
-    `age ${f.age ? fmt(f.age.years, 1) : '-'}`,
-    `gender ${f.gender ? `${f.gender.label} ${fmt(f.gender.confidence, 2)}` : '-'}`,
-    `emotion ${f.emotion ? `${f.emotion.label} ${fmt(f.emotion.confidence, 2)}` : '-'}`,
-    `landmarks ${f.landmarks?.points.length ?? 0}${f.landmarks ? ` (${f.landmarks.scheme})` : ''}`,
-    `identity ${f.identity ? (f.identity.known ? `${f.identity.name} (${fmt(f.identity.similarity, 2)})` : `unknown (nearest ${fmt(f.identity.similarity, 2)})`) : '-'}`,
-  ];
-  return `  ${parts.join(', ')}`;
-}
-
-const palette: Color[] = [
-  [46, 204, 113],
-  [52, 152, 219],
-  [241, 196, 15],
-  [231, 76, 60],
-  [155, 89, 182],
-  [26, 188, 156],
-];
-
-async function annotate(bytes: Uint8Array, result: StreamResult, path: string): Promise<void> {
-  const img = await decodeImage(bytes);
-  const scale = Math.max(1, Math.round(Math.min(img.width, img.height) / 400));
-  result.faces.forEach((f, i) => {
-    const color = palette[i % palette.length]!;
-    drawRect(img, f.box, color, 2 * scale);
-    for (const p of f.landmarks?.points ?? []) drawPoint(img, p.x, p.y, [0, 255, 255], scale);
-    for (const p of f.keypoints) drawPoint(img, p.x, p.y, [255, 0, 0], 2 * scale);
-    const label = [`${i + 1}`, f.age ? `${Math.round(f.age.years)}Y` : '', f.gender?.label ?? '', f.emotion?.label ?? '', f.identity?.known ? f.identity.name : ''].filter(Boolean).join(' ');
-    const textScale = Math.max(2, scale + 1);
-    drawText(img, f.box.x, Math.max(textScale, f.box.y - 8 * textScale), label, color, textScale);
-  });
-  await writeFile(path, await encodePng(img));
-}
 
 await mkdir(outDir, { recursive: true });
 process.stdout.write(`sending ${photos.length} photos to ${address} on stream ${streamId} (tasks ${tasks.join(', ')})\n`);
@@ -124,19 +96,23 @@ const bySequence = new Map<number, StreamResult>();
 const started = performance.now();
 const stream = client.stream(
   photos.map((p) => ({ image: p.bytes, sequence: p.n })),
-  { streamId, tasks, dropPolicy: 'block', maxInFlight: 2 },
+  { streamId, tasks, dropPolicy: 'BLOCK', maxInFlight: 2 },
 );
 for await (const result of stream) {
   const photo = photos.find((p) => p.n === result.sequence)!;
   bySequence.set(result.sequence, result);
-  process.stdout.write(`sample${photo.n}.jpg: ${result.frameWidthPx}x${result.frameHeightPx}, ${result.faces.length} face(s), ${fmt(result.timings.totalMs)} ms on the server\n`);
+  process.stdout.write(
+    `sample${photo.n}.jpg: ${result.frameWidthPx}x${result.frameHeightPx}, ${result.faces.length} face(s), ${fmt(result.timings.totalMs)} ms on the server\n`,
+  );
   if (result.error) process.stdout.write(`  error ${result.error.code}: ${result.error.message}\n`);
-  result.faces.forEach((f, i) => process.stdout.write(`${faceLine(i, f)}\n`));
+  result.faces.forEach((f, i) => process.stdout.write(`  ${faceLine(i, f)}\n`));
   const png = join(outDir, `sample${photo.n}.png`);
-  await annotate(photo.bytes, result, png);
+  await writeFile(png, await annotatedPng(photo.bytes, result));
   process.stdout.write(`  -> ${png}\n`);
 }
-process.stdout.write(`analysed ${bySequence.size} photos in ${fmt(performance.now() - started)} ms (counters ${JSON.stringify(stream.counters)})\n`);
+process.stdout.write(
+  `analysed ${bySequence.size} photos in ${fmt(performance.now() - started)} ms (counters ${JSON.stringify(stream.counters)})\n`,
+);
 
 // ---------------------------------------------------------------- MQTT events
 if (mqtt) {
@@ -150,7 +126,10 @@ if (mqtt) {
     const result = bySequence.get(p.n);
     const forPhoto = received.filter((e) => e.message.sequence === p.n);
     const faces = forPhoto[0]?.message.faces.length ?? 0;
-    const match = result !== undefined && forPhoto.length === (result.faces.length > 0 ? 1 : 0) && (forPhoto.length === 0 || faces === result.faces.length);
+    const match =
+      result !== undefined &&
+      forPhoto.length === (result.faces.length > 0 ? 1 : 0) &&
+      (forPhoto.length === 0 || faces === result.faces.length);
     const first = forPhoto[0];
     process.stdout.write(
       `  sample${p.n}.jpg: ${forPhoto.length} event(s)${first ? ` on ${first.topic}, ${faces} face(s), latency ${first.message.latencyMs ?? '-'} ms` : ''} -> ${match ? 'matches the gRPC result' : `MISMATCH (gRPC had ${result?.faces.length ?? 0} faces)`}\n`,

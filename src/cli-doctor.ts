@@ -9,9 +9,28 @@ interface Check {
   detail: string;
 }
 
+const help = `kt doctor [options]
+  Checks what a gateway needs and prints one line per check (OK, WARN or FAIL); exits 1 when a check fails.
+  A missing optional accelerator is a WARN; a missing model or CPU provider is a FAIL.
+
+  --repo DIR             model repository (default $KT_MODEL_REPOSITORY, else model-repository/ in the package)
+  --providers a,b,...    execution providers to try, each alone (default tensorrt,cuda,cpu)
+  --mqtt HOST:PORT       MQTT broker to probe (default 127.0.0.1:1883)
+  --help                 print this help
+`;
+
 export function registerDoctorCommand(register: RegisterCommand): void {
   register('doctor', 'check the runtime, execution providers, model repository, MQTT broker and training backend', async (argv) => {
-    const { values } = parse(argv, { repo: { type: 'string' }, providers: { type: 'string', default: 'tensorrt,cuda,cpu' }, mqtt: { type: 'string', default: '127.0.0.1:1883' } });
+    const { values } = parse(argv, {
+      repo: { type: 'string' },
+      providers: { type: 'string', default: 'tensorrt,cuda,cpu' },
+      mqtt: { type: 'string', default: '127.0.0.1:1883' },
+      help: { type: 'boolean', default: false },
+    });
+    if (values.help) {
+      process.stdout.write(help);
+      return 0;
+    }
     const checks: Check[] = [];
     const add = (name: string, ok: boolean | 'warn', detail: string): void => {
       checks.push({ name, state: ok === 'warn' ? 'warn' : ok ? 'ok' : 'fail', detail });
@@ -23,10 +42,14 @@ export function registerDoctorCommand(register: RegisterCommand): void {
     const { listRepository, defaultRepositoryPath } = await import('./models/repository.js');
     const repo = values.repo ?? defaultRepositoryPath();
     const entries = await listRepository(repo);
-    const kinds = new Set(entries.flatMap((e) => e.manifest.tasks));
+    const tasksCovered = new Set(entries.flatMap((e) => e.manifest.tasks));
     const needed = ['detection', 'age', 'gender', 'emotion', 'landmarks', 'embedding'];
-    const missing = needed.filter((t) => !kinds.has(t as never));
-    add('model repository', entries.length > 0 && missing.length === 0, `${repo}: ${entries.length} model versions${missing.length ? `; no model for ${missing.join(', ')} (run \`kt models build\`)` : ''}`);
+    const missing = needed.filter((t) => !tasksCovered.has(t as never));
+    add(
+      'model repository',
+      entries.length > 0 && missing.length === 0,
+      `${repo}: ${entries.length} model versions${missing.length ? `; no model for ${missing.join(', ')} (run \`kt models build\`)` : ''}`,
+    );
 
     const { createSession, ort } = await import('./onnx/runtime.js');
     // The native library logs every failed provider load at error level; the table below says it once.
@@ -39,16 +62,28 @@ export function registerDoctorCommand(register: RegisterCommand): void {
           await session.release();
           add(`execution provider ${p}`, true, 'initialises');
         } catch (e) {
-          add(`execution provider ${p}`, p === 'cpu' ? false : 'warn', `unavailable: ${errorMessage(e).split(':').slice(-1)[0]!.trim().slice(0, 160)}`);
+          add(
+            `execution provider ${p}`,
+            p === 'cpu' ? false : 'warn',
+            `unavailable: ${errorMessage(e).split(':').slice(-1)[0]!.trim().slice(0, 160)}`,
+          );
         }
       }
     }
-    add('onnxruntime-node', true, `${ort.env.versions.common ?? 'unknown'} (${process.platform}/${process.arch}; the npm binary has CUDA only on linux/x64 with its provider libraries installed)`);
+    add(
+      'onnxruntime-node',
+      true,
+      `${ort.env.versions.common ?? 'unknown'} (${process.platform}/${process.arch}; the npm binary has CUDA only on linux/x64 with its provider libraries installed)`,
+    );
 
     const { probeMqttBroker } = await import('./server/mqtt/embedded-broker.js');
     const [host, port] = values.mqtt.split(':');
     const broker = await probeMqttBroker(host ?? '127.0.0.1', Number(port ?? 1883));
-    add('MQTT broker', broker || 'warn', broker ? `answers on ${values.mqtt}` : `nothing on ${values.mqtt}: kt serve will start an embedded broker`);
+    add(
+      'MQTT broker',
+      broker || 'warn',
+      broker ? `answers on ${values.mqtt}` : `nothing on ${values.mqtt}: kt serve will start an embedded broker`,
+    );
 
     const { loadTf } = await import('./train/tfjs-backend.js');
     try {

@@ -3,7 +3,8 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeImage, drawPoint, drawRect, drawText, encodePng, type Color, type RgbImage } from '../src/core/image.js';
+import { decodeImage, encodePng, type RgbImage } from '../src/core/image.js';
+import { drawPoint, drawRect, drawText, type Color } from '../src/core/draw.js';
 import {
   blazefaceInputSpec,
   decodeBlazeface,

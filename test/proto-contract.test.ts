@@ -18,8 +18,6 @@ import {
   StreamResponse,
 } from '../src/gen/kt/v1/face_analysis.js';
 import type { FaceAnalysisServer, Frame, StreamConfig } from '../src/gen/kt/v1/face_analysis.js';
-import { ModelsService } from '../src/gen/kt/v1/models.js';
-import { GalleryService } from '../src/gen/kt/v1/gallery.js';
 import {
   HealthCheckResponse,
   HealthCheckResponse_ServingStatus,
@@ -235,7 +233,6 @@ describe('kt.v1 gRPC contract', () => {
   let loaderClient: LoaderFaceAnalysisClient;
   let loaderHealth: LoaderHealthClient;
   let generatedHealth: HealthClient;
-  let packageDefinition: protoLoader.PackageDefinition;
 
   beforeAll(async () => {
     server = new grpc.Server();
@@ -249,7 +246,7 @@ describe('kt.v1 gRPC contract', () => {
     generatedClient = new FaceAnalysisClient(address, insecure);
     generatedHealth = new HealthClient(address, insecure);
 
-    packageDefinition = protoLoader.loadSync(protoFiles, loaderOptions);
+    const packageDefinition = protoLoader.loadSync(protoFiles, loaderOptions);
     const loaded = grpc.loadPackageDefinition(packageDefinition) as unknown as {
       kt: { v1: { FaceAnalysis: ClientConstructor<LoaderFaceAnalysisClient> } };
       grpc: { health: { v1: { Health: ClientConstructor<LoaderHealthClient> } } };
@@ -261,26 +258,6 @@ describe('kt.v1 gRPC contract', () => {
   afterAll(() => {
     for (const client of [generatedClient, loaderClient, loaderHealth, generatedHealth]) client?.close();
     server?.forceShutdown();
-  });
-
-  it('generated service definitions match what proto-loader reads from the .proto files', () => {
-    const generated = {
-      'kt.v1.FaceAnalysis': FaceAnalysisService,
-      'kt.v1.Models': ModelsService,
-      'kt.v1.Gallery': GalleryService,
-      'grpc.health.v1.Health': HealthService,
-    };
-    for (const [serviceName, definition] of Object.entries(generated)) {
-      const fromLoader = packageDefinition[serviceName] as protoLoader.ServiceDefinition | undefined;
-      expect(fromLoader, serviceName).toBeDefined();
-      const shape = (methods: Record<string, { path: string; requestStream: boolean; responseStream: boolean }>) =>
-        Object.values(methods)
-          .map(({ path, requestStream, responseStream }) => ({ path, requestStream, responseStream }))
-          .sort((a, b) => a.path.localeCompare(b.path));
-      expect(shape(definition), serviceName).toEqual(shape(fromLoader ?? {}));
-    }
-    expect(Object.keys(ModelsService).sort()).toEqual(['describeModel', 'listModels', 'loadModel', 'reloadModel', 'unloadModel']);
-    expect(Object.keys(GalleryService).sort()).toEqual(['deletePerson', 'enrol', 'identify', 'listPeople']);
   });
 
   it('Analyze gives equal results to the ts-proto client and the proto-loader client', async () => {

@@ -2,7 +2,6 @@
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { connectAsync, type MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Task } from '../src/gen/kt/v1/common.js';
 import { DropPolicy, StreamRequest, type FaceAnalysisClient, type FrameResult } from '../src/gen/kt/v1/face_analysis.js';
@@ -12,30 +11,25 @@ import type { EnrolResponse, IdentifyResponse, ListPeopleResponse } from '../src
 import { startEmbeddedBroker, type EmbeddedBroker } from '../src/server/mqtt/embedded-broker.js';
 import { protoFiles, protoRoot } from '../src/server/reflection.js';
 import type { RunningServer } from '../src/server/server.js';
+import { json, recordTopic, type TopicRecorder } from './helpers/mqtt.js';
 import { analyze, analyzeRequest, demoJpeg, encodedImage, faceAnalysisClient, faceTasks, runStream, startTestServer } from './helpers/server-fixture.js';
 
 let broker: EmbeddedBroker;
 let server: RunningServer;
 let client: FaceAnalysisClient;
-let subscriber: MqttClient;
-const events: { topic: string; payload: Record<string, unknown>; text: string }[] = [];
+let subscriber: TopicRecorder;
 const sample1 = demoJpeg(1);
 
 beforeAll(async () => {
   broker = await startEmbeddedBroker({ port: 0 });
   server = await startTestServer({ tasks: ['age', 'gender', 'emotion', 'landmarks', 'identity'], mqttEnabled: true, mqttUrl: broker.url, mqttNodeId: 'test-node', statsIntervalMs: 0 });
   client = faceAnalysisClient(server);
-  subscriber = await connectAsync(broker.url);
-  subscriber.on('message', (topic, payload) => {
-    const text = payload.toString();
-    events.push({ topic, text, payload: text.startsWith('{') ? (JSON.parse(text) as Record<string, unknown>) : {} });
-  });
-  await subscriber.subscribeAsync('kt/test-node/#');
+  subscriber = await recordTopic(broker.url, 'kt/test-node/#');
 });
 
 afterAll(async () => {
   client?.close();
-  await subscriber?.endAsync();
+  await subscriber?.end();
   await server?.close();
   await broker?.close();
 });
@@ -126,17 +120,17 @@ describe('FaceAnalysis on sample1', () => {
   });
 
   it('publishes one MQTT faces event per analysed frame with faces, on kt/<node>/<stream>/faces', async () => {
-    const deadline = Date.now() + 5000;
-    while (Date.now() < deadline && !(events.some((e) => e.topic === 'kt/test-node/unary/faces') && events.some((e) => e.topic === 'kt/test-node/cam-1/faces'))) await new Promise((r) => setTimeout(r, 50));
-    const unaryEvent = events.find((e) => e.topic === 'kt/test-node/unary/faces')!;
-    expect(unaryEvent.payload).toMatchObject({ node: 'test-node', stream: 'unary', sequence: 42 });
-    const faces = unaryEvent.payload['faces'] as { box: unknown; age: number; gender: { label: string }; emotion: { label: string }; landmarks: { scheme: string; points: unknown[] } }[];
+    const topics = ['kt/test-node/unary/faces', 'kt/test-node/cam-1/faces'];
+    const events = await subscriber.waitFor((ms) => topics.every((t) => ms.some((m) => m.topic === t)), 'the unary and the stream faces events');
+    const unaryEvent = json(events.find((e) => e.topic === 'kt/test-node/unary/faces')!);
+    expect(unaryEvent).toMatchObject({ node: 'test-node', stream: 'unary', sequence: 42 });
+    const faces = unaryEvent['faces'] as { box: unknown; age: number; gender: { label: string }; emotion: { label: string }; landmarks: { scheme: string; points: unknown[] } }[];
     expect(faces).toHaveLength(3);
     expect(faces[0]!.landmarks.scheme).toBe('ibug68');
     expect(typeof faces[0]!.age).toBe('number');
-    const streamEvent = events.find((e) => e.topic === 'kt/test-node/cam-1/faces')!;
-    expect(streamEvent.payload['latencyMs']).toBeGreaterThanOrEqual(0);
-    expect(events.find((e) => e.topic === 'kt/test-node/status')?.text).toBe('online');
+    const streamEvent = json(events.find((e) => e.topic === 'kt/test-node/cam-1/faces')!);
+    expect(streamEvent['latencyMs']).toBeGreaterThanOrEqual(0);
+    expect(events.find((e) => e.topic === 'kt/test-node/status')?.payload).toBe('online');
   });
 });
 

@@ -49,7 +49,7 @@ describe('Analyze rejects bad input with a status and a clear message', () => {
   }
 
   it('a message over the 16 MiB limit is RESOURCE_EXHAUSTED', async () => {
-    const e = await analyzeError(client, analyzeRequest(raw(2560, 2300, PixelFormat.PIXEL_FORMAT_RGB8, 2560 * 2300 * 3), []));
+    const e = await analyzeError(client, analyzeRequest(raw(2560, 2300, PixelFormat.PIXEL_FORMAT_RGB8, 2560 * 2300 * 3), [Task.TASK_DETECTION]));
     expect(e.code).toBe(status.RESOURCE_EXHAUSTED);
     expect(e.details).toMatch(/larger than max/);
   });

@@ -3,7 +3,7 @@ import { cp, mkdtemp, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { credentials, status, type ServiceError } from '@grpc/grpc-js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Task } from '../src/gen/kt/v1/common.js';
 import type { FaceAnalysisClient } from '../src/gen/kt/v1/face_analysis.js';
 import { ModelKind, ModelState, ModelsClient } from '../src/gen/kt/v1/models.js';
@@ -95,7 +95,8 @@ describe('Models service', () => {
   });
 
   it('hot-swaps a new version dropped into the repository while requests run; none fails', async () => {
-    const seen = new Set<number>();
+    const answered = new Map<number, number>();
+    const answeredBy = (version: number): number => answered.get(version) ?? 0;
     const failures: unknown[] = [];
     let stop = false;
     // Two request loops keep the old session busy across the swap.
@@ -105,24 +106,30 @@ describe('Models service', () => {
           const res = await analyze(client, emotionRequest);
           const emotion = res.result!.models.find((m) => m.name === 'emotion')!;
           expect(res.result!.faces[0]!.emotion).toBeDefined();
-          seen.add(emotion.version);
+          answered.set(emotion.version, answeredBy(emotion.version) + 1);
         } catch (e) {
           failures.push(e);
         }
       }
     };
     const loops = [loop(), loop()];
-    await new Promise((r) => setTimeout(r, 300));
-    await publishVersion('emotion', 1, 2);
-    const deadline = Date.now() + 20_000;
-    while (!seen.has(2) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    // A few more requests on the new version.
-    await new Promise((r) => setTimeout(r, 300));
-    stop = true;
-    await Promise.all(loops);
+    try {
+      // Requests are running on version 1 before version 2 appears (a failing request is reported as such, not as a timeout).
+      const answeredAtLeast = (version: number, count: number) => (): void => {
+        expect(failures).toEqual([]);
+        expect(answeredBy(version)).toBeGreaterThanOrEqual(count);
+      };
+      await vi.waitFor(answeredAtLeast(1, 2), { timeout: 20_000, interval: 20 });
+      await publishVersion('emotion', 1, 2);
+      // The swap happens under load, and a few more requests are answered by the new version.
+      await vi.waitFor(answeredAtLeast(2, 3), { timeout: 20_000, interval: 50 });
+    } finally {
+      stop = true;
+      await Promise.all(loops);
+    }
     expect(failures).toEqual([]);
-    expect(seen.has(1)).toBe(true);
-    expect(seen.has(2)).toBe(true);
+    expect(answeredBy(1)).toBeGreaterThan(0);
+    expect(answeredBy(2)).toBeGreaterThan(0);
     const list = await listModels('emotion');
     expect(list.map((m) => [m.version, m.state, m.serving])).toEqual([
       [1, ModelState.MODEL_STATE_UNLOADED, false],

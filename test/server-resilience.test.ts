@@ -6,14 +6,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { connectAsync, type MqttClient } from 'mqtt';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Task } from '../src/gen/kt/v1/common.js';
 import { GalleryClient, type EnrolResponse, type IdentifyResponse } from '../src/gen/kt/v1/gallery.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../src/server/mqtt/embedded-broker.js';
 import { ktBin, repoRoot } from './helpers/cli.js';
 import { demoJpeg, analyze, analyzeRequest, encodedImage, faceAnalysisClient, startTestServer } from './helpers/server-fixture.js';
 import { freePort } from './helpers/net.js';
+import { recordTopic } from './helpers/mqtt.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -22,22 +22,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
-
-async function until(what: string, cond: () => boolean, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-async function subscriber(url: string, topic: string): Promise<{ client: MqttClient; messages: { topic: string; payload: string }[] }> {
-  const client = await connectAsync(url, { reconnectPeriod: 0 });
-  const messages: { topic: string; payload: string }[] = [];
-  client.on('message', (t, p) => messages.push({ topic: t, payload: p.toString() }));
-  await client.subscribeAsync(topic, { qos: 1 });
-  return { client, messages };
-}
 
 describe('MQTT broker down', () => {
   it('at start and in the middle of a run: the server keeps serving and publishes the queued events after reconnecting', async () => {
@@ -52,19 +36,19 @@ describe('MQTT broker down', () => {
       for (const seq of [1, 2, 3]) expect((await analyze(client, request(seq))).result!.faces.length).toBe(3);
       // The broker comes up; the publisher reconnects and flushes the three queued events in order.
       broker = await startEmbeddedBroker({ port });
-      const sub = await subscriber(url, 'kt/resilience/+/faces');
-      await until('3 queued events', () => sub.messages.length >= 3);
+      const sub = await recordTopic(url, 'kt/resilience/+/faces');
+      await sub.waitFor((ms) => ms.length >= 3, '3 queued events', 20_000);
       expect(sub.messages.map((m) => (JSON.parse(m.payload) as { sequence: number }).sequence)).toEqual([1, 2, 3]);
-      await sub.client.endAsync();
+      await sub.end();
       // The broker goes away mid-run; frames are still answered; events wait and arrive after it is back.
       await broker.close();
       broker = undefined;
       for (const seq of [4, 5]) expect((await analyze(client, request(seq))).result!.faces.length).toBe(3);
       broker = await startEmbeddedBroker({ port });
-      const again = await subscriber(url, 'kt/resilience/+/faces');
-      await until('2 events queued while the broker was down', () => again.messages.length >= 2);
+      const again = await recordTopic(url, 'kt/resilience/+/faces');
+      await again.waitFor((ms) => ms.length >= 2, '2 events queued while the broker was down', 20_000);
       expect(again.messages.map((m) => (JSON.parse(m.payload) as { sequence: number }).sequence)).toEqual([4, 5]);
-      await again.client.endAsync();
+      await again.end();
     } finally {
       client.close();
       await server.close();
@@ -80,16 +64,21 @@ describe('kt serve killed', () => {
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     try {
-      await until('health SERVING', () => /health SERVING/.test(stderr) || child.exitCode !== null, 90_000);
-      const live = await subscriber(broker.url, 'kt/killed-node/status');
-      await until('retained online', () => live.messages.at(-1)?.payload === 'online');
+      await vi.waitFor(
+        () => {
+          if (!/health SERVING/.test(stderr) && child.exitCode === null) throw new Error(`kt serve is not SERVING yet; stderr: ${stderr}`);
+        },
+        { timeout: 90_000, interval: 50 },
+      );
+      const live = await recordTopic(broker.url, 'kt/killed-node/status');
+      await live.waitFor((ms) => ms.at(-1)?.payload === 'online', 'retained online', 20_000);
       child.kill('SIGKILL');
-      await until('last will offline', () => live.messages.at(-1)?.payload === 'offline');
-      await live.client.endAsync();
-      const fresh = await subscriber(broker.url, 'kt/killed-node/status');
-      await until('retained offline for a new subscriber', () => fresh.messages.length > 0);
+      await live.waitFor((ms) => ms.at(-1)?.payload === 'offline', 'last will offline', 20_000);
+      await live.end();
+      const fresh = await recordTopic(broker.url, 'kt/killed-node/status');
+      await fresh.waitFor((ms) => ms.length > 0, 'retained offline for a new subscriber', 20_000);
       expect(fresh.messages[0]!.payload).toBe('offline');
-      await fresh.client.endAsync();
+      await fresh.end();
     } finally {
       child.kill('SIGKILL');
       await broker.close();

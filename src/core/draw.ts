@@ -1,5 +1,5 @@
 // Pure-JS drawing on RGB8 buffers for annotated frames: rectangles, lines, points and small bitmap labels.
-import type { RgbImage } from './image.js';
+import type { RgbImage } from './pixels.js';
 
 export type Color = readonly [number, number, number];
 

@@ -62,6 +62,26 @@ export class ResourceExhaustedError extends KtError {
   }
 }
 
+/** A dependency or peer cannot be reached now (server warming up or shutting down, broker away). Retryable. */
+export class UnavailableError extends KtError {
+  override readonly name: string = 'UnavailableError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('UNAVAILABLE', message, options);
+  }
+}
+
+/** The system is not in the state the operation needs (a model unloaded on purpose, a gallery not open). */
+export class FailedPreconditionError extends KtError {
+  override readonly name: string = 'FailedPreconditionError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('FAILED_PRECONDITION', message, options);
+  }
+}
+
+export function isUnavailableError(e: unknown): e is UnavailableError {
+  return e instanceof UnavailableError;
+}
+
 export function isKtError(e: unknown): e is KtError {
   return e instanceof KtError;
 }

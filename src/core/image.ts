@@ -1,30 +1,10 @@
 // Frame pixels in and out: the one adapter over sharp (decode, PNG encode) plus raw-frame conversion to RGB8.
 import sharp from 'sharp';
 import { InvalidInputError, errorMessage } from './errors.js';
+import { bytesPerPixel, sniffImageContainer } from './pixels.js';
+import type { RawFrame, RgbImage } from './pixels.js';
 
-export { drawRect, fillRect, drawLine, drawPoint, drawText, type Color } from './draw.js';
-
-/** Tightly packed 8-bit RGB pixels, row-major, `data.length === width * height * 3`. */
-export interface RgbImage {
-  data: Uint8Array;
-  width: number;
-  height: number;
-}
-
-export type RawPixelFormat = 'RGB8' | 'BGR8' | 'GRAY8' | 'RGBA8' | 'NV12';
-
-/** An uncompressed camera frame as it arrives on the wire. */
-export interface RawFrame {
-  data: Uint8Array;
-  width: number;
-  height: number;
-  format: RawPixelFormat;
-  /**
-   * Bytes per row (of the luma plane for NV12, whose chroma plane uses the same stride).
-   * Default: width * bytes per pixel (width for NV12).
-   */
-  stride?: number;
-}
+export type { RawFrame, RawPixelFormat, RgbImage } from './pixels.js';
 
 export interface ImageLimits {
   /** Largest accepted width * height, decoded or raw. Default 50 000 000 (an 8K frame is 33.2 M). */
@@ -39,16 +19,6 @@ export interface RawFrameOptions extends ImageLimits {
 }
 
 export const defaultImageLimits: Required<ImageLimits> = { maxPixels: 50_000_000 };
-
-const bytesPerPixel: Record<Exclude<RawPixelFormat, 'NV12'>, number> = { RGB8: 3, BGR8: 3, GRAY8: 1, RGBA8: 4 };
-
-/** Containers accepted by decodeImage, sniffed from magic bytes so that sharp never sees SVG, TIFF, PDF... */
-function sniffFormat(bytes: Uint8Array): 'jpeg' | 'png' | 'webp' | undefined {
-  if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return 'jpeg';
-  if (bytes.length >= 8 && bytes[0] === 0x89 && bytes[1] === 0x50 && bytes[2] === 0x4e && bytes[3] === 0x47 && bytes[4] === 0x0d && bytes[5] === 0x0a && bytes[6] === 0x1a && bytes[7] === 0x0a) return 'png';
-  if (bytes.length >= 12 && String.fromCharCode(...bytes.subarray(0, 4)) === 'RIFF' && String.fromCharCode(...bytes.subarray(8, 12)) === 'WEBP') return 'webp';
-  return undefined;
-}
 
 function checkPixelCount(width: number, height: number, maxPixels: number, what: string): void {
   if (width * height > maxPixels) {
@@ -69,7 +39,7 @@ export async function decodeImage(bytes: Uint8Array, limits: ImageLimits = {}): 
   const maxPixels = limits.maxPixels ?? defaultImageLimits.maxPixels;
   if (bytes.byteLength === 0) throw new InvalidInputError('image is empty (0 bytes)');
   if (bytes[0] === 0x50 && (bytes[1] === 0x35 || bytes[1] === 0x36)) return decodeNetpbm(bytes, maxPixels);
-  const format = sniffFormat(bytes);
+  const format = sniffImageContainer(bytes);
   if (!format) throw new InvalidInputError(`unsupported image format (expected JPEG, PNG or WebP; first bytes ${Buffer.from(bytes.subarray(0, 8)).toString('hex')})`);
   const input = asBuffer(bytes);
   let width: number;

@@ -1,4 +1,8 @@
-// The model manifest (model.json beside model.onnx): everything the server and training need to use a model.
+// The model manifest (model.json beside model.onnx): everything the server and training need to use a model; its
+// TypeBox schema validates every manifest on load and is emitted as schemas/model-manifest.schema.json.
+import { Type, type Static } from '@sinclair/typebox';
+import { literals } from '../core/schema.js';
+import { modelKinds } from '../contract/wire-names.js';
 
 export type ModelKind = 'detector' | 'prior' | 'baseline' | 'kt-adapter';
 export type FaceTask = 'detection' | 'age' | 'gender' | 'emotion' | 'landmarks' | 'embedding' | 'mesh' | 'liveness' | 'antispoof';
@@ -84,3 +88,138 @@ export interface ModelManifest {
   training?: { priors: string[]; canonical: string; data: string; metrics: Record<string, number>; adapterFlops?: number; [k: string]: unknown };
   createdAt: string;
 }
+
+// ---- schema ----
+// The interfaces above stay the documented types; the check at the end keeps the schema at least as strict as them.
+
+const layoutSchema = literals(['NHWC', 'NCHW'] as const);
+const faceTasks: readonly FaceTask[] = ['detection', 'age', 'gender', 'emotion', 'landmarks', 'embedding', 'mesh', 'liveness', 'antispoof'];
+const tensorName = (description: string) => Type.String({ minLength: 1, description });
+const strict = { additionalProperties: false } as const;
+
+const inputSpecSchema = Type.Object(
+  {
+    name: tensorName('ONNX input tensor name.'),
+    layout: layoutSchema,
+    size: Type.Integer({ minimum: 1, description: 'Square input size in pixels (width = height).' }),
+    colorOrder: literals(['RGB', 'BGR', 'GRAY'] as const, { description: 'Channel order fed to the model: RGB, BGR or GRAY (single channel, ITU-R BT.601 luma).' }),
+    scale: Type.Number({ description: 'value = (pixel * scale - mean[c]) / std[c], pixel in 0..255.' }),
+    mean: Type.Array(Type.Number(), { minItems: 1, maxItems: 3 }),
+    std: Type.Array(Type.Number({ exclusiveMinimum: 0 }), { minItems: 1, maxItems: 3 }),
+    cropMargin: Type.Number({ minimum: 0, description: 'Crop margin around the detected box as a fraction of its size on each side (0.2 = 20 % per side). Detectors: 0.' }),
+    cropSquare: Type.Boolean({ description: 'Make the crop square (on the longer side) before the margin.' }),
+  },
+  { ...strict, description: 'How a face crop (or a whole frame for a detector) becomes the input tensor.' },
+);
+
+const decodingSchemas = [
+  Type.Object(
+    {
+      type: Type.Literal('blazeface'),
+      scores: tensorName('Output tensor of the scores.'),
+      boxes: tensorName('Output tensor of the boxes.'),
+      anchors: Type.Object({ strides: Type.Array(Type.Integer({ minimum: 1 }), { minItems: 1 }), anchorsPerCell: Type.Array(Type.Integer({ minimum: 1 }), { minItems: 1 }) }, strict),
+      keypoints: Type.Integer({ minimum: 0 }),
+      scoreThreshold: Type.Number({ minimum: 0, maximum: 1 }),
+      iouThreshold: Type.Number({ minimum: 0, maximum: 1 }),
+      maxFaces: Type.Integer({ minimum: 1 }),
+    },
+    strict,
+  ),
+  Type.Object({ type: Type.Literal('classification'), labels: Type.Array(Type.String(), { minItems: 1 }), activation: literals(['softmax', 'none', 'sigmoid'] as const) }, strict),
+  Type.Object(
+    {
+      type: Type.Literal('age-bins'),
+      method: Type.Optional(
+        literals(['expectation', 'argmax-neighbour'] as const, {
+          description: "'expectation' (default): sum_i i * p_i. 'argmax-neighbour': human's decoding (argmax bin moved towards its larger neighbour).",
+        }),
+      ),
+      note: Type.Optional(Type.String()),
+    },
+    strict,
+  ),
+  Type.Object({ type: Type.Literal('age-years'), scale: Type.Number() }, strict),
+  Type.Object({ type: Type.Literal('gender-sigmoid'), positive: literals(['male', 'female'] as const) }, strict),
+  Type.Object(
+    {
+      type: Type.Literal('landmarks'),
+      scheme: literals(['ibug68', 'wflw98', 'mediapipe468'] as const),
+      count: Type.Integer({ minimum: 1 }),
+      dims: literals([2, 3] as const),
+      coordinateScale: Type.Number(),
+      normalized: Type.Boolean(),
+    },
+    strict,
+  ),
+  Type.Object({ type: Type.Literal('embedding'), size: Type.Integer({ minimum: 1 }), normalize: literals(['l2', 'none'] as const) }, strict),
+  Type.Object({ type: Type.Literal('scalar'), activation: literals(['sigmoid', 'none'] as const) }, strict),
+];
+
+const outputSpecSchema = Type.Object(
+  {
+    name: tensorName('ONNX output tensor name.'),
+    task: literals(faceTasks, { description: 'The task the output answers.' }),
+    decoding: Type.Union(decodingSchemas, { description: 'How the tensor becomes an answer; `type` selects the decoder.' }),
+  },
+  strict,
+);
+
+const encoderSpecSchema = Type.Object(
+  {
+    tensor: tensorName('Tensor name of the feature map inside model.onnx.'),
+    width: Type.Integer({ minimum: 1, description: 'Channels C of the feature map (the prior-token width after GAP).' }),
+    spatial: Type.Tuple([Type.Integer({ minimum: 1 }), Type.Integer({ minimum: 1 })], { description: "Spatial size H x W of the feature map at the model's input size." }),
+    layout: layoutSchema,
+    head: literals(['gap-dense', 'conv'] as const, { description: "What follows the cut: 'gap-dense' heads commute with GAP exactly; 'conv' heads do not." }),
+  },
+  { ...strict, description: 'The spatial embedding before a task head: where the KT-Adapter cuts an encoder.' },
+);
+
+const modelSourceSchema = Type.Object(
+  {
+    package: Type.String(),
+    version: Type.String(),
+    file: Type.String(),
+    license: Type.String(),
+    buildKey: Type.Optional(Type.String({ description: 'Hash of the zoo entry and converter version the model was built with: a change triggers a rebuild.' })),
+  },
+  strict,
+);
+
+const trainingSchema = Type.Object(
+  {
+    priors: Type.Array(Type.String()),
+    canonical: Type.String(),
+    data: Type.String(),
+    // null: JSON has no NaN, so a metric that was NaN is written as null.
+    metrics: Type.Record(Type.String(), Type.Union([Type.Number(), Type.Null()])),
+    adapterFlops: Type.Optional(Type.Number()),
+  },
+  { additionalProperties: true, description: 'Trained models: priors used, data and metrics (more fields allowed).' },
+);
+
+/** model.json as JSON Schema. */
+export const modelManifestSchema = Type.Object(
+  {
+    $schema: Type.Optional(Type.String({ description: 'Path or URL of this JSON Schema, for editor completion; ignored by the server.' })),
+    name: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$', mustBe: 'a repository name (letters, digits, ".", "_", "-")', description: 'Repository name, e.g. "faceres".' }),
+    version: Type.Integer({ minimum: 1, description: 'Version: the folder name under the model (higher wins).' }),
+    kind: literals(modelKinds.names),
+    tasks: Type.Array(literals(faceTasks), { description: 'Tasks this model answers (an encoder-only "prior" lists the task it was trained for).' }),
+    description: Type.String(),
+    input: inputSpecSchema,
+    outputs: Type.Array(outputSpecSchema, { minItems: 1 }),
+    encoder: Type.Optional(encoderSpecSchema),
+    source: Type.Optional(modelSourceSchema),
+    sha256: Type.String({ pattern: '^[0-9a-f]{64}$', mustBe: 'the sha256 of model.onnx as 64 lower-case hex digits', description: 'sha256 of model.onnx, so caches and clients can key on content.' }),
+    training: Type.Optional(trainingSchema),
+    createdAt: Type.String({ description: 'When the model was built (ISO 8601).' }),
+  },
+  { ...strict, title: 'kt model manifest (model.json)' },
+);
+
+// Compile-time: whatever passes the schema is a ModelManifest (training is looser on purpose: NaN metrics are null).
+type Checked = Omit<Static<typeof modelManifestSchema>, '$schema' | 'training'>;
+const _schemaMatchesTypes: (m: Checked) => Omit<ModelManifest, 'training'> = (m) => m;
+void _schemaMatchesTypes;

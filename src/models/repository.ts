@@ -1,9 +1,11 @@
 // The on-disk model repository (Triton-like): <repo>/<name>/<version>/model.onnx + model.json.
 import { readdir, readFile, stat } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ModelFormatError, NotFoundError, errorMessage } from '../core/errors.js';
-import type { ModelManifest } from './manifest.js';
+import type { Static } from '@sinclair/typebox';
+import { schemaProblems } from '../core/schema.js';
+import { modelManifestSchema, type ModelManifest } from './manifest.js';
 
 /** Default repository: $KT_MODEL_REPOSITORY, else `model-repository/` at the package root (built at install). */
 export function defaultRepositoryPath(): string {
@@ -23,6 +25,11 @@ export function versionDir(repo: string, name: string, version: number): string 
   return join(repo, name, String(version));
 }
 
+/**
+ * Reads and validates `<dir>/model.json`. A manifest that is not JSON or does not match the schema is a
+ * ModelFormatError naming the model (from its folder, since the manifest's own name may be the bad field) and every
+ * bad field: `model faceres version 1 (<path>): invalid model.json: "outputs[0].decoding.type" must be one of ...`.
+ */
 export async function readManifest(dir: string): Promise<ModelManifest> {
   const path = join(dir, 'model.json');
   let text: string;
@@ -31,17 +38,24 @@ export async function readManifest(dir: string): Promise<ModelManifest> {
   } catch (e) {
     throw new NotFoundError(`no manifest at ${path}: ${errorMessage(e)}`);
   }
+  const model = `model ${basename(dirname(resolve(dir)))} version ${basename(resolve(dir))} (${path})`;
+  let parsed: unknown;
   try {
-    const m = JSON.parse(text) as ModelManifest;
-    if (!m.name || typeof m.version !== 'number' || !m.input || !Array.isArray(m.outputs)) throw new Error('missing name, version, input or outputs');
-    return m;
+    parsed = JSON.parse(text);
   } catch (e) {
-    throw new ModelFormatError(`invalid manifest ${path}: ${errorMessage(e)}`, { cause: e });
+    throw new ModelFormatError(`${model}: model.json is not valid JSON: ${errorMessage(e)}`, { cause: e });
   }
+  const problems = schemaProblems(modelManifestSchema, parsed);
+  if (problems.length > 0) throw new ModelFormatError(`${model}: invalid model.json: ${problems.join('; ')}`);
+  const { $schema: _schema, ...manifest } = parsed as Static<typeof modelManifestSchema>;
+  return manifest as ModelManifest;
 }
 
-/** Every model version in the repository; folders that are not versions (temp builds, files) are ignored. */
-export async function listRepository(repo = defaultRepositoryPath()): Promise<RepositoryEntry[]> {
+/**
+ * Every model version in the repository; folders that are not versions (temp builds, files) are ignored, and versions
+ * whose manifest or model cannot be read or validated are skipped and passed to `onProblem`.
+ */
+export async function listRepository(repo = defaultRepositoryPath(), onProblem?: (dir: string, error: unknown) => void): Promise<RepositoryEntry[]> {
   let names: string[];
   try {
     names = (await readdir(repo, { withFileTypes: true })).filter((d) => d.isDirectory() && !d.name.startsWith('.')).map((d) => d.name);
@@ -57,8 +71,9 @@ export async function listRepository(repo = defaultRepositoryPath()): Promise<Re
       try {
         const [manifest, st] = await Promise.all([readManifest(dir), stat(modelPath)]);
         out.push({ manifest, dir, modelPath, bytes: st.size });
-      } catch {
-        // A version folder without a readable manifest and model is not servable: skip, `kt doctor` reports it.
+      } catch (e) {
+        // A version folder without a valid manifest and model is not servable: skipped; `onProblem` hears why.
+        onProblem?.(dir, e);
       }
     }
   }
@@ -67,8 +82,12 @@ export async function listRepository(repo = defaultRepositoryPath()): Promise<Re
 
 /** The named model at `version`, or its highest version. */
 export async function resolveModel(name: string, version?: number, repo = defaultRepositoryPath()): Promise<RepositoryEntry> {
-  const all = (await listRepository(repo)).filter((e) => e.manifest.name === name && (version === undefined || e.manifest.version === version));
+  const problems = new Map<string, unknown>();
+  const all = (await listRepository(repo, (dir, e) => problems.set(dir, e))).filter((e) => e.manifest.name === name && (version === undefined || e.manifest.version === version));
   const best = all.sort((a, b) => b.manifest.version - a.manifest.version)[0];
+  // A version that exists but is broken says why, rather than "not found".
+  const broken = [...problems].filter(([dir]) => basename(dirname(dir)) === name && (version === undefined || basename(dir) === String(version))).at(-1);
+  if (!best && broken) throw broken[1];
   if (!best) throw new NotFoundError(`model ${name}${version !== undefined ? ` version ${version}` : ''} not found in ${repo}`);
   return best;
 }

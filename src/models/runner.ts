@@ -84,6 +84,12 @@ export interface TaskRun {
   decoded: DecodedOutput[][];
 }
 
+/** The part of a batched output that belongs to item `i` of `count` (a view, not a copy). */
+export function batchItem(data: Float32Array, count: number, i: number): Float32Array {
+  const per = data.length / count;
+  return data.subarray(i * per, (i + 1) * per);
+}
+
 /** Runs a task model on all faces of a frame in one batch and decodes each face's outputs. */
 export async function runTaskModel(model: LoadedModel, frame: RgbImage, faces: readonly { box: DetectedFace['box'] }[], extraOutputs: readonly string[] = []): Promise<TaskRun> {
   if (faces.length === 0) return { crops: [], raw: {}, decoded: [] };
@@ -91,11 +97,9 @@ export async function runTaskModel(model: LoadedModel, frame: RgbImage, faces: r
   const names = [...model.manifest.outputs.map((o) => o.name), ...extraOutputs];
   const raw = await runFloat(model.session, { [model.manifest.input.name]: tensor }, names);
   const decoded = crops.map((crop, i) =>
-    model.manifest.outputs.map((o) => {
-      const t = raw[o.name]!;
-      const per = t.data.length / faces.length;
-      return decodeOutput(o, t.data.subarray(i * per, (i + 1) * per), { transform: crop.transform, inputSize: model.manifest.input.size });
-    }),
+    model.manifest.outputs.map((o) =>
+      decodeOutput(o, batchItem(raw[o.name]!.data, faces.length, i), { transform: crop.transform, inputSize: model.manifest.input.size }),
+    ),
   );
   return { crops, raw, decoded };
 }

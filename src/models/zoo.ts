@@ -37,6 +37,18 @@ export interface FaceApiZooEntry {
 
 export type ZooEntry = TfjsZooEntry | FaceApiZooEntry;
 
+/** BlazeFace's decoding, repeated on each of its four outputs: the scores and boxes of one anchor group. */
+const blazefaceDecoding = (scores: string, boxes: string): OutputSpec['decoding'] => ({
+  type: 'blazeface',
+  scores,
+  boxes,
+  anchors: { strides: [16, 32], anchorsPerCell: [2, 6] },
+  keypoints: 6,
+  scoreThreshold: 0.5,
+  iouThreshold: 0.3,
+  maxFaces: 50,
+});
+
 const HUMAN = '@vladmandic/human';
 const FACEAPI = '@vladmandic/face-api';
 
@@ -52,10 +64,10 @@ export const zoo: ZooEntry[] = [
     license: 'Apache-2.0 (MediaPipe) / MIT (human)',
     input: { layout: 'NHWC', size: 256, colorOrder: 'RGB', scale: 1 / 127.5, mean: [1, 1, 1], std: [1, 1, 1], cropMargin: 0, cropSquare: false },
     outputs: [
-      { tfName: 'Identity', task: 'detection', decoding: { type: 'blazeface', scores: 'Identity', boxes: 'Identity_2', anchors: { strides: [16, 32], anchorsPerCell: [2, 6] }, keypoints: 6, scoreThreshold: 0.5, iouThreshold: 0.3, maxFaces: 50 } },
-      { tfName: 'Identity_1', task: 'detection', decoding: { type: 'blazeface', scores: 'Identity_1', boxes: 'Identity_3', anchors: { strides: [16, 32], anchorsPerCell: [2, 6] }, keypoints: 6, scoreThreshold: 0.5, iouThreshold: 0.3, maxFaces: 50 } },
-      { tfName: 'Identity_2', task: 'detection', decoding: { type: 'blazeface', scores: 'Identity', boxes: 'Identity_2', anchors: { strides: [16, 32], anchorsPerCell: [2, 6] }, keypoints: 6, scoreThreshold: 0.5, iouThreshold: 0.3, maxFaces: 50 } },
-      { tfName: 'Identity_3', task: 'detection', decoding: { type: 'blazeface', scores: 'Identity_1', boxes: 'Identity_3', anchors: { strides: [16, 32], anchorsPerCell: [2, 6] }, keypoints: 6, scoreThreshold: 0.5, iouThreshold: 0.3, maxFaces: 50 } },
+      { tfName: 'Identity', task: 'detection', decoding: blazefaceDecoding('Identity', 'Identity_2') },
+      { tfName: 'Identity_1', task: 'detection', decoding: blazefaceDecoding('Identity_1', 'Identity_3') },
+      { tfName: 'Identity_2', task: 'detection', decoding: blazefaceDecoding('Identity', 'Identity_2') },
+      { tfName: 'Identity_3', task: 'detection', decoding: blazefaceDecoding('Identity_1', 'Identity_3') },
     ],
     batch: 1,
   },

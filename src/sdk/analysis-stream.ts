@@ -2,10 +2,12 @@
 // timeout, and re-opening the call (same StreamConfig) with backoff when the server becomes UNAVAILABLE.
 import type { ClientDuplexStream, ServiceError, StatusObject } from '@grpc/grpc-js';
 import { status as GrpcStatus } from '@grpc/grpc-js';
-import { InvalidInputError, KtError } from '../core/errors.js';
+import { InvalidInputError, type KtError } from '../core/errors.js';
 import { StreamConfig } from '../gen/kt/v1/face_analysis.js';
 import type { StreamRequest, StreamResponse } from '../gen/kt/v1/face_analysis.js';
-import { backoffDelayMs } from './client-options.js';
+import { backoffDelayMs } from '../core/backoff.js';
+import { checkStreamId } from '../contract/stream-id.js';
+import { reconnectBackoffPolicy } from './client-options.js';
 import type { ClientReconnectOptions } from './client-options.js';
 import { DeadlineExceededError, UnavailableError, errorFromStatus } from './errors.js';
 import { analysisToProto, dropPolicyToProto, frameResultFromProto, imageToProto, isRawImageInput } from './results.js';
@@ -15,7 +17,7 @@ import type { AnalysisInit, DropPolicyName, FrameInput, ImageInput, StreamCounte
 export interface StreamInit extends AnalysisInit {
   /** Stream (camera) name: letters, digits, '-', '_', '.', at most 64. Used in MQTT topics. Required. */
   streamId: string;
-  /** What the server does when frames arrive faster than it analyses them. Default: the server's (latest-wins). */
+  /** What the server does when frames arrive faster than it analyses them. Default: the server's (LATEST_WINS). */
   dropPolicy?: DropPolicyName;
   /** Frames that may wait on the server for this stream. Default 0: the server's default (1). */
   queueDepth?: number;
@@ -54,7 +56,34 @@ export interface StreamTransport {
   onSettled?(stream: AnalysisStream): void;
 }
 
-const streamIdPattern = /^[A-Za-z0-9._-]{1,64}$/;
+/**
+ * Where a stream is. `idle` until the first `next()`; the producer moves it open -> (reopening -> open)* ->
+ * draining -> done; `failed` and `stopped` can interrupt any phase. done, failed and stopped are final.
+ */
+export type StreamState =
+  | { name: 'idle' }
+  /** Sending frames on the current call. */
+  | { name: 'open' }
+  /** The call broke (UNAVAILABLE): backing off before a new call with the same config. */
+  | { name: 'reopening'; cause: KtError }
+  /** The source is exhausted: the call is half-closed, waiting for the last answers. */
+  | { name: 'draining' }
+  | { name: 'done' }
+  /** `thrown` once the iterator has thrown `error`. */
+  | { name: 'failed'; error: Error; thrown: boolean }
+  /** stop(), the signal, or a `break` out of the loop. */
+  | { name: 'stopped' };
+
+/** Where one gRPC call is: every call ends ended (after our half-close) or broken. */
+type CallPhase =
+  | { name: 'sending' }
+  /** write() returned false: waiting for 'drain'. */
+  | { name: 'blocked' }
+  | { name: 'half-closed' }
+  /** The server closed the call with OK after our half-close. */
+  | { name: 'ended' }
+  /** Lost (UNAVAILABLE, a failed write, or the server ending the call early); `ended` when its status already came. */
+  | { name: 'broken'; error: KtError; ended: boolean };
 
 interface CallState {
   call: ClientDuplexStream<StreamRequest, StreamResponse>;
@@ -63,11 +92,16 @@ interface CallState {
   answered: number;
   /** StreamCounters.framesDropped of the latest answer on this call. */
   dropped: number;
-  halfClosed: boolean;
-  ended: boolean;
-  drained: boolean;
-  broken: KtError | undefined;
+  phase: CallPhase;
 }
+
+/** Marks a call broken; the first reason is the one reported, and `ended` (its status came) sticks. */
+function breakCall(c: CallState, error: KtError, ended = false): void {
+  if (c.phase.name === 'broken') c.phase.ended ||= ended;
+  else c.phase = { name: 'broken', error, ended };
+}
+
+const isFinal = (state: StreamState): boolean => state.name === 'done' || state.name === 'failed' || state.name === 'stopped';
 
 /**
  * An async iterable of results, in frame order. Iterating starts the stream; breaking out of the loop (or the signal)
@@ -86,11 +120,8 @@ export class AnalysisStream implements AsyncIterable<StreamResult> {
   private current: CallState | undefined;
   private callCount = 0;
   private readonly buffer: StreamResult[] = [];
-  private failure: KtError | Error | undefined;
-  private failureThrown = false;
-  private finished = false;
-  private stopped = false;
-  private started = false;
+  private phase: StreamState = { name: 'idle' };
+  /** [Symbol.asyncIterator] was called (a stream is iterated once; independent of the phase, as stop() may come first). */
   private iterated = false;
   private nextSequence = 1;
   /** The current run of re-opens without an answer in between (undefined when the stream is healthy). */
@@ -106,9 +137,7 @@ export class AnalysisStream implements AsyncIterable<StreamResult> {
     frames: AsyncIterable<FrameInput | ImageInput> | Iterable<FrameInput | ImageInput>,
     init: StreamInit,
   ) {
-    if (typeof init.streamId !== 'string' || !streamIdPattern.test(init.streamId)) {
-      throw new InvalidInputError(`streamId must be 1-64 letters, digits, '-', '_' or '.', got ${JSON.stringify(init.streamId)}`);
-    }
+    checkStreamId(init.streamId);
     const maxInFlight = init.maxInFlight ?? 2;
     if (!Number.isInteger(maxInFlight) || maxInFlight < 1) throw new InvalidInputError(`maxInFlight must be an integer >= 1, got ${String(init.maxInFlight)}`);
     this.streamId = init.streamId;
@@ -144,6 +173,11 @@ export class AnalysisStream implements AsyncIterable<StreamResult> {
     };
   }
 
+  /** Where the stream is now. */
+  get state(): StreamState['name'] {
+    return this.phase.name;
+  }
+
   /** Frames sent on the current call and not answered or dropped yet. */
   get inFlight(): number {
     const c = this.current;
@@ -152,20 +186,25 @@ export class AnalysisStream implements AsyncIterable<StreamResult> {
 
   /** Stops the stream: cancels the call, closes the source; the iteration ends after buffered results. */
   stop(): void {
-    if (this.stopped) return;
-    this.stopped = true;
+    if (this.phase.name === 'stopped') return;
+    // A failed or finished stream keeps its state (a failure is still thrown once); the call and source close anyway.
+    if (!isFinal(this.phase)) this.enter({ name: 'stopped' });
     this.closeCall();
     this.stopWatchdog();
     void this.source.return?.().catch(() => {});
-    this.settle();
     this.wake();
   }
 
-  private settled = false;
-  private settle(): void {
-    if (this.settled) return;
-    this.settled = true;
-    this.transport.onSettled?.(this);
+  /** Moves to `next` unless the stream is already final; tells the transport once when it becomes final. */
+  private enter(next: StreamState): void {
+    if (isFinal(this.phase)) return;
+    this.phase = next;
+    if (isFinal(next)) this.transport.onSettled?.(this);
+  }
+
+  /** The first failure wins; later ones (and failures after stop or the end) are dropped. */
+  private fail(e: unknown): void {
+    this.enter({ name: 'failed', error: e instanceof Error ? e : new Error(String(e)), thrown: false });
   }
 
   [Symbol.asyncIterator](): AsyncIterator<StreamResult> {
@@ -181,8 +220,8 @@ export class AnalysisStream implements AsyncIterable<StreamResult> {
   }
 
   private async next(): Promise<IteratorResult<StreamResult>> {
-    if (!this.started) {
-      this.started = true;
+    if (this.phase.name === 'idle') {
+      this.phase = { name: 'open' };
       void this.run();
     }
     for (;;) {
@@ -191,11 +230,12 @@ export class AnalysisStream implements AsyncIterable<StreamResult> {
         this.wake(); // a buffer slot is free: the producer may send again
         return { done: false, value: result };
       }
-      if (this.failure !== undefined && !this.failureThrown) {
-        this.failureThrown = true;
-        throw this.failure;
+      const phase = this.phase;
+      if (phase.name === 'failed' && !phase.thrown) {
+        phase.thrown = true;
+        throw phase.error;
       }
-      if (this.finished || this.stopped || this.failure !== undefined) return { done: true, value: undefined };
+      if (isFinal(phase)) return { done: true, value: undefined };
       await this.changed;
     }
   }
@@ -207,7 +247,11 @@ export class AnalysisStream implements AsyncIterable<StreamResult> {
   }
 
   private halted(): boolean {
-    return this.stopped || this.failure !== undefined;
+    return this.phase.name === 'stopped' || this.phase.name === 'failed';
+  }
+
+  private broken(c: CallState | undefined = this.current): boolean {
+    return c?.phase.name === 'broken';
   }
 
   private async run(): Promise<void> {
@@ -215,36 +259,39 @@ export class AnalysisStream implements AsyncIterable<StreamResult> {
       this.openCall();
       this.startWatchdog();
       for (;;) {
-        await this.waitFor(() => this.halted() || this.current?.broken !== undefined || this.hasCapacity());
+        await this.waitFor(() => this.halted() || this.broken() || this.hasCapacity());
         if (this.halted()) return;
-        if (this.current?.broken) {
+        if (this.broken()) {
           await this.reopen();
           continue;
         }
         const item = await this.source.next();
         if (this.halted()) return;
         if (item.done) break;
-        if (this.current?.broken) await this.reopen();
+        if (this.broken()) await this.reopen();
         if (this.halted()) return;
         await this.send(item.value);
       }
-      // The source is exhausted: half-close and wait for the last answers.
-      const last = this.current;
-      if (last && !last.broken) {
-        last.halfClosed = true;
-        last.call.end();
-        await this.waitFor(() => this.halted() || last.ended || last.broken !== undefined);
-        if (last.broken) this.totals.framesLost += this.inFlight;
-      }
-      this.finished = true;
+      await this.drain();
+      this.enter({ name: 'done' });
     } catch (e) {
-      this.failure ??= e instanceof Error ? e : new Error(String(e));
+      this.fail(e);
       this.closeCall();
     } finally {
       this.stopWatchdog();
-      this.settle();
       this.wake();
     }
+  }
+
+  /** The source is exhausted: half-close and wait for the last answers. */
+  private async drain(): Promise<void> {
+    const last = this.current;
+    if (!last || this.broken(last)) return;
+    this.enter({ name: 'draining' });
+    last.phase = { name: 'half-closed' };
+    last.call.end();
+    await this.waitFor(() => this.halted() || last.phase.name === 'ended' || this.broken(last));
+    if (this.broken(last)) this.totals.framesLost += this.inFlight;
   }
 
   private async send(input: FrameInput | ImageInput): Promise<void> {
@@ -256,7 +303,7 @@ export class AnalysisStream implements AsyncIterable<StreamResult> {
       ok = c.call.write({ request: { $case: 'frame', value: frame } });
     } catch (e) {
       // A call that failed between the check and the write; its 'error' event says why.
-      c.broken ??= new UnavailableError(`stream ${this.streamId}: write failed: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+      breakCall(c, new UnavailableError(`stream ${this.streamId}: write failed: ${e instanceof Error ? e.message : String(e)}`, { cause: e }));
       this.totals.framesLost += 1;
       return;
     }
@@ -265,9 +312,9 @@ export class AnalysisStream implements AsyncIterable<StreamResult> {
     if (wasIdle) this.lastProgressMs = Date.now();
     this.emit({ type: 'write', sequence: frame.sequence, inFlight: this.inFlight });
     if (!ok) {
-      c.drained = false;
+      if (c.phase.name === 'sending') c.phase = { name: 'blocked' };
       this.emit({ type: 'write-blocked', sequence: frame.sequence });
-      await this.waitFor(() => this.halted() || c.drained || c.broken !== undefined);
+      await this.waitFor(() => this.halted() || c.phase.name !== 'blocked');
     }
   }
 
@@ -284,7 +331,7 @@ export class AnalysisStream implements AsyncIterable<StreamResult> {
   private openCall(): void {
     const call = this.transport.openCall(this.deadline);
     this.callCount += 1;
-    const state: CallState = { call, index: this.callCount, sent: 0, answered: 0, dropped: 0, halfClosed: false, ended: false, drained: true, broken: undefined };
+    const state: CallState = { call, index: this.callCount, sent: 0, answered: 0, dropped: 0, phase: { name: 'sending' } };
     this.current = state;
     const isCurrent = (): boolean => this.current === state;
     call.on('data', (response: StreamResponse) => {
@@ -308,14 +355,14 @@ export class AnalysisStream implements AsyncIterable<StreamResult> {
     });
     call.on('drain', () => {
       if (!isCurrent()) return;
-      state.drained = true;
+      if (state.phase.name === 'blocked') state.phase = { name: 'sending' };
       this.wake();
     });
     call.on('status', (status: StatusObject) => {
       if (!isCurrent() || status.code !== GrpcStatus.OK) return;
-      state.ended = true;
+      if (state.phase.name === 'half-closed') state.phase = { name: 'ended' };
       // The server ended the call while we still had frames to send: treat as a lost connection.
-      if (!state.halfClosed) state.broken = new UnavailableError(`stream ${this.streamId}: the server ended the stream`);
+      else breakCall(state, new UnavailableError(`stream ${this.streamId}: the server ended the stream`), true);
       this.wake();
     });
     call.on('error', (e: ServiceError) => {
@@ -323,8 +370,8 @@ export class AnalysisStream implements AsyncIterable<StreamResult> {
       const mapped = errorFromStatus(e, `StreamAnalyze(${this.streamId})`);
       // CANCELLED that we did not ask for is a server shutting down: as retryable as UNAVAILABLE.
       const retryable = e.code === GrpcStatus.UNAVAILABLE || e.code === GrpcStatus.CANCELLED;
-      if (retryable && this.reconnectEnabled && !this.stopped) state.broken = mapped;
-      else this.failure ??= mapped;
+      if (retryable && this.reconnectEnabled && this.phase.name !== 'stopped') breakCall(state, mapped);
+      else this.fail(mapped);
       this.wake();
     });
     this.emit({ type: 'open', call: state.index });
@@ -337,8 +384,10 @@ export class AnalysisStream implements AsyncIterable<StreamResult> {
    * still warming up, does not reset them); the first answer on a new call ends the streak.
    */
   private async reopen(): Promise<void> {
-    const broken = this.current!;
-    const cause = broken.broken!;
+    const brokenPhase = this.current!.phase;
+    if (brokenPhase.name !== 'broken') return;
+    const cause = brokenPhase.error;
+    this.enter({ name: 'reopening', cause });
     const lostFrames = this.inFlight;
     this.totals.framesLost += lostFrames;
     this.closeCall();
@@ -350,7 +399,7 @@ export class AnalysisStream implements AsyncIterable<StreamResult> {
       if (elapsed >= r.maxReconnectMs) {
         throw new UnavailableError(`stream ${this.streamId}: server unavailable, gave up re-opening after ${elapsed} ms (${streak.attempts} attempts): ${cause.message}`, { cause });
       }
-      const delayMs = Math.min(backoffDelayMs(r, streak.attempts), r.maxReconnectMs - elapsed);
+      const delayMs = Math.min(backoffDelayMs(reconnectBackoffPolicy(r), streak.attempts), r.maxReconnectMs - elapsed);
       streak.attempts += 1;
       this.emit({ type: 'reconnecting', attempt: streak.attempts, delayMs, lostFrames, error: cause });
       await this.sleep(delayMs);
@@ -364,6 +413,7 @@ export class AnalysisStream implements AsyncIterable<StreamResult> {
       if (this.halted()) return;
       this.totals.reconnects += 1;
       this.openCall();
+      this.enter({ name: 'open' });
       this.lastProgressMs = Date.now();
       this.emit({ type: 'reconnected', call: this.callCount, afterMs: Date.now() - streak.startedMs });
       return;
@@ -376,7 +426,7 @@ export class AnalysisStream implements AsyncIterable<StreamResult> {
     if (!c) return;
     this.current = undefined;
     this.totals.droppedOnClosedCalls += c.dropped;
-    if (!c.ended) {
+    if (c.phase.name !== 'ended' && !(c.phase.name === 'broken' && c.phase.ended)) {
       try {
         c.call.cancel();
       } catch {
@@ -390,9 +440,9 @@ export class AnalysisStream implements AsyncIterable<StreamResult> {
   private startWatchdog(): void {
     const period = Math.max(10, Math.min(1000, Math.floor(this.frameTimeoutMs / 4)));
     this.watchdog = setInterval(() => {
-      if (this.halted() || this.current === undefined || this.current.broken) return;
+      if (this.halted() || this.current === undefined || this.broken()) return;
       if (this.inFlight > 0 && Date.now() - this.lastProgressMs > this.frameTimeoutMs) {
-        this.failure ??= new DeadlineExceededError(`StreamAnalyze(${this.streamId}): no answer for ${this.frameTimeoutMs} ms with ${this.inFlight} frame(s) in flight`, this.frameTimeoutMs);
+        this.fail(new DeadlineExceededError(`StreamAnalyze(${this.streamId}): no answer for ${this.frameTimeoutMs} ms with ${this.inFlight} frame(s) in flight`, this.frameTimeoutMs));
         this.closeCall();
         this.wake();
       }

@@ -1,6 +1,9 @@
-// Options of the client SDK: one interface, one defaults object, one merge point that rejects unknown fields.
+// Options of the client SDK: one interface, one defaults object, one merge point that checks them (TypeBox schema).
 import type { ChannelOptions } from '@grpc/grpc-js';
+import type { BackoffPolicy } from '../core/backoff.js';
+import { Type, type TSchema } from '@sinclair/typebox';
 import { InvalidInputError } from '../core/errors.js';
+import { checkValue } from '../core/schema.js';
 
 /** TLS material (PEM). Without `rootCerts` the system roots are used; `privateKey` + `certChain` enable mutual TLS. */
 export interface ClientTlsOptions {
@@ -68,22 +71,53 @@ export interface FaceAnalysisClientInit {
   channelOptions?: ChannelOptions;
 }
 
-function rejectUnknown(value: object, known: readonly string[], where: string): void {
-  for (const key of Object.keys(value)) {
-    if (!known.includes(key)) throw new InvalidInputError(`unknown ${where} option "${key}" (known: ${known.join(', ')})`);
-  }
-}
+const positiveInt = Type.Integer({ exclusiveMinimum: 0 });
+
+/** How `FaceAnalysisClientInit` is checked; the keys are exactly the interfaces', so an unknown option is an error. */
+const clientInitSchema = Type.Partial(
+  Type.Object(
+    {
+      tls: Type.Union([
+        Type.Partial(
+          Type.Object(
+            { rootCerts: Type.Uint8Array(), privateKey: Type.Uint8Array(), certChain: Type.Uint8Array() } satisfies Record<keyof ClientTlsOptions, TSchema>,
+            { additionalProperties: false },
+          ),
+        ),
+        Type.Literal(false),
+      ]),
+      deadlineMs: positiveInt,
+      maxMessageBytes: positiveInt,
+      keepalive: Type.Partial(
+        Type.Object({ timeMs: positiveInt, timeoutMs: positiveInt, permitWithoutCalls: Type.Boolean() } satisfies Record<keyof ClientKeepaliveOptions, TSchema>, {
+          additionalProperties: false,
+        }),
+      ),
+      reconnect: Type.Partial(
+        Type.Object(
+          {
+            initialBackoffMs: positiveInt,
+            maxBackoffMs: positiveInt,
+            multiplier: Type.Number({ minimum: 1 }),
+            jitter: Type.Number({ minimum: 0, exclusiveMaximum: 1 }),
+            maxReconnectMs: Type.Integer({ minimum: 0 }),
+          } satisfies Record<keyof ClientReconnectOptions, TSchema>,
+          { additionalProperties: false },
+        ),
+      ),
+      channelOptions: Type.Object({}),
+    } satisfies Record<keyof FaceAnalysisClientOptions, TSchema>,
+    { additionalProperties: false },
+  ),
+);
 
 function defined<T extends object>(value: T | undefined): Partial<T> {
   return Object.fromEntries(Object.entries(value ?? {}).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
-/** The one merge point: defaults, then `init`; unknown fields and bad values are InvalidInputError. */
+/** The one merge point: defaults, then `init`; every unknown field (with the nearest name) and bad value is listed in one InvalidInputError. */
 export function resolveClientOptions(init: FaceAnalysisClientInit = {}): FaceAnalysisClientOptions {
-  rejectUnknown(init, Object.keys(defaultClientOptions), 'client');
-  if (init.keepalive) rejectUnknown(init.keepalive, Object.keys(defaultClientOptions.keepalive), 'client keepalive');
-  if (init.reconnect) rejectUnknown(init.reconnect, Object.keys(defaultClientOptions.reconnect), 'client reconnect');
-  if (init.tls) rejectUnknown(init.tls, ['rootCerts', 'privateKey', 'certChain'], 'client tls');
+  checkValue(clientInitSchema, init, '', { noun: 'client option' });
   const d = defaultClientOptions;
   const o: FaceAnalysisClientOptions = {
     tls: init.tls ?? d.tls,
@@ -93,22 +127,9 @@ export function resolveClientOptions(init: FaceAnalysisClientInit = {}): FaceAna
     reconnect: { ...d.reconnect, ...defined(init.reconnect) },
     channelOptions: { ...d.channelOptions, ...(init.channelOptions ?? {}) },
   };
-  const bad = (field: string, why: string, v: unknown): never => {
-    throw new InvalidInputError(`client option ${field} must be ${why}, got ${JSON.stringify(v)}`);
-  };
-  const positiveInt = (field: string, v: number): void => {
-    if (!Number.isInteger(v) || v <= 0) bad(field, 'an integer > 0', v);
-  };
-  positiveInt('deadlineMs', o.deadlineMs);
-  positiveInt('maxMessageBytes', o.maxMessageBytes);
-  positiveInt('keepalive.timeMs', o.keepalive.timeMs);
-  positiveInt('keepalive.timeoutMs', o.keepalive.timeoutMs);
-  positiveInt('reconnect.initialBackoffMs', o.reconnect.initialBackoffMs);
-  positiveInt('reconnect.maxBackoffMs', o.reconnect.maxBackoffMs);
-  if (o.reconnect.maxBackoffMs < o.reconnect.initialBackoffMs) bad('reconnect.maxBackoffMs', `>= reconnect.initialBackoffMs (${o.reconnect.initialBackoffMs})`, o.reconnect.maxBackoffMs);
-  if (!(o.reconnect.multiplier >= 1)) bad('reconnect.multiplier', '>= 1', o.reconnect.multiplier);
-  if (!(o.reconnect.jitter >= 0 && o.reconnect.jitter < 1)) bad('reconnect.jitter', 'in [0, 1)', o.reconnect.jitter);
-  if (!Number.isInteger(o.reconnect.maxReconnectMs) || o.reconnect.maxReconnectMs < 0) bad('reconnect.maxReconnectMs', 'an integer >= 0', o.reconnect.maxReconnectMs);
+  if (o.reconnect.maxBackoffMs < o.reconnect.initialBackoffMs) {
+    throw new InvalidInputError(`client option "reconnect.maxBackoffMs" must be >= reconnect.initialBackoffMs (${o.reconnect.initialBackoffMs}), got ${o.reconnect.maxBackoffMs}`);
+  }
   return o;
 }
 
@@ -126,9 +147,7 @@ export function channelOptionsOf(o: FaceAnalysisClientOptions): ChannelOptions {
   };
 }
 
-/** Delay before reconnect attempt `attempt` (0-based): capped exponential with jitter. */
-export function backoffDelayMs(r: ClientReconnectOptions, attempt: number): number {
-  const nominal = Math.min(r.maxBackoffMs, r.initialBackoffMs * r.multiplier ** attempt);
-  const spread = 1 + r.jitter * (2 * Math.random() - 1);
-  return Math.max(1, Math.min(r.maxBackoffMs, Math.round(nominal * spread)));
+/** The reconnect options as the core backoff policy (stream re-opens use it; grpc-js applies its own to the channel). */
+export function reconnectBackoffPolicy(r: ClientReconnectOptions): BackoffPolicy {
+  return { initialMs: r.initialBackoffMs, maxMs: r.maxBackoffMs, multiplier: r.multiplier, jitter: r.jitter };
 }

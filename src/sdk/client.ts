@@ -8,8 +8,10 @@ import { AnalyzeRequest, FaceAnalysisClient as GeneratedFaceAnalysisClient } fro
 import type { AnalyzeResponse, StreamRequest, StreamResponse } from '../gen/kt/v1/face_analysis.js';
 import { DeletePersonRequest, EnrolRequest, GalleryClient as GeneratedGalleryClient, IdentifyRequest, ListPeopleRequest } from '../gen/kt/v1/gallery.js';
 import type { DeletePersonResponse, EnrolResponse, IdentifyResponse, ListPeopleResponse, Person } from '../gen/kt/v1/gallery.js';
-import { DescribeModelRequest, ListModelsRequest, LoadModelRequest, ModelKind, ModelState, ModelsClient as GeneratedModelsClient, ReloadModelRequest, UnloadModelRequest } from '../gen/kt/v1/models.js';
+import { DescribeModelRequest, ListModelsRequest, LoadModelRequest, ModelsClient as GeneratedModelsClient, ReloadModelRequest, UnloadModelRequest } from '../gen/kt/v1/models.js';
 import type { DescribeModelResponse, ListModelsResponse, LoadModelResponse, ModelInfo as ProtoModelInfo, ReloadModelResponse, UnloadModelResponse } from '../gen/kt/v1/models.js';
+import { modelKinds, modelStates } from '../contract/wire-names.js';
+import type { ModelKindName as ContractModelKindName, ModelStateName as ContractModelStateName } from '../contract/wire-names.js';
 import { AnalysisStream } from './analysis-stream.js';
 import type { StreamInit } from './analysis-stream.js';
 import { channelOptionsOf, resolveClientOptions } from './client-options.js';
@@ -36,8 +38,10 @@ export interface AnalyzeInit extends AnalysisInit, CallInit {
   captureTimeUnixMs?: number;
 }
 
-export type ModelKindName = 'detector' | 'prior' | 'baseline' | 'kt-adapter' | 'unspecified';
-export type ModelStateName = 'unloaded' | 'loading' | 'loaded' | 'failed' | 'unspecified';
+/** The contract's model kind, or `unspecified` for a value this SDK does not know. */
+export type ModelKindName = ContractModelKindName | 'unspecified';
+/** The contract's model state, or `unspecified` for a value this SDK does not know. */
+export type ModelStateName = ContractModelStateName | 'unspecified';
 
 /** A model version as the server sees it; `manifest` keeps the contract's full ModelInfo (input, outputs, encoder, training). */
 export interface ModelInfo {
@@ -106,28 +110,15 @@ export interface GalleryApi {
 type UnaryCallback<Res> = (error: ServiceError | null, response: Res) => void;
 type UnaryMethod<Req, Res> = (request: Req, metadata: Metadata, options: { deadline: Date }, callback: UnaryCallback<Res>) => ClientUnaryCall;
 
-const kindNames: Record<string, ModelKindName> = {
-  [ModelKind.MODEL_KIND_DETECTOR]: 'detector',
-  [ModelKind.MODEL_KIND_PRIOR]: 'prior',
-  [ModelKind.MODEL_KIND_BASELINE]: 'baseline',
-  [ModelKind.MODEL_KIND_KT_ADAPTER]: 'kt-adapter',
-};
-const stateNames: Record<string, ModelStateName> = {
-  [ModelState.MODEL_STATE_UNLOADED]: 'unloaded',
-  [ModelState.MODEL_STATE_LOADING]: 'loading',
-  [ModelState.MODEL_STATE_LOADED]: 'loaded',
-  [ModelState.MODEL_STATE_FAILED]: 'failed',
-};
-
 function modelFromProto(m: ProtoModelInfo | undefined): ModelInfo {
   if (m === undefined) throw new InvalidInputError('the server answered without a model');
   return {
     name: m.name,
     version: m.version,
-    kind: kindNames[m.kind] ?? 'unspecified',
+    kind: modelKinds.fromWire(m.kind) ?? 'unspecified',
     tasks: [...m.tasks],
     description: m.description,
-    state: stateNames[m.state] ?? 'unspecified',
+    state: modelStates.fromWire(m.state) ?? 'unspecified',
     stateMessage: m.stateMessage,
     provider: m.provider,
     serving: m.serving,

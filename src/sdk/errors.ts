@@ -1,7 +1,10 @@
 // Typed client-side errors, and the one function that maps a gRPC status (or a per-frame ItemError) to them.
 import { status as GrpcStatus } from '@grpc/grpc-js';
-import { InvalidInputError, KtError, NotFoundError, ResourceExhaustedError } from '../core/errors.js';
+import { FailedPreconditionError, InvalidInputError, KtError, NotFoundError, ResourceExhaustedError, UnavailableError, isUnavailableError } from '../core/errors.js';
 import type { KtErrorCode } from '../core/errors.js';
+
+// The domain classes are the core ones, so `instanceof` works the same on both sides of the wire.
+export { FailedPreconditionError, UnavailableError, isUnavailableError };
 
 /** gRPC status code names by number (google.rpc.Code), for messages and `grpcCodeName`. */
 const statusNames: Record<number, string> = Object.fromEntries(
@@ -28,14 +31,6 @@ export class RpcError extends KtError {
   }
 }
 
-/** The server could not be reached, or went away and did not come back within the reconnect budget. Retryable. */
-export class UnavailableError extends RpcError {
-  override readonly name: string = 'UnavailableError';
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('UNAVAILABLE', GrpcStatus.UNAVAILABLE, message, options);
-  }
-}
-
 /**
  * The call's deadline (or a stream's per-frame answer timeout) passed before the answer came.
  * Its domain code is UNAVAILABLE because core's KtErrorCode has no DEADLINE_EXCEEDED; `grpcCode` is exact.
@@ -50,14 +45,6 @@ export class DeadlineExceededError extends RpcError {
   }
 }
 
-/** The server cannot do this now (e.g. a model that failed to load). */
-export class FailedPreconditionError extends RpcError {
-  override readonly name: string = 'FailedPreconditionError';
-  constructor(message: string, options?: { cause?: unknown }) {
-    super('FAILED_PRECONDITION', GrpcStatus.FAILED_PRECONDITION, message, options);
-  }
-}
-
 /** The server does not implement this call or option. */
 export class UnimplementedError extends RpcError {
   override readonly name: string = 'UnimplementedError';
@@ -68,9 +55,6 @@ export class UnimplementedError extends RpcError {
 
 export function isRpcError(e: unknown): e is RpcError {
   return e instanceof RpcError;
-}
-export function isUnavailableError(e: unknown): e is UnavailableError {
-  return e instanceof UnavailableError;
 }
 export function isDeadlineExceededError(e: unknown): e is DeadlineExceededError {
   return e instanceof DeadlineExceededError;
@@ -88,8 +72,8 @@ function isStatusLike(e: unknown): e is StatusLike {
 }
 
 /**
- * The one mapping from a gRPC status to a typed error. INVALID_ARGUMENT, NOT_FOUND and RESOURCE_EXHAUSTED become the
- * core domain classes (so `instanceof InvalidInputError` works the same on both sides of the wire); the status object
+ * The one mapping from a gRPC status to a typed error. INVALID_ARGUMENT, NOT_FOUND, RESOURCE_EXHAUSTED,
+ * FAILED_PRECONDITION and UNAVAILABLE become the core domain classes (so `instanceof InvalidInputError` works the same on both sides of the wire); the status object
  * is kept as `cause`. Anything unrecognised is an RpcError with domain code INTERNAL.
  * `what` names the call ("Analyze", "Gallery.Enrol") in the message.
  */
@@ -119,9 +103,24 @@ export function errorFromStatus(e: unknown, what: string): KtError {
   }
 }
 
-/** The gRPC status code behind a typed error from this SDK (from `grpcCode` or the status kept as `cause`). */
+/** The status each domain code maps to (the server's table in src/server/status.ts), for errors raised client-side. */
+const statusOfCode: Record<KtErrorCode, number> = {
+  INVALID_ARGUMENT: GrpcStatus.INVALID_ARGUMENT,
+  NOT_FOUND: GrpcStatus.NOT_FOUND,
+  RESOURCE_EXHAUSTED: GrpcStatus.RESOURCE_EXHAUSTED,
+  FAILED_PRECONDITION: GrpcStatus.FAILED_PRECONDITION,
+  UNAVAILABLE: GrpcStatus.UNAVAILABLE,
+  UNIMPLEMENTED: GrpcStatus.UNIMPLEMENTED,
+  INTERNAL: GrpcStatus.INTERNAL,
+};
+
+/**
+ * The gRPC status code behind a typed error from this SDK: `grpcCode`, else the status kept as `cause`, else (for
+ * UnavailableError and FailedPreconditionError raised by the client itself) the status of its domain code.
+ */
 export function grpcCodeOf(e: unknown): number | undefined {
   if (e instanceof RpcError) return e.grpcCode;
   if (e instanceof Error && isStatusLike(e.cause)) return e.cause.code;
+  if (e instanceof UnavailableError || e instanceof FailedPreconditionError) return statusOfCode[e.code];
   return undefined;
 }

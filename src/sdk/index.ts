@@ -15,7 +15,7 @@ export type {
   ModelsApi,
 } from './client.js';
 export { AnalysisStream } from './analysis-stream.js';
-export type { StreamEvent, StreamInit } from './analysis-stream.js';
+export type { StreamEvent, StreamInit, StreamState } from './analysis-stream.js';
 export { defaultClientOptions, resolveClientOptions } from './client-options.js';
 export type { ClientKeepaliveOptions, ClientReconnectOptions, ClientTlsOptions, FaceAnalysisClientInit, FaceAnalysisClientOptions } from './client-options.js';
 export {
@@ -32,7 +32,10 @@ export {
   isUnavailableError,
 } from './errors.js';
 export { InvalidInputError, KtError, NotFoundError, ResourceExhaustedError, isKtError } from '../core/errors.js';
-export { defaultTasks, resultToFacesEvent, taskNames } from './results.js';
+export { defaultTasks, facesEventOfResult, resultToFacesEvent, taskNames } from './results.js';
+export type { FacesEvent, FacesMessage } from '../contract/face-events.js';
+export { createBasicLogger, silentLogger } from '../core/log-types.js';
+export type { LogFields, LogFn, LogLevel, Logger } from '../core/log-types.js';
 export type {
   AnalysisInit,
   AnalysisResult,
@@ -53,11 +56,10 @@ export type {
   TaskName,
   TimingsMs,
 } from './results.js';
-export { PluginOptionError, PluginRegistry, PluginRunner, definePlugin, isPluginOptionError, optionChecks } from './plugin.js';
-export type { OptionCheck, Plugin, PluginDefinition, PluginFactory, PluginInit, PluginInstance, PluginResultContext, PluginRunnerStats } from './plugin.js';
+export { PluginOptionError, PluginRegistry, PluginRunner, Type, definePlugin, isPluginOptionError } from './plugin.js';
+export type { Plugin, PluginDefinition, PluginFactory, PluginInit, PluginInstance, PluginResultContext, PluginRunnerStats, Static, TObject, TSchema } from './plugin.js';
 export { webhookPlugin } from './plugin-webhook.js';
 export type { WebhookOptions } from './plugin-webhook.js';
-export { createMqttForwardPlugin } from './plugin-mqtt-forward.js';
-export type { FacesEventBody, FacesEventPublisher, FacesEventPublisherFactory, FacesEventPublisherInit, MqttForwardOptions } from './plugin-mqtt-forward.js';
+export { mqttForwardPlugin } from './plugin-mqtt-forward.js';
+export type { MqttForwardOptions } from './plugin-mqtt-forward.js';
 export { registerBuiltinPlugins } from './plugin-builtins.js';
-export type { BuiltinPluginDeps } from './plugin-builtins.js';

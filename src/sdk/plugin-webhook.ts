@@ -1,9 +1,10 @@
 // Built-in plugin `webhook`: POSTs each result as a JSON faces event to a URL, with a timeout per attempt and a
-// bounded queue that retries 5xx, 429 and network failures with capped exponential backoff.
+// bounded DeliveryQueue that retries 5xx, 429 and network failures with the core's capped exponential backoff.
 import { errorMessage } from '../core/errors.js';
-import { definePlugin, optionChecks } from './plugin.js';
+import { Type, definePlugin, type TSchema } from './plugin.js';
+import type { Logger } from '../core/log-types.js';
+import { DeliveryQueue, type DeliveryOutcome } from './delivery-queue.js';
 import { resultToFacesEvent } from './results.js';
-import type { FacesEventJson } from './results.js';
 
 export interface WebhookOptions {
   /** Where to send events (http or https). Required. */
@@ -30,136 +31,78 @@ export interface WebhookOptions {
   flushTimeoutMs: number;
 }
 
-interface Pending {
-  body: string;
-  attempts: number;
-}
-
 export const webhookPlugin = definePlugin<WebhookOptions>({
   name: 'webhook',
   description: 'POST each result as JSON to a URL, with timeout and bounded retries',
-  defaults: {
-    url: '',
-    method: 'POST',
-    headers: {},
-    timeoutMs: 5000,
-    maxRetries: 3,
-    retryBackoffMs: 500,
-    maxRetryBackoffMs: 10_000,
-    maxQueued: 100,
-    onlyWithFaces: true,
-    nodeId: '',
-    flushTimeoutMs: 2000,
-  },
-  schema: {
-    url: optionChecks.url(['http', 'https']),
-    method: optionChecks.oneOf(['POST', 'PUT']),
-    headers: optionChecks.stringRecord(),
-    timeoutMs: optionChecks.int(1, 600_000),
-    maxRetries: optionChecks.int(0, 100),
-    retryBackoffMs: optionChecks.int(1, 600_000),
-    maxRetryBackoffMs: optionChecks.int(1, 3_600_000),
-    maxQueued: optionChecks.int(1, 1_000_000),
-    onlyWithFaces: optionChecks.boolean(),
-    nodeId: optionChecks.string(),
-    flushTimeoutMs: optionChecks.int(0, 600_000),
-  },
+  schema: Type.Object(
+    {
+      url: Type.String({ pattern: '^https?://.', mustBe: 'an http or https URL', default: '', description: 'Where to send events (http or https). Required.' }),
+      method: Type.Union([Type.Literal('POST'), Type.Literal('PUT')], { default: 'POST', description: 'HTTP method. Default "POST".' }),
+      headers: Type.Record(Type.String(), Type.String(), { default: {}, description: 'Extra request headers (e.g. Authorization). Default none.' }),
+      timeoutMs: Type.Integer({ minimum: 1, maximum: 600_000, default: 5000, description: 'Time allowed per attempt, in milliseconds. Default 5000.' }),
+      maxRetries: Type.Integer({
+        minimum: 0,
+        maximum: 100,
+        default: 3,
+        description: 'Retries after the first attempt for 5xx, 429, timeouts and network errors (4xx are not retried). Default 3.',
+      }),
+      retryBackoffMs: Type.Integer({ minimum: 1, maximum: 600_000, default: 500, description: 'Delay before the first retry, in milliseconds; doubles per retry. Default 500.' }),
+      maxRetryBackoffMs: Type.Integer({ minimum: 1, maximum: 3_600_000, default: 10_000, description: 'Longest delay between retries, in milliseconds. Default 10000.' }),
+      maxQueued: Type.Integer({
+        minimum: 1,
+        maximum: 1_000_000,
+        default: 100,
+        description: 'Events waiting for delivery (including the one being retried); when full the oldest is discarded and counted. Default 100.',
+      }),
+      onlyWithFaces: Type.Boolean({ default: true, description: 'Send only results with at least one face. Default true.' }),
+      nodeId: Type.String({ default: '', description: '`node` field of the events. Default "" (left out).' }),
+      flushTimeoutMs: Type.Integer({
+        minimum: 0,
+        maximum: 600_000,
+        default: 2000,
+        description: 'How long onStop waits for the queue to empty before discarding the rest, in milliseconds. Default 2000.',
+      }),
+    } satisfies Record<keyof WebhookOptions, TSchema>,
+    { additionalProperties: false, title: 'webhook plugin options' },
+  ),
   validate: (o) => (o.maxRetryBackoffMs < o.retryBackoffMs ? `maxRetryBackoffMs (${o.maxRetryBackoffMs}) must be >= retryBackoffMs (${o.retryBackoffMs})` : undefined),
   create({ options: o, log }) {
-    const queue: Pending[] = [];
-    const count = { delivered: 0, retries: 0, failed: 0, discarded: 0 };
-    let worker: Promise<void> | undefined;
-    let stopping = false;
-    let wakeSleep: (() => void) | undefined;
-    const inflight = new Set<AbortController>();
-
-    const sleep = (ms: number): Promise<void> =>
-      new Promise((resolve) => {
-        const timer = setTimeout(done, ms);
-        function done(): void {
-          clearTimeout(timer);
-          wakeSleep = undefined;
-          resolve();
-        }
-        wakeSleep = done;
-      });
-
-    /** One attempt: 'ok', 'retry' (5xx, 429, network, timeout) or 'fail' (other statuses). */
-    const attempt = async (item: Pending): Promise<'ok' | 'retry' | 'fail'> => {
-      const controller = new AbortController();
-      inflight.add(controller);
-      const timer = setTimeout(() => controller.abort(new Error(`timed out after ${o.timeoutMs} ms`)), o.timeoutMs);
-      try {
-        const res = await fetch(o.url, { method: o.method, headers: { 'content-type': 'application/json', ...o.headers }, body: item.body, signal: controller.signal });
-        await res.arrayBuffer().catch(() => undefined); // free the connection
-        if (res.ok) return 'ok';
-        log.debug(`${o.url} answered ${res.status}`);
-        return res.status >= 500 || res.status === 429 || res.status === 408 ? 'retry' : 'fail';
-      } catch (e) {
-        log.debug(`${o.url}: ${errorMessage(e)}`);
-        return 'retry';
-      } finally {
-        clearTimeout(timer);
-        inflight.delete(controller);
-      }
-    };
-
-    const drain = async (): Promise<void> => {
-      while (queue.length > 0 && !stopping) {
-        const item = queue[0]!;
-        const outcome = await attempt(item);
-        if (queue[0] !== item) continue; // discarded while in flight (queue overflow)
-        if (outcome === 'ok') {
-          queue.shift();
-          count.delivered += 1;
-          continue;
-        }
-        if (outcome === 'fail' || item.attempts >= o.maxRetries || stopping) {
-          queue.shift();
-          count.failed += 1;
-          log.warn(`event not delivered to ${o.url} after ${item.attempts + 1} attempt(s)`);
-          continue;
-        }
-        const delay = Math.min(o.maxRetryBackoffMs, o.retryBackoffMs * 2 ** item.attempts);
-        item.attempts += 1;
-        count.retries += 1;
-        await sleep(delay);
-      }
-    };
-
-    const kick = (): void => {
-      worker ??= drain().finally(() => {
-        worker = undefined;
-        if (queue.length > 0 && !stopping) kick();
-      });
-    };
-
+    const queue = new DeliveryQueue<string>({
+      maxQueued: o.maxQueued,
+      maxRetries: o.maxRetries,
+      // Deterministic doubling (no jitter): one gateway retrying one URL has nobody to fall in lockstep with.
+      backoff: { initialMs: o.retryBackoffMs, maxMs: o.maxRetryBackoffMs, multiplier: 2, jitter: 0 },
+      deliver: (body, signal) => postOnce(o, body, signal, log),
+      onGiveUp: (_body, attempts) => log.warn({ url: o.url, attempts }, 'event not delivered'),
+    });
     return {
       onResult(result, ctx) {
-        if (stopping) return;
         if (o.onlyWithFaces && result.faces.length === 0) return;
-        const event: FacesEventJson = resultToFacesEvent(result, ctx.streamId, o.nodeId !== '' ? o.nodeId : undefined);
-        if (queue.length >= o.maxQueued) {
-          // Drop the oldest that is not in flight (index 0 may be mid-attempt: keep order simple and drop index 1 when it exists).
-          queue.splice(queue.length > 1 ? 1 : 0, 1);
-          count.discarded += 1;
-        }
-        queue.push({ body: JSON.stringify(event), attempts: 0 });
-        kick();
+        queue.push(JSON.stringify(resultToFacesEvent(result, ctx.streamId, o.nodeId !== '' ? o.nodeId : undefined)));
       },
-      async onStop() {
-        const deadline = Date.now() + o.flushTimeoutMs;
-        while (worker && Date.now() < deadline) {
-          await Promise.race([worker, new Promise((r) => setTimeout(r, Math.max(1, deadline - Date.now())))]);
-        }
-        stopping = true;
-        wakeSleep?.();
-        for (const c of inflight) c.abort(new Error('webhook plugin stopping'));
-        await worker;
-        count.discarded += queue.length;
-        queue.length = 0;
-      },
-      stats: () => ({ ...count, queued: queue.length }),
+      onStop: () => queue.stop(o.flushTimeoutMs),
+      stats: () => ({ ...queue.counters() }),
     };
   },
 });
+
+/** One attempt with its own timeout: 'ok', 'retry' (5xx, 429, 408, network, timeout) or 'fail' (other statuses). */
+async function postOnce(o: WebhookOptions, body: string, stopSignal: AbortSignal, log: Logger): Promise<DeliveryOutcome> {
+  const controller = new AbortController();
+  const abort = (): void => controller.abort(stopSignal.reason);
+  stopSignal.addEventListener('abort', abort, { once: true });
+  const timer = setTimeout(() => controller.abort(new Error(`timed out after ${o.timeoutMs} ms`)), o.timeoutMs);
+  try {
+    const res = await fetch(o.url, { method: o.method, headers: { 'content-type': 'application/json', ...o.headers }, body, signal: controller.signal });
+    await res.arrayBuffer().catch(() => undefined); // free the connection
+    if (res.ok) return 'ok';
+    log.debug({ url: o.url, status: res.status }, 'webhook answered with an error status');
+    return res.status >= 500 || res.status === 429 || res.status === 408 ? 'retry' : 'fail';
+  } catch (e) {
+    log.debug({ url: o.url, error: errorMessage(e) }, 'webhook request failed');
+    return 'retry';
+  } finally {
+    clearTimeout(timer);
+    stopSignal.removeEventListener('abort', abort);
+  }
+}

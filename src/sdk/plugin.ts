@@ -1,8 +1,9 @@
 // The gateway plugin SDK: definePlugin() turns a documented init object into a factory that validates options
 // (unknown ones are a typed error), a registry for named factories, and a runner that feeds stream results to plugins.
-import { InvalidInputError, KtError, errorMessage } from '../core/errors.js';
-import { createLogger } from '../core/log.js';
-import type { Logger } from '../core/log.js';
+import { FailedPreconditionError, InvalidInputError, KtError, errorMessage } from '../core/errors.js';
+import { Type, type Static, type TObject, type TSchema } from '@sinclair/typebox';
+import { schemaIssues, withDefaults } from '../core/schema.js';
+import { createBasicLogger, type Logger } from '../core/log-types.js';
 import type { AnalysisResult, StreamResult } from './results.js';
 
 /**
@@ -24,28 +25,9 @@ export function isPluginOptionError(e: unknown): e is PluginOptionError {
   return e instanceof PluginOptionError;
 }
 
-/** Checks one option value; returns what it must be ("an integer >= 0") when it is not, else undefined. */
-export type OptionCheck = (value: unknown) => string | undefined;
-
-/** Ready-made checks for `schema`. */
-export const optionChecks = {
-  int: (min: number, max = Number.MAX_SAFE_INTEGER): OptionCheck => (v) =>
-    typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max ? undefined : `an integer in ${min}..${max}`,
-  number: (min: number, max: number): OptionCheck => (v) => (typeof v === 'number' && Number.isFinite(v) && v >= min && v <= max ? undefined : `a number in ${min}..${max}`),
-  string: (allowEmpty = true): OptionCheck => (v) => (typeof v === 'string' && (allowEmpty || v.length > 0) ? undefined : allowEmpty ? 'a string' : 'a non-empty string'),
-  boolean: (): OptionCheck => (v) => (typeof v === 'boolean' ? undefined : 'true or false'),
-  oneOf: (values: readonly unknown[]): OptionCheck => (v) => (values.includes(v) ? undefined : `one of ${values.map((x) => JSON.stringify(x)).join(', ')}`),
-  url: (protocols: readonly string[]): OptionCheck => (v) => {
-    if (typeof v !== 'string') return `a ${protocols.join(' or ')} URL`;
-    try {
-      return protocols.includes(new URL(v).protocol.replace(/:$/, '')) ? undefined : `a ${protocols.join(' or ')} URL`;
-    } catch {
-      return `a ${protocols.join(' or ')} URL`;
-    }
-  },
-  stringRecord: (): OptionCheck => (v) =>
-    typeof v === 'object' && v !== null && !Array.isArray(v) && Object.values(v).every((x) => typeof x === 'string') ? undefined : 'an object of string values',
-};
+// Plugin authors write option schemas with TypeBox's `Type` (re-exported so a plugin needs no extra dependency).
+export { Type };
+export type { Static, TObject, TSchema };
 
 /** What a result comes with. */
 export interface PluginResultContext {
@@ -79,12 +61,15 @@ export interface PluginInstance {
 export interface PluginDefinition<O extends object> {
   /** Unique name, e.g. "webhook"; letters, digits and '-'. */
   name: string;
-  /** One line for `kt gateway --help`. */
+  /** One line saying what the plugin does (for plugin listings and help texts). */
   description: string;
-  /** Every option with its default: the keys ARE the known options; anything else is rejected. */
-  defaults: Readonly<O>;
-  /** Per option, a check of the merged value. Options without a check are only type-checked against their default. */
-  schema?: { readonly [K in keyof O]?: OptionCheck };
+  /**
+   * The options as a TypeBox object: one property per option with its `default`, `description` and range; its keys
+   * ARE the known options, anything else is rejected (with the nearest name). Emitted as JSON Schema for config files.
+   */
+  schema?: TObject;
+  /** Defaults, for a plugin without `schema` (each option is then only type-checked against its default). */
+  defaults?: Readonly<O>;
   /** Cross-option rules on the merged options; return a problem or undefined. */
   validate?(options: Readonly<O>): string | undefined;
   /** Builds an instance from validated options. */
@@ -104,52 +89,61 @@ export interface PluginFactory<O extends object = object> {
   readonly pluginName: string;
   readonly description: string;
   readonly defaults: Readonly<O>;
+  /** The options' schema (the definition's, or one derived from `defaults`). */
+  readonly schema: TObject;
   /** Merges and validates options without creating anything (config checks). Throws PluginOptionError. */
   resolveOptions(options?: Partial<O>): O;
 }
 
 const pluginNamePattern = /^[a-z0-9][a-z0-9-]{0,63}$/;
 
-function sameKind(value: unknown, def: unknown): boolean {
-  if (def === undefined || def === null) return true;
-  if (Array.isArray(def)) return Array.isArray(value);
-  return typeof value === typeof def;
+/** For a plugin declared with `defaults` only: each option must have its default's JSON type. */
+function schemaOfDefaults(defaults: object): TObject {
+  const kindOf = (v: unknown): TSchema => {
+    if (typeof v === 'number') return Type.Number();
+    if (typeof v === 'string') return Type.String();
+    if (typeof v === 'boolean') return Type.Boolean();
+    if (Array.isArray(v)) return Type.Array(Type.Unknown());
+    if (typeof v === 'object' && v !== null) return Type.Object({});
+    return Type.Unknown();
+  };
+  return Type.Object(Object.fromEntries(Object.entries(defaults).map(([k, v]) => [k, kindOf(v)])), { additionalProperties: false });
+}
+
+function optionsOf(definition: PluginDefinition<object>): { schema: TObject; defaults: Readonly<Record<string, unknown>> } {
+  if (definition.schema) return { schema: definition.schema, defaults: Object.freeze({ ...(withDefaults(definition.schema, {}) as object), ...definition.defaults }) };
+  if (definition.defaults) return { schema: schemaOfDefaults(definition.defaults), defaults: definition.defaults as Record<string, unknown> };
+  throw new InvalidInputError(`plugin ${definition.name}: definePlugin needs a schema or defaults`);
 }
 
 /**
- * Defines a plugin. The returned factory merges the caller's options over `defaults` (the one merge point), rejects
- * unknown options and bad values with PluginOptionError, then calls `create`.
+ * Defines a plugin. The returned factory merges the caller's options over the defaults (the one merge point), checks
+ * the result against the schema and rejects unknown options and bad values with PluginOptionError listing every
+ * problem (`option` names the first), then calls `create`.
  */
 export function definePlugin<O extends object>(definition: PluginDefinition<O>): PluginFactory<O> {
   if (!pluginNamePattern.test(definition.name)) throw new InvalidInputError(`plugin name must be lower-case letters, digits and '-', got ${JSON.stringify(definition.name)}`);
-  const known = Object.keys(definition.defaults);
   const name = definition.name;
+  const { schema, defaults } = optionsOf(definition as PluginDefinition<object>);
 
   const resolveOptions = (options: Partial<O> = {}): O => {
     if (typeof options !== 'object' || options === null || Array.isArray(options)) throw new PluginOptionError(name, '', 'options must be an object');
-    for (const key of Object.keys(options)) {
-      if (!known.includes(key)) throw new PluginOptionError(name, key, `unknown option "${key}" (known: ${known.join(', ')})`);
-    }
-    const merged = { ...definition.defaults } as O;
-    for (const [key, value] of Object.entries(options)) if (value !== undefined) (merged as Record<string, unknown>)[key] = value;
-    for (const key of known) {
-      const value = (merged as Record<string, unknown>)[key];
-      const check = (definition.schema as Record<string, OptionCheck | undefined> | undefined)?.[key];
-      const why = check ? check(value) : sameKind(value, (definition.defaults as Record<string, unknown>)[key]) ? undefined : `a ${typeof (definition.defaults as Record<string, unknown>)[key]}`;
-      if (why !== undefined) throw new PluginOptionError(name, key, `option "${key}" must be ${why}, got ${JSON.stringify(value)}`);
-    }
-    const problem = definition.validate?.(merged);
+    const merged = { ...defaults } as Record<string, unknown>;
+    for (const [key, value] of Object.entries(options)) if (value !== undefined) merged[key] = value;
+    const issues = schemaIssues(schema, merged, { noun: 'option' });
+    if (issues.length > 0) throw new PluginOptionError(name, issues[0]!.path.split(/[.[]/)[0]!, issues.map((i) => i.message).join('; '));
+    const problem = definition.validate?.(merged as O);
     if (problem !== undefined) throw new PluginOptionError(name, '', problem);
-    return merged;
+    return merged as O;
   };
 
   const factory = async (options: Partial<O> = {}, env: { log?: Logger } = {}): Promise<Plugin<O>> => {
     const resolved = Object.freeze(resolveOptions(options));
-    const instance = await definition.create({ name, options: resolved, log: env.log ?? createLogger(`plugin:${name}`) });
+    const instance = await definition.create({ name, options: resolved, log: env.log ?? createBasicLogger('plugins').child({ plugin: name }) });
     if (typeof instance?.onResult !== 'function') throw new KtError('INTERNAL', `plugin ${name}: create() must return an object with onResult()`);
     return { name, options: resolved, instance };
   };
-  return Object.assign(factory, { pluginName: name, description: definition.description, defaults: definition.defaults, resolveOptions });
+  return Object.assign(factory, { pluginName: name, description: definition.description, defaults: defaults as Readonly<O>, schema, resolveOptions });
 }
 
 /** Named plugin factories. Built-ins are registered explicitly by the entry point (see registerBuiltinPlugins). */
@@ -195,7 +189,7 @@ export class PluginRunner {
 
   constructor(
     readonly plugins: readonly Plugin<object>[],
-    private readonly log: Logger = createLogger('plugins'),
+    private readonly log: Logger = createBasicLogger('plugins'),
   ) {
     this.stats = plugins.map(() => ({ results: 0, errors: 0, lastError: undefined }));
   }
@@ -206,7 +200,7 @@ export class PluginRunner {
   }
 
   async dispatch(result: AnalysisResult | StreamResult, ctx: PluginResultContext): Promise<void> {
-    if (!this.started) throw new KtError('FAILED_PRECONDITION', 'PluginRunner.dispatch before start()');
+    if (!this.started) throw new FailedPreconditionError('PluginRunner.dispatch before start()');
     for (const [i, p] of this.plugins.entries()) {
       const s = this.stats[i]!;
       s.results += 1;
@@ -215,7 +209,7 @@ export class PluginRunner {
       } catch (e) {
         s.errors += 1;
         s.lastError = errorMessage(e);
-        this.log.warn(`plugin ${p.name}: result ${result.sequence} of ${ctx.streamId}: ${s.lastError}`);
+        this.log.warn({ plugin: p.name, stream: ctx.streamId, sequence: result.sequence, error: s.lastError }, 'plugin failed on a result');
       }
     }
   }

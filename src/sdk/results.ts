@@ -1,6 +1,6 @@
 // The SDK's typed inputs and results, and their conversion to and from the kt.v1 messages.
 import { InvalidInputError } from '../core/errors.js';
-import { ErrorCode, Image, ImageFormat, PixelFormat, Task, errorCodeToNumber } from '../gen/kt/v1/common.js';
+import { ErrorCode, ImageFormat, Task, errorCodeToNumber, type Image } from '../gen/kt/v1/common.js';
 import type { IdentityMatch as ProtoIdentityMatch, Point as ProtoPoint } from '../gen/kt/v1/common.js';
 import { AnalysisOptions, DropPolicy } from '../gen/kt/v1/face_analysis.js';
 import type { Face as ProtoFace, FrameResult, Landmarks as ProtoLandmarks, StreamCounters } from '../gen/kt/v1/face_analysis.js';
@@ -8,9 +8,10 @@ import type { Face as ProtoFace, FrameResult, Landmarks as ProtoLandmarks, Strea
 // ---------------------------------------------------------------- inputs
 
 import { enumOfTask, taskNames, taskOfEnum, type TaskName } from '../contract/tasks.js';
-import type { FacesMessage } from '../contract/face-events.js';
+import { facesEventOf, type FacesEvent, type FacesMessage } from '../contract/face-events.js';
+import { dropPolicies, pixelFormats, type DropPolicyName, type PixelFormatName } from '../contract/wire-names.js';
 
-export { taskNames, type TaskName };
+export { taskNames, type DropPolicyName, type TaskName };
 
 export function taskToProto(task: TaskName | Task): Task {
   if (Object.values(Task).includes(task as Task)) return task as Task;
@@ -24,7 +25,7 @@ export function taskFromProto(task: Task): TaskName | undefined {
 }
 
 /** Memory layout of raw pixels (the contract's PixelFormat without the prefix). */
-export type RawPixelFormatName = 'RGB8' | 'BGR8' | 'GRAY8' | 'RGBA8' | 'NV12';
+export type RawPixelFormatName = PixelFormatName;
 
 /** Uncompressed pixels, top row first. */
 export interface RawImageInput {
@@ -62,7 +63,8 @@ export const defaultTasks: readonly TaskName[] = ['age', 'gender', 'emotion', 'l
 
 export function analysisToProto(init: AnalysisInit): AnalysisOptions {
   return AnalysisOptions.fromPartial({
-    tasks: (init.tasks ?? defaultTasks).map(taskToProto),
+    // The contract reads an empty list as "the server's default tasks"; in the SDK `[]` keeps meaning detection only.
+    tasks: init.tasks?.length === 0 ? [Task.TASK_DETECTION] : (init.tasks ?? defaultTasks).map(taskToProto),
     modelOverrides: (init.modelOverrides ?? []).map((o) => ({ task: taskToProto(o.task), model: { name: o.model, version: o.version ?? 0 } })),
     minFaceSizePx: init.minFaceSizePx ?? 0,
     maxFaces: init.maxFaces ?? 0,
@@ -71,29 +73,15 @@ export function analysisToProto(init: AnalysisInit): AnalysisOptions {
   });
 }
 
-/** Drop policy of a stream (see DropPolicy in face_analysis.proto). */
-export type DropPolicyName = 'latest-wins' | 'queue' | 'block';
-
-const dropPolicyEnum: Record<DropPolicyName, DropPolicy> = {
-  'latest-wins': DropPolicy.DROP_POLICY_LATEST_WINS,
-  queue: DropPolicy.DROP_POLICY_QUEUE,
-  block: DropPolicy.DROP_POLICY_BLOCK,
-};
+/** The spellings of SDK releases before the contract module (`latest-wins`), still accepted at run time. */
+const legacyDropPolicyNames: Readonly<Record<string, DropPolicyName>> = { 'latest-wins': 'LATEST_WINS', queue: 'QUEUE', block: 'BLOCK' };
 
 export function dropPolicyToProto(policy: DropPolicyName | undefined): DropPolicy {
   if (policy === undefined) return DropPolicy.DROP_POLICY_UNSPECIFIED;
-  const p = dropPolicyEnum[policy];
-  if (p === undefined) throw new InvalidInputError(`unknown drop policy "${String(policy)}" (known: ${Object.keys(dropPolicyEnum).join(', ')})`);
-  return p;
+  const name: unknown = legacyDropPolicyNames[policy] ?? policy;
+  if (!dropPolicies.has(name)) throw new InvalidInputError(`unknown drop policy "${String(policy)}" (known: ${dropPolicies.names.join(', ')})`);
+  return dropPolicies.toWire[name];
 }
-
-const pixelFormats: Record<RawPixelFormatName, PixelFormat> = {
-  RGB8: PixelFormat.PIXEL_FORMAT_RGB8,
-  BGR8: PixelFormat.PIXEL_FORMAT_BGR8,
-  GRAY8: PixelFormat.PIXEL_FORMAT_GRAY8,
-  RGBA8: PixelFormat.PIXEL_FORMAT_RGBA8,
-  NV12: PixelFormat.PIXEL_FORMAT_NV12,
-};
 
 /** Wraps bytes as a Buffer without copying (ts-proto's bytes fields are Buffers). */
 function asBuffer(bytes: Uint8Array): Buffer {
@@ -107,8 +95,8 @@ export function isRawImageInput(image: unknown): image is RawImageInput {
 export function imageToProto(image: ImageInput): Image {
   if (image instanceof Uint8Array) return { source: { $case: 'encoded', value: { data: asBuffer(image), format: ImageFormat.IMAGE_FORMAT_UNSPECIFIED } } };
   if (!isRawImageInput(image)) throw new InvalidInputError('an image must be encoded bytes (Uint8Array) or { data, widthPx, heightPx, pixelFormat }');
-  const pixelFormat = pixelFormats[image.pixelFormat];
-  if (pixelFormat === undefined) throw new InvalidInputError(`unknown pixel format "${String(image.pixelFormat)}" (known: ${Object.keys(pixelFormats).join(', ')})`);
+  if (!pixelFormats.has(image.pixelFormat)) throw new InvalidInputError(`unknown pixel format "${String(image.pixelFormat)}" (known: ${pixelFormats.names.join(', ')})`);
+  const pixelFormat = pixelFormats.toWire[image.pixelFormat];
   return {
     source: {
       $case: 'raw',
@@ -266,32 +254,20 @@ export function frameResultFromProto(r: FrameResult | undefined): AnalysisResult
 
 // ---------------------------------------------------------------- JSON events for plugins
 
-/** The MQTT faces event of a result (the server's contract, src/contract/face-events.ts), as the mqtt-forward plugin publishes it. */
-export type FacesEventJson = Omit<FacesMessage, 'node'> & { node?: string; processedTimeMs: number; error?: FrameError };
+/** The faces event of a result: the contract's FacesMessage (src/contract/face-events.ts), one type for MQTT and webhook. */
+export type FacesEventJson = FacesMessage;
 
-const round = (v: number, digits = 1): number => Math.round(v * 10 ** digits) / 10 ** digits;
+/**
+ * The contract's faces event of a result, equal to what the server publishes for it at the same `processedTimeMs`.
+ * Without a capture time the server measures latency from when it received the frame; the SDK's closest estimate of
+ * that moment is the server's own queue + analysis time before `processedTimeMs`.
+ */
+export function facesEventOfResult(result: AnalysisResult, processedTimeMs: number = Date.now()): FacesEvent {
+  const receivedAtMs = processedTimeMs - Math.round(result.timings.queueMs + result.timings.totalMs);
+  return facesEventOf(result, { processedTimeMs, receivedAtMs });
+}
 
-export function resultToFacesEvent(result: AnalysisResult, stream: string, node?: string): FacesEventJson {
-  const now = Date.now();
-  const event: FacesEventJson = {
-    ...(node !== undefined ? { node } : {}),
-    stream,
-    sequence: result.sequence,
-    processedTimeMs: now,
-    faces: result.faces.map((f) => ({
-      box: { x: round(f.box.x), y: round(f.box.y), width: round(f.box.width), height: round(f.box.height) },
-      score: round(f.score, 3),
-      ...(f.age ? { age: round(f.age.years) } : {}),
-      ...(f.gender ? { gender: { label: f.gender.label, score: round(f.gender.confidence, 3) } } : {}),
-      ...(f.emotion ? { emotion: { label: f.emotion.label, scores: Object.fromEntries(f.emotion.scores.map((s) => [s.label, round(s.score, 3)])) } } : {}),
-      ...(f.landmarks ? { landmarks: { scheme: f.landmarks.scheme, points: f.landmarks.points.map((p): [number, number] => [round(p.x), round(p.y)]) } } : {}),
-      ...(f.identity ? { identity: f.identity.known ? { personId: f.identity.personId, name: f.identity.name, similarity: round(f.identity.similarity, 3) } : { similarity: round(f.identity.similarity, 3) } } : {}),
-    })),
-  };
-  if (result.captureTimeUnixMs > 0) {
-    event.captureTimeMs = result.captureTimeUnixMs;
-    event.latencyMs = now - result.captureTimeUnixMs;
-  }
-  if (result.error) event.error = result.error;
-  return event;
+/** The faces event with its `stream` (and `node`, when given), as the webhook sends it. */
+export function resultToFacesEvent(result: AnalysisResult, stream: string, node?: string, processedTimeMs?: number): FacesEventJson {
+  return { ...(node !== undefined ? { node } : {}), stream, ...facesEventOfResult(result, processedTimeMs) };
 }

@@ -1,5 +1,4 @@
 // `kt serve`: config file + device profile + flags merged into one ServerConfig; logs providers and broker; clean shutdown.
-import { readFile } from 'node:fs/promises';
 import { parse, type RegisterCommand } from '../core/cli-args.js';
 import { InvalidInputError, errorMessage } from '../core/errors.js';
 import type { ServerConfigOverlay, TaskName } from './config.js';
@@ -8,11 +7,12 @@ const help = `kt serve [options]
   Starts the gRPC face-analysis server (FaceAnalysis, Models, Gallery, grpc.health.v1, reflection) and the MQTT events.
   Precedence: defaults < --device profile < --config file < flags.
 
-  --config FILE          JSON object of ServerConfig fields (unknown keys are rejected)
+  --config FILE          JSON or YAML file of ServerConfig fields (unknown keys are rejected with the nearest valid name)
   --device NAME|FILE     device profile from devices/NAME.json (default x86-cpu) or a profile file
   --listen HOST:PORT     listen address (default 0.0.0.0:50051)
-  --repo DIR             model repository (default ./model-repository)
-  --tasks a,b,...        tasks whose models are warmed before SERVING (age,gender,emotion,landmarks,embedding,identity,mesh)
+  --repo DIR             model repository (default $KT_MODEL_REPOSITORY, else model-repository/ in the package)
+  --tasks a,b,...        tasks warmed before SERVING, and run for a request that names none
+                         (age,gender,emotion,landmarks,embedding,identity,mesh; default all)
   --providers a,b,...    execution providers in order (tensorrt,cuda,dml,coreml,cpu)
   --threads N            ONNX Runtime intra-op threads per session (0: ORT decides)
   --max-concurrent N     frames analysed at once
@@ -22,6 +22,7 @@ const help = `kt serve [options]
   --node-id ID           MQTT node id (default: host name)
   --gallery FILE         identity gallery SQLite file (default kt-gallery.db)
   --print-config         print the merged config as JSON and exit
+  --help                 print this help
 `;
 
 function positiveInt(flag: string, value: string): number {
@@ -53,25 +54,12 @@ export function registerServeCommands(register: RegisterCommand): void {
       process.stdout.write(help);
       return 0;
     }
-    const [{ loadDeviceProfile }, { resolveServerConfig, validateConfigOverlay }, { createLogger }] = await Promise.all([import('./device-profile.js'), import('./config.js'), import('../core/log.js')]);
+    const [{ loadDeviceProfile }, { loadServerConfigFile, resolveServerConfig, validateConfigOverlay }, { createLogger }] = await Promise.all([import('./device-profile.js'), import('./config.js'), import('../core/log.js')]);
     const log = createLogger('serve');
     const profile = await loadDeviceProfile(values.device ?? 'x86-cpu');
     let fileOverlay: ServerConfigOverlay = {};
-    if (values.config !== undefined) {
-      let text: string;
-      try {
-        text = await readFile(values.config, 'utf8');
-      } catch (e) {
-        throw new InvalidInputError(`cannot read --config ${values.config}: ${errorMessage(e)}`);
-      }
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(text);
-      } catch (e) {
-        throw new InvalidInputError(`--config ${values.config}: invalid JSON: ${errorMessage(e)}`);
-      }
-      fileOverlay = validateConfigOverlay(parsed, values.config);
-    }
+    // JSON or YAML by extension; syntax errors name line:column, bad fields are all listed with the nearest valid name.
+    if (values.config !== undefined) fileOverlay = await loadServerConfigFile(values.config);
     const flags: Record<string, unknown> = {};
     if (values.listen !== undefined) flags['listenAddress'] = values.listen;
     if (values.repo !== undefined) flags['modelRepository'] = values.repo;
@@ -87,22 +75,24 @@ export function registerServeCommands(register: RegisterCommand): void {
     const config = resolveServerConfig(profile.config, fileOverlay, validateConfigOverlay(flags, 'flags'));
     if (values['print-config']) {
       process.stdout.write(`${JSON.stringify(config, null, 2)}\n`);
+      // stderr, so that stdout stays a config file: what `tasks` means for a client that names none.
+      process.stderr.write(`tasks [${config.tasks.join(', ')}]: warmed before SERVING and run for every request that names no task ([TASK_DETECTION]: detection only)\n`);
       return 0;
     }
-    log.info(`device profile ${profile.name}: ${profile.description}`);
-    for (const note of profile.notes) log.debug(`profile note: ${note}`);
-    log.info(`execution providers in order: ${config.executionProviders.join(' > ')}`);
+    log.info({ profile: profile.name, description: profile.description }, 'device profile');
+    for (const note of profile.notes) log.debug({ profile: profile.name, note }, 'profile note');
+    log.info({ providers: config.executionProviders }, 'execution providers in order of preference');
 
     const { startServer } = await import('./server.js');
     const server = await startServer(config, { logger: log });
-    log.info(`serving on ${server.address}; MQTT ${server.mqtt ? `${server.mqtt.url} (${server.mqtt.source})` : 'off'}`);
+    log.info({ address: server.address, mqtt: server.mqtt ? server.mqtt.url : 'off', ...(server.mqtt ? { brokerSource: server.mqtt.source } : {}) }, 'serving');
     await new Promise<void>((resolve) => {
       const stop = (signal: string): void => {
-        log.info(`${signal}: shutting down (publishing offline, finishing calls in flight)`);
+        log.info({ signal }, 'shutting down (publishing offline, finishing calls in flight)');
         process.off('SIGINT', onInt);
         process.off('SIGTERM', onTerm);
         server.close().then(resolve, (e: unknown) => {
-          log.error(`shutdown: ${errorMessage(e)}`);
+          log.error({ error: errorMessage(e) }, 'shutdown failed');
           resolve();
         });
       };

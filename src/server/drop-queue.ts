@@ -1,5 +1,5 @@
 // A stream's bounded frame queue with its drop policy: LATEST_WINS drops the oldest, QUEUE the arriving, BLOCK none.
-import type { DropPolicyName } from './config.js';
+import type { DropPolicyName } from '../contract/wire-names.js';
 
 export type PushOutcome =
   /** Queued; nothing dropped. */

@@ -1,29 +1,22 @@
 // Starts the serving stack: models warmed, gRPC services bound, health, reflection, MQTT events; and stops it cleanly.
-import { mkdirSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
 import { Server, ServerCredentials } from '@grpc/grpc-js';
-import { KtError, errorMessage } from '../core/errors.js';
+import { UnavailableError, errorMessage } from '../core/errors.js';
 import { createLogger, type Logger } from '../core/log.js';
 import { FaceAnalysisService } from '../gen/kt/v1/face_analysis.js';
 import { GalleryService } from '../gen/kt/v1/gallery.js';
 import { ModelsService } from '../gen/kt/v1/models.js';
 import { HealthService } from '../gen/grpc/health/v1/health.js';
-import { IdentityGallery } from './gallery/store.js';
 import { createMqttPublisher, type MqttEventPublisher } from '../events/mqtt/publisher.js';
 import { resolveBroker, type ResolvedBroker } from './mqtt/embedded-broker.js';
 import { resolveServerConfig, splitListenAddress, type ServerConfig, type ServerConfigOverlay } from './config.js';
 import { HealthState, ServingStatus } from './health.js';
-import { ModelRegistry } from './model-registry.js';
-import { FramePipeline } from './pipeline.js';
+import type { ModelRegistry } from './model-registry.js';
 import { addReflection } from './reflection.js';
-import { Semaphore } from './semaphore.js';
-import { ServerStats, type StatsSnapshotView } from './server-stats.js';
+import type { StatsSnapshotView } from './server-stats.js';
 import { faceAnalysisService } from './service-face-analysis.js';
 import { galleryService } from './service-gallery.js';
 import { modelsService } from './service-models.js';
-import type { OpenStream, ServingContext } from './serving-context.js';
-import { StreamScheduler } from './stream-scheduler.js';
-import { UnaryLane } from './unary-lane.js';
+import { createServingContext, type ServingContext, type ServingControl } from './serving-context.js';
 
 export interface RunningServer {
   /** `host:port` actually bound (the port resolved when 0 was asked for). */
@@ -53,166 +46,196 @@ export const servedServices = ['kt.v1.FaceAnalysis', 'kt.v1.Models', 'kt.v1.Gall
  * and health says SERVING. A detector that cannot load fails the start; a task model that cannot load is logged
  * and marked FAILED, and requests for it fail with FAILED_PRECONDITION.
  */
-export async function startServer(config: ServerConfigOverlay | ServerConfig = {}, options: StartServerOptions = {}): Promise<RunningServer> {
+export async function startServer(
+  config: ServerConfigOverlay | ServerConfig = {},
+  options: StartServerOptions = {},
+): Promise<RunningServer> {
   const cfg = resolveServerConfig(config);
   const log = options.logger ?? createLogger('serve');
-  const registry = new ModelRegistry({
-    repository: resolve(cfg.modelRepository),
-    session: { providers: cfg.executionProviders, intraOpThreads: cfg.intraOpThreads, deviceId: cfg.deviceId },
-    warmupRuns: cfg.warmupRuns,
-    watch: cfg.watchRepository,
-    rescanMs: cfg.repositoryRescanMs,
-    logger: log.child('models'),
-  });
-  await registry.scan();
-  if (!registry.has(cfg.detectorModel)) {
-    throw new KtError('FAILED_PRECONDITION', `detector model "${cfg.detectorModel}" not found in ${registry.repository}: run \`kt models build\` or set modelRepository`);
-  }
-
-  let gallery: IdentityGallery | undefined;
-  if (cfg.galleryPath !== ':memory:') mkdirSync(dirname(resolve(cfg.galleryPath)), { recursive: true });
-  gallery = IdentityGallery.open({ path: cfg.galleryPath });
-
-  let broker: ResolvedBroker | undefined;
-  let publisher: MqttEventPublisher | undefined;
-  const stats = new ServerStats();
-  const slots = new Semaphore(cfg.maxConcurrentInferences);
-  const scheduler = new StreamScheduler(slots);
-  const unary = new UnaryLane(scheduler, cfg.maxQueuedRequests);
-  const streams = new Set<OpenStream>();
+  const serving = await createServingContext(cfg, log);
   const health = new HealthState(servedServices);
-  let serving = false;
-  const snapshot = (): StatsSnapshotView => stats.snapshot({ streamsOpen: streams.size, inferenceSlotsBusy: slots.busy, unaryQueued: unary.queued });
-
-  const ctx: ServingContext = {
-    config: cfg,
-    registry,
-    pipeline: new FramePipeline({ config: cfg, registry, gallery }),
-    slots,
-    scheduler,
-    unary,
-    stats,
-    gallery,
-    get events() {
-      return publisher;
-    },
-    streams,
-    log,
-    serving: () => serving,
+  const server = grpcServer(serving.ctx, health);
+  let events: ServerEvents | undefined;
+  const release = async (): Promise<void> => {
+    await events?.close();
+    await serving.release();
   };
 
+  const bound = await bindGrpc(server, cfg, log).catch(async (e: unknown) => {
+    await release();
+    throw e;
+  });
+  try {
+    events = await startEvents(cfg, log, serving.snapshot);
+    serving.setEvents(events?.publisher);
+    await warmModels(serving.ctx.registry, cfg, log);
+  } catch (e) {
+    server.forceShutdown();
+    await release();
+    throw e;
+  }
+  serving.ctx.registry.start();
+  serving.setServing(true);
+  health.setAll(ServingStatus.SERVING);
+  log.info('health SERVING');
+
+  return {
+    ...bound,
+    config: cfg,
+    mqtt: events ? { url: events.broker.url, source: events.broker.source } : undefined,
+    registry: serving.ctx.registry,
+    stats: serving.snapshot,
+    close: makeClose({ server, serving, health, log, release }),
+  };
+}
+
+function grpcServer(ctx: ServingContext, health: HealthState): Server {
   const server = new Server({
-    'grpc.max_receive_message_length': cfg.maxReceiveMessageBytes,
-    'grpc.max_send_message_length': cfg.maxSendMessageBytes,
+    'grpc.max_receive_message_length': ctx.config.maxReceiveMessageBytes,
+    'grpc.max_send_message_length': ctx.config.maxSendMessageBytes,
   });
   server.addService(FaceAnalysisService, faceAnalysisService(ctx));
   server.addService(ModelsService, modelsService(ctx));
   server.addService(GalleryService, galleryService(ctx));
   server.addService(HealthService, health.service());
   addReflection(server);
+  return server;
+}
 
-  const cleanup = async (): Promise<void> => {
-    await publisher?.close().catch(() => undefined);
-    await broker?.close().catch(() => undefined);
-    await registry.close();
-    gallery?.close();
-    gallery = undefined;
-  };
-
-  let port: number;
-  try {
-    port = await new Promise<number>((ok, fail) =>
-      server.bindAsync(cfg.listenAddress, ServerCredentials.createInsecure(), (err, boundPort) => (err ? fail(new KtError('UNAVAILABLE', `cannot listen on ${cfg.listenAddress}: ${err.message}`)) : ok(boundPort))),
-    );
-  } catch (e) {
-    await cleanup();
-    throw e;
-  }
+/** Binds the listen address (UNAVAILABLE when taken); health stays NOT_SERVING until the models are warm. */
+async function bindGrpc(server: Server, cfg: ServerConfig, log: Logger): Promise<{ address: string; port: number }> {
+  const port = await new Promise<number>((ok, fail) =>
+    server.bindAsync(cfg.listenAddress, ServerCredentials.createInsecure(), (err, boundPort) =>
+      err ? fail(new UnavailableError(`cannot listen on ${cfg.listenAddress}: ${err.message}`)) : ok(boundPort),
+    ),
+  );
   const { host } = splitListenAddress(cfg.listenAddress);
   const address = `${host.includes(':') ? `[${host}]` : host}:${port}`;
-  log.info(`gRPC listening on ${address} (max message ${(cfg.maxReceiveMessageBytes / 1048576).toFixed(0)} MiB); health NOT_SERVING until models are warm`);
+  log.info(
+    { address, maxMessageMiB: Math.round(cfg.maxReceiveMessageBytes / 1048576) },
+    'gRPC listening; health NOT_SERVING until models are warm',
+  );
+  return { address, port };
+}
 
+/** The MQTT side of a running server: where events go and the publisher that sends them. */
+interface ServerEvents {
+  readonly broker: ResolvedBroker;
+  readonly publisher: MqttEventPublisher;
+  /** Publishes `offline`, disconnects, stops an embedded broker; never throws. */
+  close(): Promise<void>;
+}
+
+const brokerSourceText: Record<ResolvedBroker['source'], string> = {
+  embedded: 'embedded aedes broker',
+  local: 'broker already running locally',
+  configured: 'configured broker',
+};
+
+/** Resolves the broker (configured, local or embedded) and starts the publisher; undefined when MQTT is off. */
+async function startEvents(cfg: ServerConfig, log: Logger, stats: () => StatsSnapshotView): Promise<ServerEvents | undefined> {
+  if (!cfg.mqttEnabled) {
+    log.info('MQTT events disabled');
+    return undefined;
+  }
+  const mqttLog = log.child({ component: 'mqtt' });
+  const broker = await resolveBroker({
+    ...(cfg.mqttUrl !== '' ? { url: cfg.mqttUrl } : {}),
+    embeddedPort: cfg.embeddedBrokerPort,
+    embeddedHost: cfg.embeddedBrokerHost,
+    logger: mqttLog,
+  });
+  let publisher: MqttEventPublisher;
   try {
-    if (cfg.mqttEnabled) {
-      broker = await resolveBroker({
-        ...(cfg.mqttUrl !== '' ? { url: cfg.mqttUrl } : {}),
-        embeddedPort: cfg.embeddedBrokerPort,
-        embeddedHost: cfg.embeddedBrokerHost,
-        logger: log.child('mqtt'),
-      });
-      publisher = createMqttPublisher(
-        {
-          url: broker.url,
-          topicPrefix: cfg.mqttTopicPrefix,
-          ...(cfg.mqttNodeId !== '' ? { nodeId: cfg.mqttNodeId } : {}),
-          qos: cfg.mqttQos,
-          statsIntervalMs: cfg.statsIntervalMs,
-          statsSource: () => ({ ...snapshot() }),
-        },
-        log.child('mqtt'),
-      );
-      log.info(`MQTT events to ${broker.url} (${broker.source === 'embedded' ? 'embedded aedes broker' : broker.source === 'local' ? 'broker already running locally' : 'configured broker'}), topics ${publisher.options.topicPrefix}/${publisher.options.nodeId}/...`);
-    } else {
-      log.info('MQTT events disabled');
-    }
-
-    // Warm-up: the detector must load; task models that fail are reported and the rest serve.
-    const started = performance.now();
-    await registry.load(cfg.detectorModel);
-    const names = [...new Set(cfg.tasks.map((t) => cfg.taskModels[t]))];
-    for (const name of names) {
-      try {
-        await registry.load(name);
-      } catch (e) {
-        log.error(`model ${name} (tasks ${cfg.tasks.filter((t) => cfg.taskModels[t] === name).join(', ')}) failed to load: ${errorMessage(e)}`);
-      }
-    }
-    const providers = [...new Set(registry.list().filter((v) => v.state === 'LOADED').map((v) => `${v.name} v${v.version}: ${v.provider}`))];
-    log.info(`models warm in ${(performance.now() - started).toFixed(0)} ms (${providers.join(', ')}); execution providers asked for: ${cfg.executionProviders.join(' > ')}`);
+    const publisherOptions = { url: broker.url, topicPrefix: cfg.mqttTopicPrefix, qos: cfg.mqttQos, statsIntervalMs: cfg.statsIntervalMs };
+    publisher = createMqttPublisher(
+      { ...publisherOptions, ...(cfg.mqttNodeId !== '' ? { nodeId: cfg.mqttNodeId } : {}), statsSource: () => ({ ...stats() }) },
+      mqttLog,
+    );
   } catch (e) {
-    server.forceShutdown();
-    await cleanup();
+    await broker.close().catch(() => undefined);
     throw e;
   }
-  registry.start();
-  serving = true;
-  health.setAll(ServingStatus.SERVING);
-  log.info('health SERVING');
+  const { topicPrefix, nodeId } = publisher.options;
+  log.info(
+    { url: broker.url, brokerSource: broker.source, topics: `${topicPrefix}/${nodeId}/...` },
+    `MQTT events to the ${brokerSourceText[broker.source]}`,
+  );
+  return {
+    broker,
+    publisher,
+    close: async () => {
+      await publisher.close().catch(() => undefined);
+      await broker.close().catch(() => undefined);
+    },
+  };
+}
 
+/** The detector must load; task models that fail are reported and the rest serve. */
+async function warmModels(registry: ModelRegistry, cfg: ServerConfig, log: Logger): Promise<void> {
+  const started = performance.now();
+  await registry.load(cfg.detectorModel);
+  for (const name of new Set(cfg.tasks.map((t) => cfg.taskModels[t]))) {
+    try {
+      await registry.load(name);
+    } catch (e) {
+      log.error(
+        { model: name, tasks: cfg.tasks.filter((t) => cfg.taskModels[t] === name), error: errorMessage(e) },
+        'model failed to load; its tasks fail with FAILED_PRECONDITION',
+      );
+    }
+  }
+  const loaded = registry.list().filter((v) => v.state === 'loaded');
+  log.info(
+    {
+      warmupMs: Math.round(performance.now() - started),
+      models: loaded.map((v) => `${v.name} v${v.version}`),
+      providers: [...new Set(loaded.map((v) => v.provider))],
+      providersAskedFor: cfg.executionProviders,
+    },
+    'models warm',
+  );
+}
+
+interface CloseParts {
+  server: Server;
+  serving: ServingControl;
+  health: HealthState;
+  log: Logger;
+  /** Closes events, releases models and the gallery. */
+  release(): Promise<void>;
+}
+
+/** RunningServer.close: stop accepting, end streams, let calls finish within the grace period, then release everything. */
+function makeClose({ server, serving, health, log, release }: CloseParts): () => Promise<void> {
+  const { config: cfg, streams, slots } = serving.ctx;
   let closing: Promise<void> | undefined;
-  const close = (): Promise<void> => {
-    closing ??= (async () => {
-      serving = false;
+  return () =>
+    (closing ??= (async () => {
+      serving.setServing(false);
       health.setAll(ServingStatus.NOT_SERVING);
       health.endWatches();
       for (const s of [...streams]) s.shutdown('server shutting down');
-      await new Promise<void>((done) => {
-        const timer = setTimeout(() => {
-          log.warn(`calls still running after ${cfg.shutdownGraceMs} ms; cancelling them`);
-          server.forceShutdown();
-          done();
-        }, cfg.shutdownGraceMs);
-        server.tryShutdown(() => {
-          clearTimeout(timer);
-          done();
-        });
-      });
+      await drainCalls(server, cfg.shutdownGraceMs, log);
       // Frames still in ONNX Runtime finish before their sessions are released.
       const idleBy = Date.now() + cfg.shutdownGraceMs;
       while (slots.busy > 0 && Date.now() < idleBy) await new Promise((r) => setTimeout(r, 20));
-      await cleanup();
+      await release();
       log.info('server stopped');
-    })();
-    return closing;
-  };
+    })());
+}
 
-  return {
-    address,
-    port,
-    config: cfg,
-    mqtt: broker ? { url: broker.url, source: broker.source } : undefined,
-    registry,
-    stats: snapshot,
-    close,
-  };
+/** tryShutdown, forced once the grace period is over. */
+function drainCalls(server: Server, graceMs: number, log: Logger): Promise<void> {
+  return new Promise<void>((done) => {
+    const timer = setTimeout(() => {
+      log.warn({ graceMs }, 'calls still running after the grace period; cancelling them');
+      server.forceShutdown();
+      done();
+    }, graceMs);
+    server.tryShutdown(() => {
+      clearTimeout(timer);
+      done();
+    });
+  });
 }

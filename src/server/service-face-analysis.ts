@@ -1,11 +1,11 @@
 // kt.v1.FaceAnalysis: Analyze (one frame, errors as status) and StreamAnalyze (per-frame errors inside the stream).
 import type { ServerDuplexStream, ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
-import { KtError, errorMessage } from '../core/errors.js';
+import { errorMessage } from '../core/errors.js';
 import { AnalyzeResponse, type AnalyzeRequest, type FaceAnalysisServer, type StreamRequest, type StreamResponse } from '../gen/kt/v1/face_analysis.js';
 import { planAnalysis } from './analysis-plan.js';
 import { facesEventOf } from './faces-event.js';
 import type { ServingContext } from './serving-context.js';
-import { toServiceError } from './status.js';
+import { notServingError, toServiceError } from './status.js';
 import { StreamSession } from './stream-session.js';
 
 /** Stream id of unary calls in MQTT topics (AnalyzeRequest has no stream field). */
@@ -17,7 +17,7 @@ export function faceAnalysisService(ctx: ServingContext): FaceAnalysisServer {
       const receivedAtMs = Date.now();
       ctx.stats.unaryCalls += 1;
       const work = async (): Promise<AnalyzeResponse> => {
-        if (!ctx.serving()) throw new KtError('UNAVAILABLE', 'server is not serving yet (warming up models) or is shutting down; retry shortly');
+        if (!ctx.serving()) throw notServingError();
         const plan = planAnalysis(call.request.analysis, ctx.config, ctx.registry);
         const frame = call.request.frame ?? { sequence: 0, captureTimeUnixMs: 0 };
         // Validation above runs before queueing, so a bad request never waits for a slot.
@@ -31,7 +31,7 @@ export function faceAnalysisService(ctx: ServingContext): FaceAnalysisServer {
         (response) => callback(null, response),
         (e: unknown) => {
           ctx.stats.unaryFailed += 1;
-          ctx.log.debug(`Analyze failed: ${errorMessage(e)}`);
+          ctx.log.debug({ peer: call.getPeer(), error: errorMessage(e) }, 'Analyze failed');
           callback(toServiceError(e));
         },
       );

@@ -1,6 +1,6 @@
 // kt.v1.Gallery: enrol people from images (largest face, identity-model embedding), list, delete, identify.
 import type { ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
-import { InvalidInputError, KtError, NotFoundError } from '../core/errors.js';
+import { FailedPreconditionError, InvalidInputError, KtError, NotFoundError } from '../core/errors.js';
 import type { IdentityGallery, Person as StoredPerson } from './gallery/store.js';
 import { IdentityMatch } from '../gen/kt/v1/common.js';
 import {
@@ -16,100 +16,135 @@ import {
   type IdentifyRequest,
   type ListPeopleRequest,
 } from '../gen/kt/v1/gallery.js';
-import type { FaceEmbedding } from './pipeline.js';
+import type { DetectLimits, FaceEmbedding } from './pipeline.js';
 import type { ServingContext } from './serving-context.js';
-import { answer, toItemError } from './status.js';
+import { answer, notServingError, toItemError } from './status.js';
 
 const defaultMaxMatches = 5;
 
 function personOf(p: StoredPerson): Person {
-  return Person.fromPartial({ personId: p.id, name: p.name, faceCount: p.embeddingCount, createdAtUnixMs: p.createdMs, updatedAtUnixMs: p.createdMs });
+  return Person.fromPartial({
+    personId: p.id,
+    name: p.name,
+    faceCount: p.embeddingCount,
+    createdAtUnixMs: p.createdMs,
+    updatedAtUnixMs: p.createdMs,
+  });
 }
 
 export function galleryService(ctx: ServingContext): GalleryServer {
-  const gallery = (): IdentityGallery => {
-    if (!ctx.gallery) throw new KtError('FAILED_PRECONDITION', 'the identity gallery is not open on this server');
-    return ctx.gallery;
-  };
-  const ready = (): void => {
-    if (!ctx.serving()) throw new KtError('UNAVAILABLE', 'server is not serving yet (warming up models) or is shutting down; retry shortly');
-  };
-  const limits = { minScore: ctx.config.detectorScoreThreshold, maxFaces: ctx.config.maxFacesPerFrame, minFaceSizePx: ctx.config.minFaceSizePx };
-
   return {
     enrol: (call: ServerUnaryCall<EnrolRequest, EnrolResponse>, callback: sendUnaryData<EnrolResponse>) =>
-      answer(callback, async () => {
-        ready();
-        const store = gallery();
-        const { name, personId, images } = call.request;
-        if (images.length === 0) throw new InvalidInputError('enrolment needs at least one image');
-        if (personId !== '' && store.get(personId) === undefined) {
-          throw new KtError('UNIMPLEMENTED', `person_id "${personId}" is not in the gallery, and this gallery assigns ids itself: leave person_id empty to enrol a new person`);
-        }
-        if (personId === '' && name.trim() === '') throw new InvalidInputError('name is required for a new person');
-        const used: FaceEmbedding[] = [];
-        const skipped: SkippedImage[] = [];
-        for (let i = 0; i < images.length; i++) {
-          try {
-            const embedding = await ctx.unary.run(async () => {
-              const image = await ctx.pipeline.decode(images[i]);
-              const faces = await ctx.pipeline.detect(image, limits);
-              if (faces.length === 0) throw new InvalidInputError('no face found');
-              // The person is the clearly largest face of the image.
-              const largest = faces.reduce((a, b) => (b.box.width * b.box.height > a.box.width * a.box.height ? b : a));
-              return (await ctx.pipeline.embed(image, [largest]))[0]!;
-            });
-            used.push(embedding);
-          } catch (e) {
-            skipped.push(SkippedImage.fromPartial({ imageIndex: i, error: toItemError(e, `image ${i}: `) }));
-          }
-        }
-        if (used.length === 0) throw new InvalidInputError(`no usable face in ${images.length} image(s): ${skipped.map((s) => s.error?.message).join('; ')}`);
-        const model = { name: used[0]!.model.name, version: String(used[0]!.model.version) };
-        const vectors = used.filter((u) => u.model.version === used[0]!.model.version).map((u) => u.vector);
-        let id = personId;
-        if (id === '') id = store.enrol(name, vectors, model);
-        else store.addEmbeddings(id, vectors, model);
-        const person = store.get(id);
-        if (!person) throw new NotFoundError(`person ${id} vanished during enrolment`);
-        return EnrolResponse.fromPartial({ personId: id, facesUsed: vectors.length, skipped, person: personOf(person) });
-      }),
+      answer(callback, () => enrol(ctx, call.request)),
     listPeople: (_call: ServerUnaryCall<ListPeopleRequest, ListPeopleResponse>, callback: sendUnaryData<ListPeopleResponse>) =>
-      answer(callback, () =>
-        ListPeopleResponse.fromPartial({ people: gallery().list().map(personOf).sort((a, b) => a.name.localeCompare(b.name)) }),
-      ),
+      answer(callback, () => listPeople(ctx)),
     deletePerson: (call: ServerUnaryCall<DeletePersonRequest, DeletePersonResponse>, callback: sendUnaryData<DeletePersonResponse>) =>
-      answer(callback, () => {
-        const store = gallery();
-        if (call.request.personId === '') throw new InvalidInputError('person_id is required');
-        const person = store.get(call.request.personId);
-        if (!person) throw new NotFoundError(`no enrolled person with id "${call.request.personId}"`);
-        store.delete(person.id);
-        return DeletePersonResponse.fromPartial({ person: personOf(person) });
-      }),
+      answer(callback, () => deletePerson(ctx, call.request)),
     identify: (call: ServerUnaryCall<IdentifyRequest, IdentifyResponse>, callback: sendUnaryData<IdentifyResponse>) =>
-      answer(callback, async () => {
-        ready();
-        const store = gallery();
-        const threshold = call.request.threshold || ctx.config.identityThreshold;
-        if (!(threshold >= -1 && threshold <= 1)) throw new InvalidInputError(`threshold must be in -1..1, got ${threshold}`);
-        const maxMatches = call.request.maxMatches || defaultMaxMatches;
-        const embeddings = await ctx.unary.run(async () => {
-          const image = await ctx.pipeline.decode(call.request.image);
-          return ctx.pipeline.embed(image, await ctx.pipeline.detect(image, limits));
-        });
-        const faces = embeddings.map((e) => {
-          const result = store.identify(e.vector, threshold, { name: e.model.name, version: String(e.model.version) });
-          // The store answers with the single nearest person, so at most one match per face.
-          const nearest = result.known ? result : result.nearest;
-          const matches = nearest ? [IdentityMatch.fromPartial({ known: result.known, personId: nearest.personId, name: nearest.name, similarity: nearest.similarity })] : [];
-          return {
-            box: { xPx: e.face.box.x, yPx: e.face.box.y, widthPx: e.face.box.width, heightPx: e.face.box.height },
-            score: e.face.score,
-            matches: matches.slice(0, maxMatches),
-          };
-        });
-        return IdentifyResponse.fromPartial({ faces, threshold });
-      }),
+      answer(callback, () => identify(ctx, call.request)),
   };
+}
+
+function openGallery(ctx: ServingContext): IdentityGallery {
+  if (!ctx.gallery) throw new FailedPreconditionError('the identity gallery is not open on this server');
+  return ctx.gallery;
+}
+
+function detectLimits(ctx: ServingContext): DetectLimits {
+  return { minScore: ctx.config.detectorScoreThreshold, maxFaces: ctx.config.maxFacesPerFrame, minFaceSizePx: ctx.config.minFaceSizePx };
+}
+
+async function enrol(ctx: ServingContext, request: EnrolRequest): Promise<EnrolResponse> {
+  if (!ctx.serving()) throw notServingError();
+  const store = openGallery(ctx);
+  const { name, personId, images } = request;
+  if (images.length === 0) throw new InvalidInputError('enrolment needs at least one image');
+  if (personId !== '' && store.get(personId) === undefined) {
+    throw new KtError(
+      'UNIMPLEMENTED',
+      `person_id "${personId}" is not in the gallery, and this gallery assigns ids itself: leave person_id empty to enrol a new person`,
+    );
+  }
+  if (personId === '' && name.trim() === '') throw new InvalidInputError('name is required for a new person');
+  const { used, skipped } = await embedLargestFaces(ctx, images);
+  if (used.length === 0)
+    throw new InvalidInputError(`no usable face in ${images.length} image(s): ${skipped.map((s) => s.error?.message).join('; ')}`);
+  const model = { name: used[0]!.model.name, version: String(used[0]!.model.version) };
+  const vectors = used.filter((u) => u.model.version === used[0]!.model.version).map((u) => u.vector);
+  let id = personId;
+  if (id === '') id = store.enrol(name, vectors, model);
+  else store.addEmbeddings(id, vectors, model);
+  const person = store.get(id);
+  if (!person) throw new NotFoundError(`person ${id} vanished during enrolment`);
+  return EnrolResponse.fromPartial({ personId: id, facesUsed: vectors.length, skipped, person: personOf(person) });
+}
+
+/** One embedding per image, of its largest face; images without a usable face are reported, not fatal. */
+async function embedLargestFaces(
+  ctx: ServingContext,
+  images: EnrolRequest['images'],
+): Promise<{ used: FaceEmbedding[]; skipped: SkippedImage[] }> {
+  const limits = detectLimits(ctx);
+  const used: FaceEmbedding[] = [];
+  const skipped: SkippedImage[] = [];
+  for (let i = 0; i < images.length; i++) {
+    try {
+      const embedding = await ctx.unary.run(async () => {
+        const image = await ctx.pipeline.decode(images[i]);
+        const faces = await ctx.pipeline.detect(image, limits);
+        if (faces.length === 0) throw new InvalidInputError('no face found');
+        // The person is the clearly largest face of the image.
+        const largest = faces.reduce((a, b) => (b.box.width * b.box.height > a.box.width * a.box.height ? b : a));
+        return (await ctx.pipeline.embed(image, [largest]))[0]!;
+      });
+      used.push(embedding);
+    } catch (e) {
+      skipped.push(SkippedImage.fromPartial({ imageIndex: i, error: toItemError(e, `image ${i}: `) }));
+    }
+  }
+  return { used, skipped };
+}
+
+function listPeople(ctx: ServingContext): ListPeopleResponse {
+  return ListPeopleResponse.fromPartial({
+    people: openGallery(ctx)
+      .list()
+      .map(personOf)
+      .sort((a, b) => a.name.localeCompare(b.name)),
+  });
+}
+
+function deletePerson(ctx: ServingContext, request: DeletePersonRequest): DeletePersonResponse {
+  const store = openGallery(ctx);
+  if (request.personId === '') throw new InvalidInputError('person_id is required');
+  const person = store.get(request.personId);
+  if (!person) throw new NotFoundError(`no enrolled person with id "${request.personId}"`);
+  store.delete(person.id);
+  return DeletePersonResponse.fromPartial({ person: personOf(person) });
+}
+
+async function identify(ctx: ServingContext, request: IdentifyRequest): Promise<IdentifyResponse> {
+  if (!ctx.serving()) throw notServingError();
+  const store = openGallery(ctx);
+  const threshold = request.threshold || ctx.config.identityThreshold;
+  if (!(threshold >= -1 && threshold <= 1)) throw new InvalidInputError(`threshold must be in -1..1, got ${threshold}`);
+  const maxMatches = request.maxMatches || defaultMaxMatches;
+  const embeddings = await ctx.unary.run(async () => {
+    const image = await ctx.pipeline.decode(request.image);
+    return ctx.pipeline.embed(image, await ctx.pipeline.detect(image, detectLimits(ctx)));
+  });
+  const faces = embeddings.map((e) => {
+    const result = store.identify(e.vector, threshold, { name: e.model.name, version: String(e.model.version) });
+    // The store answers with the single nearest person, so at most one match per face.
+    const nearest = result.known ? result : result.nearest;
+    const matches = nearest
+      ? [IdentityMatch.fromPartial({ known: result.known, personId: nearest.personId, name: nearest.name, similarity: nearest.similarity })]
+      : [];
+    return {
+      box: { xPx: e.face.box.x, yPx: e.face.box.y, widthPx: e.face.box.width, heightPx: e.face.box.height },
+      score: e.face.score,
+      matches: matches.slice(0, maxMatches),
+    };
+  });
+  return IdentifyResponse.fromPartial({ faces, threshold });
 }

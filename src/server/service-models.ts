@@ -1,7 +1,7 @@
 // kt.v1.Models: the repository as the server sees it, and load / unload / reload (hot swap) on demand.
 import type { ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
 import { InvalidInputError } from '../core/errors.js';
-import type { ModelKind as ManifestKind } from '../models/manifest.js';
+import { modelKinds, modelStates } from '../contract/wire-names.js';
 import { ModelRef } from '../gen/kt/v1/common.js';
 import {
   DescribeModelResponse,
@@ -9,7 +9,6 @@ import {
   LoadModelResponse,
   ModelInfo,
   ModelKind,
-  ModelState,
   ReloadModelResponse,
   UnloadModelResponse,
   type DescribeModelRequest,
@@ -19,22 +18,9 @@ import {
   type ReloadModelRequest,
   type UnloadModelRequest,
 } from '../gen/kt/v1/models.js';
-import type { ModelStateName, ModelVersionView } from './model-registry.js';
+import type { ModelVersionView } from './model-registry.js';
 import type { ServingContext } from './serving-context.js';
 import { answer } from './status.js';
-
-const kindOf: Record<ManifestKind, ModelKind> = {
-  detector: ModelKind.MODEL_KIND_DETECTOR,
-  prior: ModelKind.MODEL_KIND_PRIOR,
-  baseline: ModelKind.MODEL_KIND_BASELINE,
-  'kt-adapter': ModelKind.MODEL_KIND_KT_ADAPTER,
-};
-const stateOf: Record<ModelStateName, ModelState> = {
-  UNLOADED: ModelState.MODEL_STATE_UNLOADED,
-  LOADING: ModelState.MODEL_STATE_LOADING,
-  LOADED: ModelState.MODEL_STATE_LOADED,
-  FAILED: ModelState.MODEL_STATE_FAILED,
-};
 
 /** A registry view as the wire ModelInfo. */
 export function modelInfoOf(v: ModelVersionView): ModelInfo {
@@ -43,7 +29,7 @@ export function modelInfoOf(v: ModelVersionView): ModelInfo {
   return ModelInfo.fromPartial({
     name: v.name,
     version: v.version,
-    kind: kindOf[m.kind] ?? ModelKind.MODEL_KIND_UNSPECIFIED,
+    kind: modelKinds.toWire[m.kind] ?? ModelKind.MODEL_KIND_UNSPECIFIED,
     tasks: m.tasks,
     description: m.description,
     input: {
@@ -73,7 +59,7 @@ export function modelInfoOf(v: ModelVersionView): ModelInfo {
     ...(m.training ? { training: { priors: m.training.priors, canonicalTask: m.training.canonical, data: m.training.data, metrics: m.training.metrics } } : {}),
     sha256: m.sha256,
     createdAtUnixMs: Number.isFinite(createdAt) ? createdAt : 0,
-    state: stateOf[v.state],
+    state: modelStates.toWire[v.state],
     stateMessage: v.stateMessage,
     provider: v.provider,
     serving: v.serving,

@@ -1,14 +1,17 @@
-// What the gRPC services share: config, models, the frame pipeline, the scheduler and its lanes, counters and events.
-import type { Logger } from '../core/log.js';
-import type { IdentityGallery } from './gallery/store.js';
+// What the gRPC services share (config, models, pipeline, scheduler and lanes, counters, events) and the step that builds it.
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { FailedPreconditionError } from '../core/errors.js';
+import type { Logger } from '../core/log-types.js';
 import type { FacesEvent } from '../contract/face-events.js';
 import type { ServerConfig } from './config.js';
-import type { ModelRegistry } from './model-registry.js';
-import type { FramePipeline } from './pipeline.js';
-import type { Semaphore } from './semaphore.js';
-import type { ServerStats } from './server-stats.js';
-import type { StreamScheduler } from './stream-scheduler.js';
-import type { UnaryLane } from './unary-lane.js';
+import { IdentityGallery } from './gallery/store.js';
+import { ModelRegistry } from './model-registry.js';
+import { FramePipeline } from './pipeline.js';
+import { Semaphore } from './semaphore.js';
+import { ServerStats, type StatsSnapshotView } from './server-stats.js';
+import { StreamScheduler } from './stream-scheduler.js';
+import { UnaryLane } from './unary-lane.js';
 
 /** Where faces events go (the MQTT publisher); never blocks, never throws. */
 export interface FacesSink {
@@ -36,4 +39,78 @@ export interface ServingContext {
   readonly log: Logger;
   /** False until warm-up is done and again while shutting down; calls then fail with UNAVAILABLE. */
   serving(): boolean;
+}
+
+/** The context with the switches only the server turns: serving on and off, where events go, and releasing what it holds. */
+export interface ServingControl {
+  readonly ctx: ServingContext;
+  setServing(on: boolean): void;
+  setEvents(sink: FacesSink | undefined): void;
+  /** Counters as published on the stats topic. */
+  snapshot(): StatsSnapshotView;
+  /** Releases every model session and closes the gallery (calls must have finished). Idempotent. */
+  release(): Promise<void>;
+}
+
+/**
+ * Scans the model repository (the detector must be there: FAILED_PRECONDITION otherwise), opens the identity gallery
+ * and builds the scheduler, lanes and counters. Nothing is loaded yet and the context is not serving.
+ */
+export async function createServingContext(cfg: ServerConfig, log: Logger): Promise<ServingControl> {
+  const registry = await openRegistry(cfg, log);
+  if (cfg.galleryPath !== ':memory:') mkdirSync(dirname(resolve(cfg.galleryPath)), { recursive: true });
+  const gallery = IdentityGallery.open({ path: cfg.galleryPath });
+  const stats = new ServerStats();
+  const slots = new Semaphore(cfg.maxConcurrentInferences);
+  const scheduler = new StreamScheduler(slots);
+  const unary = new UnaryLane(scheduler, cfg.maxQueuedRequests);
+  const streams = new Set<OpenStream>();
+  let serving = false;
+  let events: FacesSink | undefined;
+  let released: Promise<void> | undefined;
+  const ctx: ServingContext = {
+    config: cfg,
+    registry,
+    pipeline: new FramePipeline({ config: cfg, registry, gallery }),
+    slots,
+    scheduler,
+    unary,
+    stats,
+    gallery,
+    get events() {
+      return events;
+    },
+    streams,
+    log,
+    serving: () => serving,
+  };
+  return {
+    ctx,
+    setServing: (on) => void (serving = on),
+    setEvents: (sink) => void (events = sink),
+    snapshot: () => stats.snapshot({ streamsOpen: streams.size, inferenceSlotsBusy: slots.busy, unaryQueued: unary.queued }),
+    release: () =>
+      (released ??= (async () => {
+        await registry.close();
+        gallery.close();
+      })()),
+  };
+}
+
+async function openRegistry(cfg: ServerConfig, log: Logger): Promise<ModelRegistry> {
+  const registry = new ModelRegistry({
+    repository: resolve(cfg.modelRepository),
+    session: { providers: cfg.executionProviders, intraOpThreads: cfg.intraOpThreads, deviceId: cfg.deviceId },
+    warmupRuns: cfg.warmupRuns,
+    watch: cfg.watchRepository,
+    rescanMs: cfg.repositoryRescanMs,
+    logger: log.child({ component: 'models' }),
+  });
+  await registry.scan();
+  if (!registry.has(cfg.detectorModel)) {
+    throw new FailedPreconditionError(
+      `detector model "${cfg.detectorModel}" not found in ${registry.repository}: run \`kt models build\` or set modelRepository`,
+    );
+  }
+  return registry;
 }

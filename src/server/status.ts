@@ -1,7 +1,7 @@
 // The one mapping from domain errors to gRPC status (and to per-item ErrorCode), with INTERNAL as the fallback.
 import { status as GrpcStatus, type StatusObject } from '@grpc/grpc-js';
 import { Metadata } from '@grpc/grpc-js';
-import { errorMessage, isKtError, type KtErrorCode } from '../core/errors.js';
+import { UnavailableError, errorMessage, isKtError, type KtErrorCode } from '../core/errors.js';
 import { ErrorCode, ItemError, errorCodeFromJSON } from '../gen/kt/v1/common.js';
 
 const codeOf: Record<KtErrorCode, GrpcStatus> = {
@@ -21,6 +21,11 @@ const codeOf: Record<KtErrorCode, GrpcStatus> = {
 export function toGrpcStatus(e: unknown): { code: GrpcStatus; details: string } {
   if (isKtError(e)) return { code: codeOf[e.code] ?? GrpcStatus.INTERNAL, details: e.message };
   return { code: GrpcStatus.INTERNAL, details: `internal error: ${errorMessage(e)}` };
+}
+
+/** The one readiness error: calls fail with UNAVAILABLE while models warm up or the server shuts down. */
+export function notServingError(): UnavailableError {
+  return new UnavailableError('server is not serving yet (warming up models) or is shutting down; retry shortly');
 }
 
 /** The error object a grpc-js handler passes to its callback or emits on a stream. */

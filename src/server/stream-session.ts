@@ -1,22 +1,15 @@
 // One StreamAnalyze call: config first, then frames into a bounded drop-policy queue, analysed in order, one at a time.
 import type { ServerDuplexStream } from '@grpc/grpc-js';
-import { InvalidInputError, KtError, ResourceExhaustedError, errorMessage } from '../core/errors.js';
+import { InvalidInputError, ResourceExhaustedError, UnavailableError, errorMessage } from '../core/errors.js';
 import { DropPolicy, FrameResult, StreamCounters, StreamResponse, type Frame, type StreamConfig, type StreamRequest } from '../gen/kt/v1/face_analysis.js';
 import { planAnalysis, type AnalysisPlan } from './analysis-plan.js';
-import type { DropPolicyName } from './config.js';
+import { checkStreamId } from '../contract/stream-id.js';
+import { dropPolicies } from '../contract/wire-names.js';
 import { DropQueue } from './drop-queue.js';
 import { facesEventOf } from './faces-event.js';
 import type { OpenStream, ServingContext } from './serving-context.js';
-import { toItemError, toServiceError } from './status.js';
+import { notServingError, toItemError, toServiceError } from './status.js';
 import type { SchedulerLane } from './stream-scheduler.js';
-
-const streamIdPattern = /^[A-Za-z0-9._-]{1,64}$/;
-
-const policyOf: Partial<Record<DropPolicy, DropPolicyName>> = {
-  [DropPolicy.DROP_POLICY_LATEST_WINS]: 'LATEST_WINS',
-  [DropPolicy.DROP_POLICY_QUEUE]: 'QUEUE',
-  [DropPolicy.DROP_POLICY_BLOCK]: 'BLOCK',
-};
 
 interface QueuedFrame {
   frame: Frame;
@@ -71,9 +64,8 @@ export class StreamSession implements SchedulerLane, OpenStream {
     if (this.finished) return;
     this.inputEnded = true;
     const dropped = this.queue?.clear().length ?? 0;
-    this.counters.framesDropped += dropped;
-    this.ctx.stats.framesDropped += dropped;
-    this.ctx.log.info(`stream ${this.streamId}: ${reason}`);
+    this.count('framesDropped', dropped);
+    this.ctx.log.info({ stream: this.streamId, reason }, 'stream ending');
     this.maybeFinish();
   }
 
@@ -98,8 +90,7 @@ export class StreamSession implements SchedulerLane, OpenStream {
       return;
     }
     if (message?.$case === 'config') throw new InvalidInputError(`stream ${this.streamId}: StreamConfig is allowed only as the first message`);
-    this.counters.framesReceived += 1;
-    this.ctx.stats.framesReceived += 1;
+    this.count('framesReceived');
     if (message?.$case !== 'frame') {
       // An empty message is a bad frame, not a bad stream: report it in order and keep going.
       this.queueFrame({ frame: { sequence: 0, captureTimeUnixMs: 0 }, receivedAt: performance.now(), receivedAtMs: Date.now() });
@@ -110,11 +101,9 @@ export class StreamSession implements SchedulerLane, OpenStream {
 
   private open(config: StreamConfig): void {
     const { ctx } = this;
-    if (!ctx.serving()) throw new KtError('UNAVAILABLE', 'server is not serving yet (warming up models) or is shutting down; retry shortly');
-    if (!streamIdPattern.test(config.streamId)) {
-      throw new InvalidInputError(`stream_id must be 1-64 letters, digits, '-', '_' or '.', got ${JSON.stringify(config.streamId)}`);
-    }
-    const policy = config.dropPolicy === DropPolicy.DROP_POLICY_UNSPECIFIED ? ctx.config.dropPolicy : policyOf[config.dropPolicy];
+    if (!ctx.serving()) throw notServingError();
+    checkStreamId(config.streamId, 'stream_id');
+    const policy = config.dropPolicy === DropPolicy.DROP_POLICY_UNSPECIFIED ? ctx.config.dropPolicy : dropPolicies.fromWire(config.dropPolicy);
     if (policy === undefined) throw new InvalidInputError(`stream ${config.streamId}: unknown drop_policy ${String(config.dropPolicy)}`);
     const plan = planAnalysis(config.analysis, ctx.config, ctx.registry);
     if (ctx.streams.size >= ctx.config.maxStreams) {
@@ -127,15 +116,14 @@ export class StreamSession implements SchedulerLane, OpenStream {
     ctx.streams.add(this);
     ctx.scheduler.add(this);
     this.registered = true;
-    ctx.log.debug(`stream ${this.streamId} opened: tasks [${plan.tasks.join(', ')}], ${policy}, queue depth ${depth}`);
+    ctx.log.debug({ stream: this.streamId, peer: this.call.getPeer(), tasks: plan.tasks, dropPolicy: policy, queueDepth: depth }, 'stream opened');
   }
 
   private queueFrame(item: QueuedFrame): void {
     const queue = this.queue!;
     const outcome = queue.push(item);
     if (outcome.kind !== 'queued') {
-      this.counters.framesDropped += 1;
-      this.ctx.stats.framesDropped += 1;
+      this.count('framesDropped');
     }
     if (queue.policy === 'BLOCK' && queue.full && !this.paused) {
       // Stop reading: HTTP/2 flow control then slows the sender down.
@@ -149,16 +137,14 @@ export class StreamSession implements SchedulerLane, OpenStream {
     const queueMs = performance.now() - item.receivedAt;
     let result: FrameResult;
     try {
-      if (!this.ctx.serving()) throw new KtError('UNAVAILABLE', 'server is shutting down');
+      if (!this.ctx.serving()) throw new UnavailableError('server is shutting down');
       result = await this.ctx.pipeline.analyze(item.frame, this.plan!, queueMs);
-      this.counters.framesAnalyzed += 1;
-      this.ctx.stats.framesAnalyzed += 1;
+      this.count('framesAnalyzed');
       this.ctx.stats.recordLatency(Date.now() - item.receivedAtMs);
       if (result.faces.length > 0) this.ctx.events?.publishFaces(this.streamId, facesEventOf(result, item.receivedAtMs));
     } catch (e) {
-      this.counters.framesFailed += 1;
-      this.ctx.stats.framesFailed += 1;
-      this.ctx.log.debug(`stream ${this.streamId} frame ${item.frame.sequence}: ${errorMessage(e)}`);
+      this.count('framesFailed');
+      this.ctx.log.debug({ stream: this.streamId, sequence: item.frame.sequence, error: errorMessage(e) }, 'frame failed');
       result = FrameResult.fromPartial({
         sequence: item.frame.sequence,
         captureTimeUnixMs: item.frame.captureTimeUnixMs,
@@ -192,17 +178,22 @@ export class StreamSession implements SchedulerLane, OpenStream {
   /** Ends the call with an error status (bad or missing StreamConfig, too many streams). */
   private fail(e: unknown): void {
     if (this.finished) return;
-    this.ctx.log.debug(`stream ${this.streamId || '(no config)'} refused: ${errorMessage(e)}`);
+    this.ctx.log.debug({ stream: this.streamId || '(no config)', peer: this.call.getPeer(), error: errorMessage(e) }, 'stream refused');
     this.close();
     this.call.emit('error', toServiceError(e));
+  }
+
+  /** Every stream counter counts server-wide too (the stats topic). */
+  private count(counter: 'framesReceived' | 'framesAnalyzed' | 'framesDropped' | 'framesFailed', n = 1): void {
+    this.counters[counter] += n;
+    this.ctx.stats[counter] += n;
   }
 
   private close(): void {
     if (this.finished) return;
     this.finished = true;
     const dropped = this.queue?.clear().length ?? 0;
-    this.counters.framesDropped += dropped;
-    this.ctx.stats.framesDropped += dropped;
+    this.count('framesDropped', dropped);
     if (this.registered) {
       this.ctx.streams.delete(this);
       this.ctx.scheduler.remove(this);

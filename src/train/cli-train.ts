@@ -1,17 +1,23 @@
 // `kt train` and `kt eval`: fit the KT-Adapter and its comparators on labelled faces, write the table, plots and export; re-render a run.
-import { parse, type RegisterCommand } from '../core/cli-args.js';
+import { parse, type CommandOptions, type ParsedFlags, type RegisterCommand } from '../core/cli-args.js';
 import { InvalidInputError } from '../core/errors.js';
+import type { ExperimentOptions } from './experiment.js';
 
-const TRAIN_HELP = `kt train --task age|emotion [--data NAME|PATH] [options]
+export const TRAIN_HELP = `kt train --task age|emotion [--data NAME|PATH] [options]
 
   Trains the KT-Adapter for one canonical task on frozen encoders' prior tokens, with every comparator on the same
   seeded split and budget (pre-trained, baseline, ensemble, KT, ablations, capacity control), writes
   results.json, report.md/table.md, PNG curves and a t-SNE of k'/p'_c into --out, and exports the KT model as one
-  ONNX graph into the model repository as kt-<task>/<next version>.
+  ONNX graph into the model repository (--export-repo, default --repo) as kt-<task>/<next version>.
 
   --task age|emotion       age: canonical faceres, Wing loss; emotion: canonical emotion, cross-entropy
-  --data NAME|PATH         shared dataset (age-utkface, emotion-fer2013) or a path (age: labels.csv with file,age;
-                           emotion: class folders). Default: the task's shared dataset
+  --data NAME|PATH         shared dataset (age-utkface, emotion-fer2013) or a path (age: a CSV with file,age, file
+                           paths absolute or relative to the CSV, or a folder holding labels.csv; emotion: class
+                           folders). Default: the task's shared dataset. Missing or unreadable images are reported
+                           (counts and the first names) and left out; the run stops when none is left
+  --subject-column COL     CSV column naming the person in each image: the split keeps every person on one side
+                           (stratified as usual). Without it (or --group-column) the CSV is split by image
+  --group-column COL       CSV column naming duplicate or same-scene groups: the split keeps every group on one side
   --data-root DIR          root of the shared datasets (default ../shared/data or $KT_DATA_ROOT)
   --canonical NAME         canonical encoder (default: faceres / emotion)
   --priors a,b,...         prior encoders in order (default age: agegender,expression,landmarks68,emotion,facemesh;
@@ -27,93 +33,115 @@ const TRAIN_HELP = `kt train --task age|emotion [--data NAME|PATH] [options]
   --drop-threshold X       drop-mask tau (default 0.5)
   --seed S                 split, initialisation, shuffling and drop masks (default 1)
   --out DIR                output folder (default out/train/<task>)
-  --repo DIR               model repository (default: the project's, or $KT_MODEL_REPOSITORY)
+  --repo DIR               model repository the encoders are read from (default: the project's, or
+                           $KT_MODEL_REPOSITORY)
+  --export-repo DIR        model repository the KT model is exported into, created when missing (default: --repo)
   --cache-dir DIR          prior-token cache folder (default .cache/)
   --no-export              do not export the KT model
   Set KT_TF_BACKEND=tensorflow|wasm|cpu to choose the TF.js backend; the one that ran is printed.
 `;
 
-export function registerTrainCommands(register: RegisterCommand): void {
-  register('train', 'train a KT-Adapter and its comparators; table, plots, ONNX export', async (argv) => {
-    const { values } = parse(argv, {
-      task: { type: 'string' },
-      data: { type: 'string' },
-      'data-root': { type: 'string' },
-      canonical: { type: 'string' },
-      priors: { type: 'string' },
-      variants: { type: 'string' },
-      epochs: { type: 'string' },
-      'ablation-epochs': { type: 'string' },
-      'batch-size': { type: 'string' },
-      lr: { type: 'string' },
-      patience: { type: 'string' },
-      'drop-threshold': { type: 'string' },
-      seed: { type: 'string' },
-      out: { type: 'string' },
-      repo: { type: 'string' },
-      'cache-dir': { type: 'string' },
-      'no-export': { type: 'boolean', default: false },
-      help: { type: 'boolean', default: false },
-    });
-    if (values.help) {
-      process.stdout.write(TRAIN_HELP);
-      return 0;
-    }
-    if (!values.task) throw new InvalidInputError('kt train: --task age|emotion is required (see kt train --help)');
-    const int = (name: string, v: string | undefined, min: number): number | undefined => {
-      if (v === undefined) return undefined;
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < min) throw new InvalidInputError(`--${name} must be an integer >= ${min}, got "${v}"`);
-      return n;
-    };
-    const num = (name: string, v: string | undefined): number | undefined => {
-      if (v === undefined) return undefined;
-      const n = Number(v);
-      if (!Number.isFinite(n) || n < 0) throw new InvalidInputError(`--${name} must be a non-negative number, got "${v}"`);
-      return n;
-    };
-    const list = (v: string | undefined): string[] | undefined => (v === undefined ? undefined : v.split(',').map((s) => s.trim()).filter(Boolean));
-    const { runExperiment } = await import('./experiment.js');
-    const { renderMarkdownTable } = await import('./report.js');
-    const priors = list(values.priors);
-    const variants = list(values.variants);
-    const o = {
-      task: values.task,
-      data: values.data,
-      dataRoot: values['data-root'],
-      canonical: values.canonical,
-      priors,
-      variants,
-      epochs: int('epochs', values.epochs, 1),
-      ablationEpochs: int('ablation-epochs', values['ablation-epochs'], 1),
-      batchSize: int('batch-size', values['batch-size'], 1),
-      learningRate: num('lr', values.lr),
-      patience: int('patience', values.patience, 1),
-      dropMaskThreshold: num('drop-threshold', values['drop-threshold']),
-      seed: int('seed', values.seed, 0),
-      outDir: values.out,
-      repo: values.repo,
-      cacheDir: values['cache-dir'],
-      export: !values['no-export'],
-      command: `kt train ${argv.join(' ')}`,
-    };
-    const results = await runExperiment(Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as unknown as Parameters<typeof runExperiment>[0]);
-    process.stdout.write(`TF.js backend: ${results.backend}\n\n${renderMarkdownTable(results)}\n`);
-    return 0;
-  });
+/** The flags of `kt train`; every one is described in TRAIN_HELP (a test checks that). */
+export const TRAIN_FLAGS = {
+  task: { type: 'string' },
+  data: { type: 'string' },
+  'data-root': { type: 'string' },
+  canonical: { type: 'string' },
+  priors: { type: 'string' },
+  variants: { type: 'string' },
+  epochs: { type: 'string' },
+  'ablation-epochs': { type: 'string' },
+  'batch-size': { type: 'string' },
+  lr: { type: 'string' },
+  patience: { type: 'string' },
+  'drop-threshold': { type: 'string' },
+  seed: { type: 'string' },
+  out: { type: 'string' },
+  repo: { type: 'string' },
+  'export-repo': { type: 'string' },
+  'subject-column': { type: 'string' },
+  'group-column': { type: 'string' },
+  'cache-dir': { type: 'string' },
+  'no-export': { type: 'boolean', default: false },
+  help: { type: 'boolean', default: false },
+} as const satisfies CommandOptions;
 
-  register('eval', 'print and re-render (table, report, curves) the results of a kt train run', async (argv) => {
-    const { values } = parse(argv, { run: { type: 'string' }, help: { type: 'boolean', default: false } });
-    if (values.help || !values.run) {
-      process.stdout.write('kt eval --run DIR\n  Re-renders report.md, table.md and the curves from DIR/results.json and prints the table.\n');
-      return values.help ? 0 : 2;
-    }
-    const { readResults, writeReport, renderMarkdownTable } = await import('./report.js');
-    const results = await readResults(values.run).catch((e: unknown) => {
-      throw new InvalidInputError(`kt eval: no readable results.json in ${values.run}`, { cause: e });
-    });
-    await writeReport(results, values.run);
-    process.stdout.write(`${results.task} on ${results.data} (seed ${results.seed}, TF.js backend ${results.backend})\n\n${renderMarkdownTable(results)}\n`);
+export function registerTrainCommands(register: RegisterCommand): void {
+  register('train', 'train a KT-Adapter and its comparators; table, plots, ONNX export', runTrainCommand);
+  register('eval', 'print and re-render (table, report, curves) the results of a kt train run', runEvalCommand);
+}
+
+async function runTrainCommand(argv: string[]): Promise<number> {
+  const { values } = parse(argv, TRAIN_FLAGS);
+  if (values.help) {
+    process.stdout.write(TRAIN_HELP);
     return 0;
+  }
+  const options = experimentOptionsOf(values, argv);
+  // Loaded on use: TF.js and the training code are heavy, and `kt serve` never needs them.
+  const { runExperiment } = await import('./experiment.js');
+  const { renderMarkdownTable } = await import('./report.js');
+  const results = await runExperiment(options);
+  process.stdout.write(`TF.js backend: ${results.backend}\n\n${renderMarkdownTable(results)}\n`);
+  return 0;
+}
+
+async function runEvalCommand(argv: string[]): Promise<number> {
+  const { values } = parse(argv, { run: { type: 'string' }, help: { type: 'boolean', default: false } });
+  if (values.help || !values.run) {
+    process.stdout.write('kt eval --run DIR\n  Re-renders report.md, table.md and the curves from DIR/results.json and prints the table.\n');
+    return values.help ? 0 : 2;
+  }
+  const { readResults, writeReport, renderMarkdownTable } = await import('./report.js');
+  const results = await readResults(values.run).catch((e: unknown) => {
+    throw new InvalidInputError(`kt eval: no readable results.json in ${values.run}`, { cause: e });
   });
+  await writeReport(results, values.run);
+  process.stdout.write(`${results.task} on ${results.data} (seed ${results.seed}, TF.js backend ${results.backend})\n\n${renderMarkdownTable(results)}\n`);
+  return 0;
+}
+
+function intFlag(name: string, v: string | undefined, min: number): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new InvalidInputError(`--${name} must be an integer >= ${min}, got "${v}"`);
+  return n;
+}
+
+function numberFlag(name: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new InvalidInputError(`--${name} must be a non-negative number, got "${v}"`);
+  return n;
+}
+
+const listFlag = (v: string | undefined): string[] | undefined => (v === undefined ? undefined : v.split(',').map((s) => s.trim()).filter(Boolean));
+
+/** The experiment options of the parsed flags (unset flags left out, so the experiment's defaults apply). */
+function experimentOptionsOf(values: ParsedFlags<typeof TRAIN_FLAGS>['values'], argv: readonly string[]): ExperimentOptions {
+  if (!values.task) throw new InvalidInputError('kt train: --task age|emotion is required (see kt train --help)');
+  const o = {
+    task: values.task,
+    data: values.data,
+    dataRoot: values['data-root'],
+    canonical: values.canonical,
+    priors: listFlag(values.priors),
+    variants: listFlag(values.variants),
+    epochs: intFlag('epochs', values.epochs, 1),
+    ablationEpochs: intFlag('ablation-epochs', values['ablation-epochs'], 1),
+    batchSize: intFlag('batch-size', values['batch-size'], 1),
+    learningRate: numberFlag('lr', values.lr),
+    patience: intFlag('patience', values.patience, 1),
+    dropMaskThreshold: numberFlag('drop-threshold', values['drop-threshold']),
+    seed: intFlag('seed', values.seed, 0),
+    outDir: values.out,
+    repo: values.repo,
+    exportRepo: values['export-repo'],
+    subjectColumn: values['subject-column'],
+    groupColumn: values['group-column'],
+    cacheDir: values['cache-dir'],
+    export: !values['no-export'],
+    command: `kt train ${argv.join(' ')}`,
+  };
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as unknown as ExperimentOptions;
 }

@@ -112,6 +112,42 @@ function emitMlp(b: GraphBuilder, input: string, layers: readonly DenseWeights[]
   emitActivation(b, x, outputActivation, `${prefix}decoder/output_`, layers[layers.length - 1]!.outputs, cost, outputName);
 }
 
+/** The graph under construction, its cost counter, adapter node naming and the adapter's sizes. */
+interface AdapterEmitter {
+  b: GraphBuilder;
+  cost: CostCounter;
+  /** Adapter node / initializer name: `<prefix>adapter/<name>`. */
+  p: (name: string) => string;
+  params: KtAdapterParams;
+  /** Token width D, canonical width C_c, heads h, head width d_head. */
+  D: number;
+  Cc: number;
+  h: number;
+  dh: number;
+}
+
+/** k, p_c's positional embedding and the weights, with everything that depends only on k folded into constants. */
+interface FoldedToken {
+  tokenK: Float32Array;
+  peC: Float32Array;
+  wq: Float32Array;
+  wk: Float32Array;
+  wv: Float32Array;
+  wo: Float32Array;
+  bq: Float32Array;
+  bk: Float32Array;
+  bv: Float32Array;
+  bo: Float32Array;
+  /** k's query (scaled by 1/sqrt(d_head)), key and value, and its attention logit on itself per head. */
+  queryK: Float32Array;
+  keyK: Float32Array;
+  valueK: Float32Array;
+  logitKK: Float32Array;
+}
+
+const kernelOf = (l: Linear): Float32Array => read(l.kernel);
+const biasOf = (l: Linear): Float32Array => read(l.bias);
+
 /**
  * The KT-Adapter inference path as one ONNX graph (opset 17) from p_c [N, C_c] to y [N, outputs]:
  * k is a constant, so its Q/K/V (and the positional embedding) fold into constants; rows of the Q/K/V kernels that
@@ -122,46 +158,67 @@ export function exportKtAdapterOnnx(params: KtAdapterParams, options: OnnxExport
   const { config } = params;
   const prefix = options.namePrefix ?? 'kt/';
   const D = config.tokenWidth;
-  const Cc = config.canonicalWidth;
   const h = config.heads;
-  const dh = D / h;
-  const F = config.ffnHiddenWidth;
-  const scale = 1 / Math.sqrt(dh);
   const batch = options.batchDim ?? 'N';
   const b = new GraphBuilder(options.graphName ?? 'kt-adapter');
-  const cost = new CostCounter();
-  const inputName = b.input(`${prefix}${options.inputName ?? 'p_c'}`, [batch, Cc]);
+  const e: AdapterEmitter = { b, cost: new CostCounter(), p: (name) => `${prefix}adapter/${name}`, params, D, Cc: config.canonicalWidth, h, dh: D / h };
+  const inputName = b.input(`${prefix}${options.inputName ?? 'p_c'}`, [batch, e.Cc]);
   const outputName = `${prefix}${options.outputName ?? 'y'}`;
-  const p = (name: string): string => `${prefix}adapter/${name}`;
 
-  // Constants of the k token and of p_c's slot.
-  const kernel = (l: Linear): Float32Array => read(l.kernel);
-  const bias = (l: Linear): Float32Array => read(l.bias);
+  const folded = foldKnowledgeToken(e);
+  const standardised = emitStandardise(e, inputName);
+  const { attendedRows, axis1 } = emitAttention(e, folded, standardised);
+  const normalised = emitOutputAndFfn(e, folded, attendedRows, standardised, axis1);
+  const decoderInput = emitGatedResidual(e, normalised, inputName, axis1);
+  const adapterCost = e.cost.result;
+
+  const decoderCost = new CostCounter();
+  emitMlp(b, decoderInput, readMlp(params.decoder), config.outputActivation, prefix, outputName, decoderCost);
+  b.output(outputName, [batch, params.decoder.layers[params.decoder.layers.length - 1]!.kernel.shape[1]!]);
+  const build: BuildOptions = { producerName: 'kt-edge-face/kt-adapter', metadata: { kind: 'kt-adapter', tokenWidth: String(D), heads: String(h), ...(options.metadata ?? {}) } };
+  return { model: b.build(build), inputName, outputName, cost: { adapter: adapterCost, unfoldedAdapter: unfoldedAdapterCost(params), decoder: decoderCost.result } };
+}
+
+/** Constants of the k token and of p_c's slot. */
+function foldKnowledgeToken({ params, D, h, dh }: AdapterEmitter): FoldedToken {
+  const scale = 1 / Math.sqrt(dh);
   const pe = params.positionalEmbedding ? read(params.positionalEmbedding) : null;
   const peK = pe ? pe.slice(0, D) : new Float32Array(D);
   const peC = pe ? pe.slice(D, 2 * D) : new Float32Array(D);
   const tokenK = addVec(read(params.knowledgeToken), peK);
-  const [wq, wk, wv, wo] = [kernel(params.query), kernel(params.key), kernel(params.value), kernel(params.attentionOutput)];
-  const [bq, bk, bv, bo] = [bias(params.query), bias(params.key), bias(params.value), bias(params.attentionOutput)];
+  const [wq, wk, wv, wo] = [kernelOf(params.query), kernelOf(params.key), kernelOf(params.value), kernelOf(params.attentionOutput)];
+  const [bq, bk, bv, bo] = [biasOf(params.query), biasOf(params.key), biasOf(params.value), biasOf(params.attentionOutput)];
   const queryK = scaleVec(addVec(vecMat(tokenK, wq, D), bq), scale);
   const keyK = addVec(vecMat(tokenK, wk, D), bk);
   const valueK = addVec(vecMat(tokenK, wv, D), bv);
-  let logitKK = new Float32Array(h);
-  logitKK = logitKK.map((_, head) => { let s = 0; for (let i = head * dh; i < (head + 1) * dh; i++) s += queryK[i]! * keyK[i]!; return s; });
+  const logitKK = new Float32Array(h).map((_, head) => {
+    let s = 0;
+    for (let i = head * dh; i < (head + 1) * dh; i++) s += queryK[i]! * keyK[i]!;
+    return s;
+  });
+  return { tokenK, peC, wq, wk, wv, wo, bq, bk, bv, bo, queryK, keyK, valueK, logitKK };
+}
 
-  // x = (p_c - mean) / std as one multiply-add.
+/** x = (p_c - mean) / std as one multiply-add. */
+function emitStandardise({ b, cost, p, params, Cc }: AdapterEmitter, inputName: string): string {
   const inverseStd = params.stats.canonical.std.map((s) => 1 / s);
   const shift = params.stats.canonical.mean.map((m, i) => -m * inverseStd[i]!);
   cost.ew(2 * Cc);
-  const standardised = b.op('Add', [b.op('Mul', [inputName, b.constF(p('inverse_std'), inverseStd)], {}, p('standardise_scale')), b.constF(p('shift'), shift)], {}, p('standardise'));
+  return b.op('Add', [b.op('Mul', [inputName, b.constF(p('inverse_std'), inverseStd)], {}, p('standardise_scale')), b.constF(p('shift'), shift)], {}, p('standardise'));
+}
 
-  // Q/K/V of p_c: only the first C_c kernel rows meet non-zero inputs; p_c's positional embedding folds into the bias.
+/**
+ * The 2-token attention for both query rows (k and p_c) at once: [N, 2, D] attended values. Q/K/V of p_c: only the
+ * first C_c kernel rows meet non-zero inputs; p_c's positional embedding folds into the bias.
+ */
+function emitAttention({ b, cost, p, D, Cc, h, dh }: AdapterEmitter, t: FoldedToken, standardised: string): { attendedRows: string; axis1: string } {
+  const scale = 1 / Math.sqrt(dh);
   const qkvKernel = concatColumns(Cc, [
-    { data: scaleVec(topRows(wq, Cc, D), scale), cols: D },
-    { data: topRows(wk, Cc, D), cols: D },
-    { data: topRows(wv, Cc, D), cols: D },
+    { data: scaleVec(topRows(t.wq, Cc, D), scale), cols: D },
+    { data: topRows(t.wk, Cc, D), cols: D },
+    { data: topRows(t.wv, Cc, D), cols: D },
   ]);
-  const qkvBias = Float32Array.from([...scaleVec(addVec(vecMat(peC, wq, D), bq), scale), ...addVec(vecMat(peC, wk, D), bk), ...addVec(vecMat(peC, wv, D), bv)]);
+  const qkvBias = Float32Array.from([...scaleVec(addVec(vecMat(t.peC, t.wq, D), t.bq), scale), ...addVec(vecMat(t.peC, t.wk, D), t.bk), ...addVec(vecMat(t.peC, t.wv, D), t.bv)]);
   cost.mac(Cc * 3 * D);
   cost.ew(3 * D);
   const qkv = b.op('Add', [b.op('MatMul', [standardised, b.constF(p('qkv_kernel'), qkvKernel, [Cc, 3 * D])], {}, p('qkv_matmul')), b.constF(p('qkv_bias'), qkvBias)], {}, p('qkv'));
@@ -174,14 +231,14 @@ export function exportKtAdapterOnnx(params: KtAdapterParams, options: OnnxExport
     cost.mac(D);
     return b.op('ReduceSum', [b.op('Mul', [a, c], {}, p(`${name}_mul`)), axis2], { keepdims: attr.int(0) }, p(name));
   };
-  const qK = b.constF(p('query_k'), queryK, [h, dh]);
-  const kK = b.constF(p('key_k'), keyK, [h, dh]);
+  const qK = b.constF(p('query_k'), t.queryK, [h, dh]);
+  const kK = b.constF(p('key_k'), t.keyK, [h, dh]);
   const logitKC = headDot(kC, qK, 'logit_kc'); // query k, key p_c: [N, h]
   const logitCK = headDot(qC, kK, 'logit_ck'); // query p_c, key k
   const logitCC = headDot(qC, kC, 'logit_cc'); // query p_c, key p_c
   // softmax over two keys = sigmoid of the logit difference: weight of key k for each query.
   cost.ew(4 * h);
-  const weightKForK = b.op('Sigmoid', [b.op('Sub', [b.constF(p('logit_kk'), logitKK, [h]), logitKC], {}, p('logit_diff_k'))], {}, p('attention_k'));
+  const weightKForK = b.op('Sigmoid', [b.op('Sub', [b.constF(p('logit_kk'), t.logitKK, [h]), logitKC], {}, p('logit_diff_k'))], {}, p('attention_k'));
   const weightKForC = b.op('Sigmoid', [b.op('Sub', [logitCK, logitCC], {}, p('logit_diff_c'))], {}, p('attention_c'));
   const axis1 = b.constI64(p('axis1'), [1]);
   const unsq = (x: string, axes: string, name: string): string => b.op('Unsqueeze', [x, axes], {}, p(name));
@@ -190,43 +247,43 @@ export function exportKtAdapterOnnx(params: KtAdapterParams, options: OnnxExport
   cost.ew(D);
   cost.mac(2 * D);
   cost.ew(2 * D);
-  const valueDiff = unsq(b.op('Sub', [b.constF(p('value_k'), valueK, [h, dh]), vC], {}, p('value_diff')), axis1, 'value_diff_row');
+  const valueDiff = unsq(b.op('Sub', [b.constF(p('value_k'), t.valueK, [h, dh]), vC], {}, p('value_diff')), axis1, 'value_diff_row');
   const attended = b.op('Add', [unsq(vC, axis1, 'value_c_row'), b.op('Mul', [weights, valueDiff], {}, p('attention_mix'))], {}, p('attended'));
-  const attendedRows = b.op('Reshape', [attended, b.constI64(p('rows_shape'), [-1, 2, D])], {}, p('attended_rows'));
+  return { attendedRows: b.op('Reshape', [attended, b.constI64(p('rows_shape'), [-1, 2, D])], {}, p('attended_rows')), axis1 };
+}
 
-  // A = T + MHSA(T): output projection, with k's token, p_c's positional embedding and b_o folded into one [2, D] constant.
-  const rowOffsets = Float32Array.from([...addVec(tokenK, bo), ...addVec(peC, bo)]);
+/** A = T + MHSA(T), then Z = LN(A + FFN(A)) on the two rows. */
+function emitOutputAndFfn({ b, cost, p, params, D, Cc }: AdapterEmitter, t: FoldedToken, attendedRows: string, standardised: string, axis1: string): string {
+  const { config } = params;
+  const F = config.ffnHiddenWidth;
+  // Output projection, with k's token, p_c's positional embedding and b_o folded into one [2, D] constant.
+  const rowOffsets = Float32Array.from([...addVec(t.tokenK, t.bo), ...addVec(t.peC, t.bo)]);
   const padSpec = b.constI64(p('pad_spec'), [0, 1, 0, 0, 0, D - Cc]);
-  const paddedC = b.op('Pad', [unsq(standardised, axis1, 'standardised_row'), padSpec], { mode: attr.string('constant') }, p('pad')); // [N,2,D], row 0 zero
+  const standardisedRow = b.op('Unsqueeze', [standardised, axis1], {}, p('standardised_row'));
+  const paddedC = b.op('Pad', [standardisedRow, padSpec], { mode: attr.string('constant') }, p('pad')); // [N,2,D], row 0 zero
   cost.mac(2 * D * D);
   cost.ew(2 * 2 * D);
-  const projected = b.op('MatMul', [attendedRows, b.constF(p('output_kernel'), wo, [D, D])], {}, p('output_matmul'));
+  const projected = b.op('MatMul', [attendedRows, b.constF(p('output_kernel'), t.wo, [D, D])], {}, p('output_matmul'));
   const residual = b.op('Add', [b.op('Add', [projected, b.constF(p('row_offsets'), rowOffsets, [2, D])], {}, p('output_bias')), paddedC], {}, p('residual'));
 
-  // Z = LN(A + FFN(A)) on the two rows.
   cost.mac(2 * 2 * D * F);
   cost.ew(2 * (F + D + D));
-  const ffnHidden = b.op('Add', [b.op('MatMul', [residual, b.constF(p('ffn_hidden_kernel'), kernel(params.ffnHidden), [D, F])], {}, p('ffn_hidden_matmul')), b.constF(p('ffn_hidden_bias'), bias(params.ffnHidden))], {}, p('ffn_hidden'));
+  const ffnHidden = b.op('Add', [b.op('MatMul', [residual, b.constF(p('ffn_hidden_kernel'), kernelOf(params.ffnHidden), [D, F])], {}, p('ffn_hidden_matmul')), b.constF(p('ffn_hidden_bias'), biasOf(params.ffnHidden))], {}, p('ffn_hidden'));
   const ffnActivated = emitActivation(b, ffnHidden, config.ffnActivation, p('ffn_'), 2 * F, cost);
-  const ffnOut = b.op('Add', [b.op('MatMul', [ffnActivated, b.constF(p('ffn_output_kernel'), kernel(params.ffnOutput), [F, D])], {}, p('ffn_output_matmul')), b.constF(p('ffn_output_bias'), bias(params.ffnOutput))], {}, p('ffn_output'));
+  const ffnOut = b.op('Add', [b.op('MatMul', [ffnActivated, b.constF(p('ffn_output_kernel'), kernelOf(params.ffnOutput), [F, D])], {}, p('ffn_output_matmul')), b.constF(p('ffn_output_bias'), biasOf(params.ffnOutput))], {}, p('ffn_output'));
   const preNorm = b.op('Add', [residual, ffnOut], {}, p('ffn_residual'));
   cost.ew(2 * 8 * D);
-  const normalised = b.op('LayerNormalization', [preNorm, b.constF(p('ln_gamma'), read(params.layerNormGamma)), b.constF(p('ln_beta'), read(params.layerNormBeta))], { axis: attr.int(-1), epsilon: attr.float(config.layerNormEpsilon) }, p('layer_norm'));
+  return b.op('LayerNormalization', [preNorm, b.constF(p('ln_gamma'), read(params.layerNormGamma)), b.constF(p('ln_beta'), read(params.layerNormBeta))], { axis: attr.int(-1), epsilon: attr.float(config.layerNormEpsilon) }, p('layer_norm'));
+}
 
-  // h = p_c + g (k' + p'_c)[:C_c] (x canonical std when residualScale is 'canonical-std').
+/** h = p_c + g (k' + p'_c)[:C_c] (x canonical std when residualScale is 'canonical-std'): the decoder's input. */
+function emitGatedResidual({ b, cost, p, params, D, Cc }: AdapterEmitter, normalised: string, inputName: string, axis1: string): string {
   cost.ew(D + 2 * Cc);
   const summed = b.op('ReduceSum', [normalised, axis1], { keepdims: attr.int(0) }, p('token_sum'));
   const sliced = Cc === D ? summed : b.op('Slice', [summed, b.constI64(p('slice_start'), [0]), b.constI64(p('slice_end'), [Cc]), axis1], {}, p('slice_canonical'));
   const g = read(params.gate)[0]!;
-  const gateVector = config.residualScale === 'canonical-std' ? params.stats.canonical.std.map((s) => g * s) : new Float32Array(Cc).fill(g);
-  const decoderInput = b.op('Add', [inputName, b.op('Mul', [sliced, b.constF(p('gate'), gateVector)], {}, p('gate_mul'))], {}, p('decoder_input'));
-  const adapterCost = cost.result;
-
-  const decoderCost = new CostCounter();
-  emitMlp(b, decoderInput, readMlp(params.decoder), config.outputActivation, prefix, outputName, decoderCost);
-  b.output(outputName, [batch, params.decoder.layers[params.decoder.layers.length - 1]!.kernel.shape[1]!]);
-  const build: BuildOptions = { producerName: 'kt-edge-face/kt-adapter', metadata: { kind: 'kt-adapter', tokenWidth: String(D), heads: String(h), ...(options.metadata ?? {}) } };
-  return { model: b.build(build), inputName, outputName, cost: { adapter: adapterCost, unfoldedAdapter: unfoldedAdapterCost(params), decoder: decoderCost.result } };
+  const gateVector = params.config.residualScale === 'canonical-std' ? params.stats.canonical.std.map((s) => g * s) : new Float32Array(Cc).fill(g);
+  return b.op('Add', [inputName, b.op('Mul', [sliced, b.constF(p('gate'), gateVector)], {}, p('gate_mul'))], {}, p('decoder_input'));
 }
 
 /** The naive inference cost on [k, p^_c] at width D (k's projections recomputed, no slicing), to show what folding saves. */

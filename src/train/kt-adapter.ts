@@ -210,6 +210,73 @@ const standardiseAndPad = (tf: Tf, raw: Tensor2D, s: Standardiser, tokenWidth: n
   return width === tokenWidth ? z : tf.pad(z, [[0, 0], [0, tokenWidth - width]]);
 };
 
+function checkForwardInputs(config: KtAdapterConfig, canonical: Tensor2D, priors: readonly Tensor2D[], droppedPriors: Uint8Array | undefined): void {
+  const N = canonical.shape[0];
+  const P = priors.length;
+  if (canonical.shape[1] !== config.canonicalWidth) throw new InvalidInputError(`canonical token width ${canonical.shape[1]} != ${config.canonicalWidth}`);
+  if (P !== 0 && P !== config.priorWidths.length) throw new InvalidInputError(`expected ${config.priorWidths.length} prior tokens, got ${P}`);
+  priors.forEach((p, j) => {
+    if (p.shape[1] !== config.priorWidths[j] || p.shape[0] !== N) throw new InvalidInputError(`prior ${j} has shape [${p.shape.join(',')}], expected [${N},${config.priorWidths[j]}]`);
+  });
+  if (droppedPriors && droppedPriors.length !== N * P) throw new InvalidInputError(`droppedPriors has ${droppedPriors.length} entries, expected ${N}x${P}`);
+}
+
+/** Key mask (additive, before softmax) and the kept-row weights [N * S] from the drop mask; null when nothing is dropped. */
+function dropMasks(tf: Tf, droppedPriors: Uint8Array | undefined, N: number, P: number): { keyMask: Tensor | null; keptRows: Float32Array | null } {
+  if (!droppedPriors || P === 0 || !droppedPriors.some((d) => d === 1)) return { keyMask: null, keptRows: null };
+  const S = 2 + P;
+  const additive = new Float32Array(N * S);
+  const keptRows = new Float32Array(N * S).fill(1);
+  for (let i = 0; i < N; i++) {
+    for (let j = 0; j < P; j++) {
+      if (droppedPriors[i * P + j] === 1) {
+        additive[i * S + 2 + j] = droppedKeyLogit;
+        keptRows[i * S + 2 + j] = 0;
+      }
+    }
+  }
+  return { keyMask: tf.tensor4d(additive, [N, 1, 1, S]), keptRows };
+}
+
+/** A = T + MHSA(T) on tokens [N, S, D], with explicit transposes (no transposed matMul). */
+function attentionResidual(tf: Tf, params: KtAdapterParams, tokens: Tensor, keyMask: Tensor | null): Tensor {
+  const [N, S, D] = tokens.shape as [number, number, number];
+  const h = params.config.heads;
+  const headWidth = D / h;
+  const flat = tf.reshape(tokens, [N * S, D]);
+  const project = (l: Linear): Tensor => tf.add(matMul(tf, flat, l.kernel), l.bias);
+  const q = tf.transpose(tf.reshape(project(params.query), [N, S, h, headWidth]), [0, 2, 1, 3]); // [N,h,S,dh]
+  const kT = tf.transpose(tf.reshape(project(params.key), [N, S, h, headWidth]), [0, 2, 3, 1]); // [N,h,dh,S]
+  const v = tf.transpose(tf.reshape(project(params.value), [N, S, h, headWidth]), [0, 2, 1, 3]); // [N,h,S,dh]
+  let scores = tf.mul(matMul(tf, q, kT), 1 / Math.sqrt(headWidth)); // [N,h,S,S]
+  if (keyMask) scores = tf.add(scores, keyMask);
+  const attended = matMul(tf, tf.softmax(scores), v); // [N,h,S,dh]
+  const merged = tf.reshape(tf.transpose(attended, [0, 2, 1, 3]), [N * S, D]);
+  const attentionOut = tf.add(matMul(tf, merged, params.attentionOutput.kernel), params.attentionOutput.bias);
+  return tf.add(tokens, tf.reshape(attentionOut, [N, S, D]));
+}
+
+/** Z = LN(A + FFN(A)) on the rows the canonical mask keeps (k and p_c), else on every row: [N, rows, D]. */
+function ffnNormalised(tf: Tf, params: KtAdapterParams, residual: Tensor): Tensor {
+  const { config } = params;
+  const [N, S, D] = residual.shape as [number, number, number];
+  const rows = config.canonicalMask ? 2 : S;
+  const selected = tf.reshape(config.canonicalMask ? tf.slice(residual, [0, 0, 0], [N, 2, D]) : residual, [N * rows, D]);
+  const hidden = applyHiddenActivation(tf, tf.add(matMul(tf, selected, params.ffnHidden.kernel), params.ffnHidden.bias), config.ffnActivation);
+  const ffnOut = tf.add(matMul(tf, hidden, params.ffnOutput.kernel), params.ffnOutput.bias);
+  return tf.reshape(layerNorm(tf, tf.add(selected, ffnOut), params.layerNormGamma, params.layerNormBeta, config.layerNormEpsilon), [N, rows, D]);
+}
+
+/** k' + p'_c, or 2 x the mean of the kept rows without the canonical mask: [N, D]. */
+function adapterOutput(tf: Tf, config: KtAdapterConfig, normalised: Tensor, keptRows: Float32Array | null): Tensor {
+  if (config.canonicalMask) return tf.sum(normalised, 1);
+  const [N, S] = normalised.shape as [number, number, number];
+  const kept = keptRows ?? new Float32Array(N * S).fill(1);
+  const keptCount = new Float32Array(N);
+  for (let i = 0; i < N; i++) for (let s = 0; s < S; s++) keptCount[i] = keptCount[i]! + kept[i * S + s]!;
+  return tf.div(tf.mul(tf.sum(tf.mul(normalised, tf.tensor3d(kept, [N, S, 1])), 1), 2), tf.tensor2d(keptCount, [N, 1]));
+}
+
 /**
  * The adapter and decoder on the given tokens. `priors` empty is the inference path; otherwise the training forward,
  * with dropped priors masked as attention keys. Returns pre-activation outputs [N, outputs].
@@ -217,17 +284,9 @@ const standardiseAndPad = (tf: Tf, raw: Tensor2D, s: Standardiser, tokenWidth: n
 function forwardTokens(tf: Tf, params: KtAdapterParams, canonical: Tensor2D, priors: readonly Tensor2D[], droppedPriors: Uint8Array | undefined): Tensor2D {
   const { config } = params;
   const D = config.tokenWidth;
-  const h = config.heads;
-  const headWidth = D / h;
   const N = canonical.shape[0];
-  const P = priors.length;
-  const S = 2 + P;
-  if (canonical.shape[1] !== config.canonicalWidth) throw new InvalidInputError(`canonical token width ${canonical.shape[1]} != ${config.canonicalWidth}`);
-  if (P !== 0 && P !== config.priorWidths.length) throw new InvalidInputError(`expected ${config.priorWidths.length} prior tokens, got ${P}`);
-  priors.forEach((p, j) => {
-    if (p.shape[1] !== config.priorWidths[j] || p.shape[0] !== N) throw new InvalidInputError(`prior ${j} has shape [${p.shape.join(',')}], expected [${N},${config.priorWidths[j]}]`);
-  });
-  if (droppedPriors && droppedPriors.length !== N * P) throw new InvalidInputError(`droppedPriors has ${droppedPriors.length} entries, expected ${N}x${P}`);
+  const S = 2 + priors.length;
+  checkForwardInputs(config, canonical, priors, droppedPriors);
 
   return tf.tidy(() => {
     const tokenList: Tensor2D[] = [
@@ -237,45 +296,9 @@ function forwardTokens(tf: Tf, params: KtAdapterParams, canonical: Tensor2D, pri
     ];
     let tokens: Tensor = tf.stack(tokenList, 1); // [N, S, D]
     if (params.positionalEmbedding) tokens = tf.add(tokens, tf.slice(params.positionalEmbedding, [0, 0], [S, D]));
-
-    // Key mask (additive, before softmax) and the kept-row weights, from the drop mask.
-    let keyMask: Tensor | null = null;
-    let keptRows: Float32Array | null = null;
-    if (droppedPriors && P > 0 && droppedPriors.some((d) => d === 1)) {
-      const additive = new Float32Array(N * S);
-      keptRows = new Float32Array(N * S).fill(1);
-      for (let i = 0; i < N; i++) for (let j = 0; j < P; j++) if (droppedPriors[i * P + j] === 1) { additive[i * S + 2 + j] = droppedKeyLogit; keptRows[i * S + 2 + j] = 0; }
-      keyMask = tf.tensor4d(additive, [N, 1, 1, S]);
-    }
-
-    // MHSA with explicit transposes (no transposed matMul).
-    const flat = tf.reshape(tokens, [N * S, D]);
-    const project = (l: Linear): Tensor => tf.add(matMul(tf, flat, l.kernel), l.bias);
-    const q = tf.transpose(tf.reshape(project(params.query), [N, S, h, headWidth]), [0, 2, 1, 3]); // [N,h,S,dh]
-    const kT = tf.transpose(tf.reshape(project(params.key), [N, S, h, headWidth]), [0, 2, 3, 1]); // [N,h,dh,S]
-    const v = tf.transpose(tf.reshape(project(params.value), [N, S, h, headWidth]), [0, 2, 1, 3]); // [N,h,S,dh]
-    let scores = tf.mul(matMul(tf, q, kT), 1 / Math.sqrt(headWidth)); // [N,h,S,S]
-    if (keyMask) scores = tf.add(scores, keyMask);
-    const attended = matMul(tf, tf.softmax(scores), v); // [N,h,S,dh]
-    const merged = tf.reshape(tf.transpose(attended, [0, 2, 1, 3]), [N * S, D]);
-    const attentionOut = tf.add(matMul(tf, merged, params.attentionOutput.kernel), params.attentionOutput.bias);
-    const residual = tf.add(tokens, tf.reshape(attentionOut, [N, S, D])); // A = T + MHSA(T)
-
-    // Canonical mask: rows of k and p_c only.
-    const rows = config.canonicalMask ? 2 : S;
-    const selected = tf.reshape(config.canonicalMask ? tf.slice(residual, [0, 0, 0], [N, 2, D]) : residual, [N * rows, D]);
-    const hidden = applyHiddenActivation(tf, tf.add(matMul(tf, selected, params.ffnHidden.kernel), params.ffnHidden.bias), config.ffnActivation);
-    const ffnOut = tf.add(matMul(tf, hidden, params.ffnOutput.kernel), params.ffnOutput.bias);
-    const normalised = tf.reshape(layerNorm(tf, tf.add(selected, ffnOut), params.layerNormGamma, params.layerNormBeta, config.layerNormEpsilon), [N, rows, D]);
-
-    let adapterOut: Tensor; // k' + p'_c, or 2 x mean of kept rows without the canonical mask
-    if (config.canonicalMask) adapterOut = tf.sum(normalised, 1);
-    else {
-      const kept = keptRows ?? new Float32Array(N * S).fill(1);
-      const keptCount = new Float32Array(N);
-      for (let i = 0; i < N; i++) for (let s = 0; s < S; s++) keptCount[i] = keptCount[i]! + kept[i * S + s]!;
-      adapterOut = tf.div(tf.mul(tf.sum(tf.mul(normalised, tf.tensor3d(kept, [N, S, 1])), 1), 2), tf.tensor2d(keptCount, [N, 1]));
-    }
+    const { keyMask, keptRows } = dropMasks(tf, droppedPriors, N, priors.length);
+    const residual = attentionResidual(tf, params, tokens, keyMask);
+    const adapterOut = adapterOutput(tf, config, ffnNormalised(tf, params, residual), keptRows);
     let contribution = config.canonicalWidth === D ? adapterOut : tf.slice(adapterOut, [0, 0], [N, config.canonicalWidth]);
     if (config.residualScale === 'canonical-std') contribution = tf.mul(contribution, params.standardisers.canonicalStd);
     const decoderInput = tf.add(canonical, tf.mul(params.gate, contribution)); // h = p_c + g (k'[:C_c] + p'_c[:C_c])

@@ -6,6 +6,12 @@ import type { PretrainedDense } from './dense.js';
 
 type Activation = PretrainedDense['activation'];
 
+/** A dense layer being read off the head; Add and activation nodes complete the last one. */
+type DenseLayer = { kernel: Float32Array; bias: Float32Array; inputs: number; outputs: number; activation: Activation };
+type GraphProto = NonNullable<ModelProto['graph']>;
+
+const chainActivations: Record<string, Activation> = { Relu: 'relu', Sigmoid: 'sigmoid', Tanh: 'tanh', Softmax: 'softmax', Clip: 'relu6' };
+
 /**
  * The chain of dense layers from the pooled input of a GAP head to one of its outputs (MatMul/Gemm, Add, then an
  * activation per layer), as PretrainedDense weights. Branches the output does not depend on (other outputs) are ignored.
@@ -13,12 +19,18 @@ type Activation = PretrainedDense['activation'];
 export function denseChainFromHead(head: ModelProto, output: string): PretrainedDense[] {
   const graph = head.graph;
   if (!graph) throw new ModelFormatError('head model has no graph');
-  const inputs = new Set((graph.input ?? []).map((i) => i.name!));
   const inits = new Map<string, TensorProto>((graph.initializer ?? []).map((t) => [t.name!, t]));
+  const layers: DenseLayer[] = [];
+  for (const node of nodeChainTo(graph, inits, output)) readChainNode(node, inits, layers);
+  if (layers.length === 0) throw new ModelFormatError(`head: no dense layer leads to ${output}`);
+  return layers;
+}
+
+/** Walks back from the output to a graph input, following the one non-constant operand; nodes in graph order. */
+function nodeChainTo(graph: GraphProto, inits: ReadonlyMap<string, TensorProto>, output: string): NodeProto[] {
+  const inputs = new Set((graph.input ?? []).map((i) => i.name!));
   const producers = new Map<string, NodeProto>();
   for (const n of graph.node ?? []) for (const o of n.output ?? []) producers.set(o, n);
-
-  // Walk back from the output to a graph input, following the one non-constant operand.
   const chain: NodeProto[] = [];
   let tensor = output;
   while (!inputs.has(tensor)) {
@@ -29,60 +41,46 @@ export function denseChainFromHead(head: ModelProto, output: string): Pretrained
     if (operands.length !== 1) throw new ModelFormatError(`head: node ${node.name} (${node.opType}) has ${operands.length} non-constant inputs; only a dense chain can be read`);
     tensor = operands[0]!;
   }
+  return chain;
+}
 
-  const layers: { kernel: Float32Array; bias: Float32Array; inputs: number; outputs: number; activation: Activation }[] = [];
-  const last = (): (typeof layers)[number] => {
+/** Adds a MatMul/Gemm layer, or folds an Add (bias) or an activation into the last layer. */
+function readChainNode(node: NodeProto, inits: ReadonlyMap<string, TensorProto>, layers: DenseLayer[]): void {
+  const last = (): DenseLayer => {
     const l = layers[layers.length - 1];
     if (!l) throw new ModelFormatError('head: bias or activation before any dense layer');
     return l;
   };
-  const constOf = (node: NodeProto): TensorProto => {
+  const constOf = (): TensorProto => {
     const t = (node.input ?? []).map((i) => inits.get(i)).find((x) => x !== undefined);
     if (!t) throw new ModelFormatError(`head: node ${node.name} has no constant operand`);
     return t;
   };
-  for (const node of chain) {
-    switch (node.opType) {
-      case 'Identity':
-      case 'Flatten':
-        break;
-      case 'MatMul': {
-        const w = constOf(node);
-        const [inputs, outputs] = tensorDims(w) as [number, number];
-        layers.push({ kernel: tensorToFloat32(w), bias: new Float32Array(outputs), inputs, outputs, activation: 'none' });
-        break;
-      }
-      case 'Gemm': {
-        const w = inits.get(node.input![1]!);
-        if (!w) throw new ModelFormatError(`head: Gemm ${node.name} has no constant weight`);
-        const transB = Number(node.attribute?.find((a) => a.name === 'transB')?.i ?? 0) === 1;
-        const [r, c] = tensorDims(w) as [number, number];
-        const raw = tensorToFloat32(w);
-        const inputs = transB ? c : r;
-        const outputs = transB ? r : c;
-        const kernel = transB ? transpose(raw, r, c) : raw;
-        const b = node.input?.[2] ? inits.get(node.input[2]) : undefined;
-        layers.push({ kernel, bias: b ? tensorToFloat32(b) : new Float32Array(outputs), inputs, outputs, activation: 'none' });
-        break;
-      }
-      case 'Add': {
-        const l = last();
-        const b = tensorToFloat32(constOf(node));
-        if (b.length !== l.outputs) throw new ModelFormatError(`head: bias ${node.name} has ${b.length} values for ${l.outputs} outputs`);
-        l.bias = l.bias.map((v, i) => v + b[i]!);
-        break;
-      }
-      case 'Relu': last().activation = 'relu'; break;
-      case 'Sigmoid': last().activation = 'sigmoid'; break;
-      case 'Tanh': last().activation = 'tanh'; break;
-      case 'Softmax': last().activation = 'softmax'; break;
-      case 'Clip': last().activation = 'relu6'; break;
-      default:
-        throw new ModelFormatError(`head: op ${node.opType} (${node.name}) is not part of a dense chain`);
-    }
-  }
-  if (layers.length === 0) throw new ModelFormatError(`head: no dense layer leads to ${output}`);
-  return layers;
+  const op = node.opType ?? '';
+  if (op === 'Identity' || op === 'Flatten') return;
+  if (op === 'MatMul') {
+    const w = constOf();
+    const [inputs, outputs] = tensorDims(w) as [number, number];
+    layers.push({ kernel: tensorToFloat32(w), bias: new Float32Array(outputs), inputs, outputs, activation: 'none' });
+  } else if (op === 'Gemm') layers.push(gemmLayer(node, inits));
+  else if (op === 'Add') {
+    const l = last();
+    const b = tensorToFloat32(constOf());
+    if (b.length !== l.outputs) throw new ModelFormatError(`head: bias ${node.name} has ${b.length} values for ${l.outputs} outputs`);
+    l.bias = l.bias.map((v, i) => v + b[i]!);
+  } else if (Object.hasOwn(chainActivations, op)) last().activation = chainActivations[op]!;
+  else throw new ModelFormatError(`head: op ${node.opType} (${node.name}) is not part of a dense chain`);
+}
+
+function gemmLayer(node: NodeProto, inits: ReadonlyMap<string, TensorProto>): DenseLayer {
+  const w = inits.get(node.input![1]!);
+  if (!w) throw new ModelFormatError(`head: Gemm ${node.name} has no constant weight`);
+  const transB = Number(node.attribute?.find((a) => a.name === 'transB')?.i ?? 0) === 1;
+  const [r, c] = tensorDims(w) as [number, number];
+  const raw = tensorToFloat32(w);
+  const outputs = transB ? r : c;
+  const b = node.input?.[2] ? inits.get(node.input[2]) : undefined;
+  return { kernel: transB ? transpose(raw, r, c) : raw, bias: b ? tensorToFloat32(b) : new Float32Array(outputs), inputs: transB ? c : r, outputs, activation: 'none' };
 }
 
 function transpose(m: Float32Array, rows: number, cols: number): Float32Array {

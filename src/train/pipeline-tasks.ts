@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { InvalidInputError } from '../core/errors.js';
 import type { OutputSpec } from '../models/manifest.js';
 import { decodeOutput } from '../models/processing/decode.js';
-import { cutAtEncoder } from '../models/encoder-cut.js';
+import { cutAtEncoder, type EncoderCut } from '../models/encoder-cut.js';
 import { readModel } from '../onnx/proto.js';
 import { FER2013_CLASSES, SHARED_DATASETS, readClassFolders, readCsvManifest, readSharedDataset, splitDataset, type SharedDatasetName } from './datasets/index.js';
 import type { FaceDataset, FaceSample } from './datasets/types.js';
@@ -14,8 +14,9 @@ import { applyLinear, argmaxRow, centredLogProbabilities, denseChainFromHead, fi
 import type { ModelTokens } from './token-cache.js';
 import type { TaskSpec } from './trainer.js';
 
-export type TaskName = 'age' | 'emotion';
-export const TASK_NAMES: readonly TaskName[] = ['age', 'emotion'];
+/** What `kt train` can train (a subset of the server's task names). */
+export type TrainTask = 'age' | 'emotion';
+export const TASK_NAMES: readonly TrainTask[] = ['age', 'emotion'];
 
 /** A test-set metric as the table shows it. */
 export interface MetricColumn {
@@ -26,7 +27,7 @@ export interface MetricColumn {
 }
 
 export interface TaskDefinition {
-  name: TaskName;
+  name: TrainTask;
   defaultCanonical: string;
   defaultPriors: readonly string[];
   defaultData: SharedDatasetName;
@@ -37,7 +38,7 @@ export interface TaskDefinition {
   stratum(sample: FaceSample): number;
 }
 
-export const TASKS: Record<TaskName, TaskDefinition> = {
+export const TASKS: Record<TrainTask, TaskDefinition> = {
   age: {
     name: 'age',
     defaultCanonical: 'faceres',
@@ -66,36 +67,73 @@ export const TASKS: Record<TaskName, TaskDefinition> = {
 
 export function taskDefinition(name: string): TaskDefinition {
   if (!(TASK_NAMES as readonly string[]).includes(name)) throw new InvalidInputError(`unknown task "${name}" (known: ${TASK_NAMES.join(', ')})`);
-  return TASKS[name as TaskName];
+  return TASKS[name as TrainTask];
+}
+
+/** How `kt train` reads the data beyond the task's defaults. */
+export interface TaskDataOptions {
+  /** Root of the shared datasets. */
+  dataRoot?: string;
+  /** CSV column naming the person in each image: the split keeps each person on one side. */
+  subjectColumn?: string;
+  /** CSV column naming duplicate or same-scene groups: the split keeps each group on one side. */
+  groupColumn?: string;
 }
 
 /**
  * Reads the data: a shared dataset name (under the data root) or a path. A path for age is a CSV manifest
- * (file, age) or a folder holding labels.csv; for emotion a folder of class folders (FER2013 class names).
+ * (file, age; file paths absolute or relative to the CSV) or a folder holding labels.csv; for emotion a folder of
+ * class folders (FER2013 class names). Subject and group columns apply to a CSV only.
  */
-export async function readTaskData(task: TaskDefinition, data: string, dataRoot?: string): Promise<FaceDataset> {
-  if ((SHARED_DATASETS as readonly string[]).includes(data)) return readSharedDataset(data as SharedDatasetName, dataRoot);
+export async function readTaskData(task: TaskDefinition, data: string, options: TaskDataOptions = {}): Promise<FaceDataset> {
+  const columnFlags = [options.subjectColumn && '--subject-column', options.groupColumn && '--group-column'].filter(Boolean).join(' and ');
+  if ((SHARED_DATASETS as readonly string[]).includes(data)) {
+    if (columnFlags) throw new InvalidInputError(`${columnFlags} apply to a CSV given as --data PATH; the shared dataset ${data} has its own split rules`);
+    return readSharedDataset(data as SharedDatasetName, options.dataRoot);
+  }
   const path = resolve(data);
   if (!existsSync(path)) throw new InvalidInputError(`--data ${data}: neither a shared dataset (${SHARED_DATASETS.join(', ')}) nor an existing path`);
   if (task.name === 'age') {
     const csvPath = statSync(path).isDirectory() ? join(path, 'labels.csv') : path;
-    return readCsvManifest({ csvPath, taskType: 'regression', labelColumn: 'age', integerLabels: true, labelRange: [0, 120] });
+    return readCsvManifest({
+      csvPath,
+      taskType: 'regression',
+      labelColumn: 'age',
+      integerLabels: true,
+      labelRange: [0, 120],
+      ...(options.subjectColumn ? { subjectColumn: options.subjectColumn } : {}),
+      ...(options.groupColumn ? { groupColumn: options.groupColumn } : {}),
+    });
   }
+  if (columnFlags) throw new InvalidInputError(`${columnFlags} apply to a CSV manifest (age data); ${task.name} data is read from class folders`);
   return readClassFolders({ root: path, classNames: FER2013_CLASSES });
+}
+
+/** The unit a split keeps on one side. */
+export type SplitUnit = 'sample' | 'subject' | 'group';
+
+/** A named subject column splits by person (merged with groups), a group column by group, else the task's unit. */
+export function splitUnitFor(task: TaskDefinition, options: TaskDataOptions = {}): SplitUnit {
+  if (options.subjectColumn) return 'subject';
+  if (options.groupColumn) return 'group';
+  return task.splitBy;
 }
 
 export interface TaskSplit {
   train: FaceSample[];
   val: FaceSample[];
   test: FaceSample[];
+  by: SplitUnit;
+  /** Subjects / groups / samples per side. */
+  units: { train: number; val: number; test: number };
 }
 
 export const SPLIT_FRACTIONS: [number, number, number] = [0.7, 0.15, 0.15];
 
-export function splitTaskData(task: TaskDefinition, dataset: FaceDataset, seed: number): TaskSplit {
-  const s = splitDataset(dataset.samples, { seed, fractions: SPLIT_FRACTIONS, by: task.splitBy, stratify: true, strataOf: (x) => task.stratum(x as FaceSample) });
+export function splitTaskData(task: TaskDefinition, dataset: FaceDataset, seed: number, by: SplitUnit = task.splitBy): TaskSplit {
+  const s = splitDataset(dataset.samples, { seed, fractions: SPLIT_FRACTIONS, by, stratify: true, strataOf: (x) => task.stratum(x as FaceSample) });
   if (s.train.length === 0 || s.val.length === 0 || s.test.length === 0) throw new InvalidInputError(`dataset ${dataset.name} is too small to split (train ${s.train.length}, val ${s.val.length}, test ${s.test.length})`);
-  return { train: s.train, val: s.val, test: s.test };
+  return { train: s.train, val: s.val, test: s.test, by, units: s.units };
 }
 
 /** The task bound to its canonical model: trainer spec, decoder start, and how outputs become metrics. */
@@ -127,65 +165,95 @@ export function targetsOf(samples: readonly FaceSample[]): Float32Array {
   return Float32Array.from(samples.map((s) => s.label as number));
 }
 
+/** Train / val / test row indices into the token arrays. */
+export interface TaskRows {
+  train: readonly number[];
+  val: readonly number[];
+  test: readonly number[];
+}
+
+/** What a task binder gets: the canonical model's tokens and outputs, its encoder cut, the split rows. */
+interface TaskBindContext {
+  task: TaskDefinition;
+  canonical: ModelTokens;
+  /** "<name>/<version>" of the canonical model, for messages. */
+  entryPath: string;
+  cut: EncoderCut;
+  rows: TaskRows;
+  classNames: readonly string[];
+}
+
 /**
  * Binds the task to the canonical model. `canonical` holds the tokens and shipped outputs of every sample;
  * `rows` index the train / val / test samples in it; `modelPath` is the canonical model.onnx.
  */
-export async function prepareTask(task: TaskDefinition, canonical: ModelTokens, modelPath: string, rows: { train: readonly number[]; val: readonly number[]; test: readonly number[] }, classNames: readonly string[]): Promise<PreparedTask> {
+export async function prepareTask(task: TaskDefinition, canonical: ModelTokens, modelPath: string, rows: TaskRows, classNames: readonly string[]): Promise<PreparedTask> {
   const manifest = canonical.manifest;
   const entryPath = join(manifest.name, String(manifest.version));
   const cut = cutAtEncoder(await readModel(modelPath), manifest);
-  if (task.name === 'age') {
-    const ageOutput = manifest.outputs.find((o) => o.task === 'age');
-    if (!ageOutput || ageOutput.decoding.type !== 'age-bins') throw new InvalidInputError(`canonical model ${manifest.name} has no age-bins output; age training needs one (faceres)`);
-    if (!cut.gapHead) throw new InvalidInputError(`canonical model ${manifest.name} (${entryPath}) has no GAP+dense head to start the decoder from`);
-    const layers = denseChainFromHead(cut.gapHead, ageOutput.name);
-    const bins = layers[layers.length - 1]!.outputs;
-    const outputName = ageOutput.name;
-    const method = ageOutput.decoding.method ?? 'expectation';
-    return {
-      definition: task,
-      spec: { kind: 'regression', outputs: 1, loss: 'wing' },
-      decoder: { pretrained: layers },
-      decoderOutputs: bins,
-      expectedValueBins: bins,
-      classNames: [],
-      metrics: (p, t) => ({ ...ageMetrics(Array.from(p), Array.from(t)) }),
-      pretrainedMetrics: (tokens, r, t) => {
-        const out = tokens.outputs[outputName]!;
-        // Decoded as the product decodes it (the manifest's age-bins method).
-        const preds = r.map((i) => {
-          const d = decodeOutput(ageOutput, out.data.slice(i * out.size, (i + 1) * out.size));
-          return d.type === 'age' ? d.years : NaN;
-        });
-        return { ...ageMetrics(preds, Array.from(t)) };
-      },
-      pretrainedHeadMacs: layers.reduce((a, l) => a + l.inputs * l.outputs, 0),
-      pretrainedDecoding: `age bins decoded by ${method}`,
-      exportOutputs: [{ name: 'age', task: 'age', decoding: { type: 'age-years', scale: 1 } }],
-    };
-  }
-  // Emotion: the shipped head is Conv 3x3 -> GAP -> softmax. Start from the tap-summed kernel, then fit it by least
-  // squares to the shipped model's logits on the training split (DESIGN: fit the decoder to the pre-trained head).
+  return taskBinders[task.name]({ task, canonical, entryPath, cut, rows, classNames });
+}
+
+/** Age: the shipped GAP+dense head starts the decoder; its bins become the expected age. */
+function bindAgeTask({ task, canonical, entryPath, cut }: TaskBindContext): PreparedTask {
+  const manifest = canonical.manifest;
+  const ageOutput = manifest.outputs.find((o) => o.task === 'age');
+  if (!ageOutput || ageOutput.decoding.type !== 'age-bins') throw new InvalidInputError(`canonical model ${manifest.name} has no age-bins output; age training needs one (faceres)`);
+  if (!cut.gapHead) throw new InvalidInputError(`canonical model ${manifest.name} (${entryPath}) has no GAP+dense head to start the decoder from`);
+  const layers = denseChainFromHead(cut.gapHead, ageOutput.name);
+  const bins = layers[layers.length - 1]!.outputs;
+  const outputName = ageOutput.name;
+  const method = ageOutput.decoding.method ?? 'expectation';
+  return {
+    definition: task,
+    spec: { kind: 'regression', outputs: 1, loss: 'wing' },
+    decoder: { pretrained: layers },
+    decoderOutputs: bins,
+    expectedValueBins: bins,
+    classNames: [],
+    metrics: (p, t) => ({ ...ageMetrics(Array.from(p), Array.from(t)) }),
+    pretrainedMetrics: (tokens, r, t) => {
+      const out = tokens.outputs[outputName]!;
+      // Decoded as the product decodes it (the manifest's age-bins method).
+      const preds = r.map((i) => {
+        const d = decodeOutput(ageOutput, out.data.slice(i * out.size, (i + 1) * out.size));
+        return d.type === 'age' ? d.years : NaN;
+      });
+      return { ...ageMetrics(preds, Array.from(t)) };
+    },
+    pretrainedHeadMacs: layers.reduce((a, l) => a + l.inputs * l.outputs, 0),
+    pretrainedDecoding: `age bins decoded by ${method}`,
+    exportOutputs: [{ name: 'age', task: 'age', decoding: { type: 'age-years', scale: 1 } }],
+  };
+}
+
+/** Rows `r` of a row-major matrix of the given width. */
+function gatherRows(data: Float32Array, width: number, r: readonly number[]): Float32Array {
+  const o = new Float32Array(r.length * width);
+  r.forEach((i, k) => o.set(data.subarray(i * width, (i + 1) * width), k * width));
+  return o;
+}
+
+/**
+ * Emotion: the shipped head is Conv 3x3 -> GAP -> softmax. Start from the tap-summed kernel, then fit it by least
+ * squares to the shipped model's logits on the training split (DESIGN: fit the decoder to the pre-trained head).
+ */
+function bindEmotionTask({ task, canonical, cut, rows, classNames }: TaskBindContext): PreparedTask {
+  const manifest = canonical.manifest;
   const out = manifest.outputs.find((o) => o.task === 'emotion');
   if (!out || out.decoding.type !== 'classification') throw new InvalidInputError(`canonical model ${manifest.name} has no emotion classification output`);
   const classes = out.decoding.labels.length;
   if (classes !== classNames.length) throw new InvalidInputError(`canonical model ${manifest.name} has ${classes} classes, the data ${classNames.length}`);
   const probs = canonical.outputs[out.name]!;
   const C = canonical.width;
-  const gather = (data: Float32Array, width: number, r: readonly number[]): Float32Array => {
-    const o = new Float32Array(r.length * width);
-    r.forEach((i, k) => o.set(data.subarray(i * width, (i + 1) * width), k * width));
-    return o;
-  };
   const tapSum = cut.gapHead ? denseChainFromHead(cut.gapHead, out.name)[0]! : linearFromConvHead(cut.spatialHead);
-  const trainX = gather(canonical.tokens, C, rows.train);
-  const trainRef = gather(probs.data, classes, rows.train);
+  const trainX = gatherRows(canonical.tokens, C, rows.train);
+  const trainRef = gatherRows(probs.data, classes, rows.train);
   const fitted = fitLinearDecoder(trainX, rows.train.length, C, centredLogProbabilities(trainRef, classes), classes, { activation: 'softmax' });
   const decoderFit: Record<string, unknown> = { method: 'conv kernel summed over taps + bias, then least squares (ridge 1e-3 on standardised p_c) to the shipped model\'s centred log-probabilities on the training split' };
   for (const [split, r] of Object.entries(rows)) {
-    const x = gather(canonical.tokens, C, r);
-    const ref = gather(probs.data, classes, r);
+    const x = gatherRows(canonical.tokens, C, r);
+    const ref = gatherRows(probs.data, classes, r);
     decoderFit[split] = {
       tapSum: reproduction(softmaxRows(applyLinear(tapSum, x, r.length), classes), ref, classes),
       leastSquares: reproduction(softmaxRows(applyLinear(fitted, x, r.length), classes), ref, classes),
@@ -213,3 +281,9 @@ export async function prepareTask(task: TaskDefinition, canonical: ModelTokens, 
     exportOutputs: [{ name: 'emotion', task: 'emotion', decoding: { type: 'classification', labels: [...out.decoding.labels], activation: 'none' } }],
   };
 }
+
+/** One binder per trainable task. */
+const taskBinders: Record<TrainTask, (cx: TaskBindContext) => PreparedTask> = {
+  age: bindAgeTask,
+  emotion: bindEmotionTask,
+};

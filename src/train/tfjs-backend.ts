@@ -1,9 +1,10 @@
 // The one adapter over TF.js: a prioritised backend registry (tfjs-node-gpu, tfjs-node, wasm, cpu) with lazy init.
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import type * as tfjs from '@tensorflow/tfjs';
 import { errorMessage } from '../core/errors.js';
 
-export type Tf = typeof import('@tensorflow/tfjs');
+export type Tf = typeof tfjs;
 export type TrainingBackendName = 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
 
 interface BackendCandidate {

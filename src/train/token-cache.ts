@@ -11,7 +11,7 @@ import { createProgress } from '../core/log.js';
 import type { ModelManifest } from '../models/manifest.js';
 import { cropFace, normalize } from '../models/processing/index.js';
 import { resolveModel } from '../models/repository.js';
-import { loadModel, type LoadedModel } from '../models/runner.js';
+import { batchItem, loadModel, type LoadedModel } from '../models/runner.js';
 import { runFloat } from '../onnx/runtime.js';
 
 /** Bump when what is stored changes meaning, so old rows are not reused. */
@@ -22,6 +22,11 @@ export interface TokenSample {
   imagePath: string;
   /** Face box [x, y, w, h] in image pixels; without it the whole image is the face (pre-cropped datasets). */
   box?: readonly [number, number, number, number];
+}
+
+/** The token-cache view of a dataset sample (its id, file and optional face box). */
+export function tokenSampleOf(s: TokenSample): TokenSample {
+  return { id: s.id, imagePath: s.imagePath, ...(s.box ? { box: s.box } : {}) };
 }
 
 export interface PriorTokenOptions {
@@ -78,6 +83,67 @@ function gap(data: Float32Array, dims: readonly number[], item: number): Float32
 
 const f32 = (buf: Buffer): Float32Array => new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
 
+/** One cached row: the GAP token and the model's own outputs for one image, concatenated in manifest order. */
+export interface CachedTokens {
+  token: Float32Array;
+  outputs: Float32Array;
+}
+
+/** The on-disk cache (SQLite): one row per (model key, image key), plus each model's per-sample output sizes. */
+export class TokenCacheStore {
+  readonly path: string;
+  private readonly db: Database.Database;
+  private readonly getSizes: Database.Statement<[string], { sizes: string }>;
+  private readonly putSizes: Database.Statement<[string, string]>;
+  private readonly getRow: Database.Statement<[string, string], { token: Buffer; outputs: Buffer }>;
+  private readonly putRow: Database.Statement<[string, string, Buffer, Buffer]>;
+
+  constructor(cacheDir: string) {
+    mkdirSync(cacheDir, { recursive: true });
+    this.path = join(cacheDir, 'prior-tokens.sqlite');
+    this.db = new Database(this.path);
+    this.db.pragma('journal_mode = WAL');
+    this.db.exec('CREATE TABLE IF NOT EXISTS tokens (model_key TEXT NOT NULL, image_key TEXT NOT NULL, token BLOB NOT NULL, outputs BLOB NOT NULL, PRIMARY KEY (model_key, image_key))');
+    // The per-sample size of each output, so that rows read back split their concatenated outputs without guessing.
+    this.db.exec('CREATE TABLE IF NOT EXISTS output_sizes (model_key TEXT PRIMARY KEY, sizes TEXT NOT NULL)');
+    this.getSizes = this.db.prepare('SELECT sizes FROM output_sizes WHERE model_key = ?');
+    this.putSizes = this.db.prepare('INSERT OR REPLACE INTO output_sizes (model_key, sizes) VALUES (?, ?)');
+    this.getRow = this.db.prepare('SELECT token, outputs FROM tokens WHERE model_key = ? AND image_key = ?');
+    this.putRow = this.db.prepare('INSERT OR REPLACE INTO tokens (model_key, image_key, token, outputs) VALUES (?, ?, ?, ?)');
+  }
+
+  /** Per-sample sizes of a model's outputs, known once one row of it was stored. */
+  outputSizes(modelKey: string): number[] | undefined {
+    const known = this.getSizes.get(modelKey);
+    return known ? (JSON.parse(known.sizes) as number[]) : undefined;
+  }
+
+  get(modelKey: string, imageKey: string): CachedTokens | undefined {
+    const row = this.getRow.get(modelKey, imageKey);
+    return row ? { token: f32(row.token), outputs: f32(row.outputs) } : undefined;
+  }
+
+  /** Stores the rows of one batch of one model in one transaction, with the model's output sizes. */
+  putBatch(modelKey: string, sizes: readonly number[], rows: readonly ({ imageKey: string } & CachedTokens)[]): void {
+    this.db.transaction(() => {
+      if (rows.length > 0) this.putSizes.run(modelKey, JSON.stringify(sizes));
+      for (const r of rows) this.putRow.run(modelKey, r.imageKey, Buffer.from(r.token.buffer), Buffer.from(r.outputs.buffer));
+    })();
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
+
+/** One encoder of the run with its cache key and the sample indices it still needs. */
+interface EncoderRun {
+  model: LoadedModel;
+  key: string;
+  entry: ModelTokens;
+  todo: number[];
+}
+
 /**
  * Prior tokens of every sample for every model, computing only what the cache lacks. Images are decoded once per
  * batch and shared by all models. An unreadable image is an error naming the file (datasets report bad files first).
@@ -85,107 +151,107 @@ const f32 = (buf: Buffer): Float32Array => new Float32Array(buf.buffer.slice(buf
 export async function computePriorTokens(samples: readonly TokenSample[], options: PriorTokenOptions): Promise<PriorTokenSet> {
   if (options.models.length === 0) throw new InvalidInputError('computePriorTokens: no encoder models given');
   const log = options.log ?? ((l: string) => process.stderr.write(`${l}\n`));
-  const batchSize = options.batchSize ?? 32;
-  const cacheDir = options.cacheDir ?? defaultCacheDir();
-  mkdirSync(cacheDir, { recursive: true });
-  const db = new Database(join(cacheDir, 'prior-tokens.sqlite'));
-  db.pragma('journal_mode = WAL');
-  db.exec('CREATE TABLE IF NOT EXISTS tokens (model_key TEXT NOT NULL, image_key TEXT NOT NULL, token BLOB NOT NULL, outputs BLOB NOT NULL, PRIMARY KEY (model_key, image_key))');
-  // The per-sample size of each output, so that rows read back split their concatenated outputs without guessing.
-  db.exec('CREATE TABLE IF NOT EXISTS output_sizes (model_key TEXT PRIMARY KEY, sizes TEXT NOT NULL)');
-  const getSizes = db.prepare<[string], { sizes: string }>('SELECT sizes FROM output_sizes WHERE model_key = ?');
-  const putSizes = db.prepare('INSERT OR REPLACE INTO output_sizes (model_key, sizes) VALUES (?, ?)');
-  const get = db.prepare<[string, string], { token: Buffer; outputs: Buffer }>('SELECT token, outputs FROM tokens WHERE model_key = ? AND image_key = ?');
-  const put = db.prepare('INSERT OR REPLACE INTO tokens (model_key, image_key, token, outputs) VALUES (?, ?, ?, ?)');
-
+  const store = new TokenCacheStore(options.cacheDir ?? defaultCacheDir());
   const loaded: LoadedModel[] = [];
   try {
-    for (const name of options.models) {
-      const model = await loadModel(await resolveModel(name, undefined, options.repo));
-      if (!model.manifest.encoder) throw new ModelFormatError(`model ${name} has no encoder tensor; it cannot give prior tokens`);
-      loaded.push(model);
-    }
-    // Image keys hash the file bytes (and the box), so renamed or moved files still hit the cache.
-    const imageKeys: string[] = [];
-    for (const s of samples) {
-      const bytes = await readFile(s.imagePath).catch((e: unknown) => {
-        throw new InvalidInputError(`cannot read ${s.imagePath}: ${errorMessage(e)}`);
-      });
-      imageKeys.push(createHash('sha1').update(bytes).update(JSON.stringify(s.box ?? null)).digest('hex'));
-    }
-    const n = samples.length;
+    for (const name of options.models) loaded.push(await loadEncoder(name, options.repo));
+    const imageKeys = await imageKeysOf(samples);
     const result: PriorTokenSet = { ids: samples.map((s) => s.id), models: {}, computed: 0, reused: 0 };
-    const missing = new Map<string, number[]>();
-    for (const m of loaded) {
-      const key = modelKey(m.manifest);
-      const width = m.manifest.encoder!.width;
-      const known = getSizes.get(key);
-      const sizes = known ? (JSON.parse(known.sizes) as number[]) : undefined;
-      const entry: ModelTokens = { name: m.manifest.name, version: m.manifest.version, width, tokens: new Float32Array(n * width), outputs: {}, manifest: m.manifest };
-      result.models[m.manifest.name] = entry;
-      const todo: number[] = [];
-      for (let i = 0; i < n; i++) {
-        const row = sizes ? get.get(key, imageKeys[i]!) : undefined;
-        if (!row || !sizes) {
-          todo.push(i);
-          continue;
-        }
-        entry.tokens.set(f32(row.token), i * width);
-        storeOutputs(entry, m.manifest, f32(row.outputs), i, n, sizes);
-        result.reused++;
-      }
-      missing.set(m.manifest.name, todo);
-    }
-    const total = [...missing.values()].reduce((a, t) => a + t.length, 0);
-    if (total > 0) {
-      const progress = createProgress(`prior tokens (${loaded.map((m) => m.manifest.name).join(', ')})`, total, log);
-      const need = [...new Set([...missing.values()].flat())].sort((a, b) => a - b);
-      for (let b = 0; b < need.length; b += batchSize) {
-        const idx = need.slice(b, b + batchSize);
-        const images = await Promise.all(idx.map(async (i) => decodeSample(samples[i]!)));
-        for (const m of loaded) {
-          const todo = new Set(missing.get(m.manifest.name));
-          const mine = idx.map((i, k) => [i, k] as const).filter(([i]) => todo.has(i));
-          if (mine.length === 0) continue;
-          const crops = mine.map(([i, k]) => cropFor(m.manifest, images[k]!, samples[i]!));
-          const tensor = normalize(crops, m.manifest.input);
-          const out = await runFloat(m.session, { [m.manifest.input.name]: tensor }, [m.manifest.encoder!.tensor, ...m.manifest.outputs.map((o) => o.name)]);
-          const features = out[m.manifest.encoder!.tensor]!;
-          const key = modelKey(m.manifest);
-          const entry = result.models[m.manifest.name]!;
-          const insert = db.transaction(() => {
-            mine.forEach(([i], j) => {
-              const token = gap(features.data, features.dims, j);
-              const outs = m.manifest.outputs.map((o) => {
-                const t = out[o.name]!;
-                const per = t.data.length / mine.length;
-                return t.data.slice(j * per, (j + 1) * per);
-              });
-              const flat = new Float32Array(outs.reduce((a, o) => a + o.length, 0));
-              let off = 0;
-              for (const o of outs) {
-                flat.set(o, off);
-                off += o.length;
-              }
-              entry.tokens.set(token, i * entry.width);
-              const sizes = outs.map((o) => o.length);
-              if (j === 0) putSizes.run(key, JSON.stringify(sizes));
-              storeOutputs(entry, m.manifest, flat, i, n, sizes);
-              put.run(key, imageKeys[i]!, Buffer.from(token.buffer), Buffer.from(flat.buffer));
-            });
-          });
-          insert();
-          result.computed += mine.length;
-          progress.tick(m.manifest.name, mine.length);
-        }
-      }
-    }
-    log(`prior tokens: ${result.computed} computed, ${result.reused} reused from ${join(cacheDir, 'prior-tokens.sqlite')}`);
+    const runs = loaded.map((model) => readCachedTokens(store, model, imageKeys, result));
+    await computeMissingTokens(store, runs, samples, imageKeys, result, options.batchSize ?? 32, log);
+    log(`prior tokens: ${result.computed} computed, ${result.reused} reused from ${store.path}`);
     return result;
   } finally {
-    db.close();
+    store.close();
     for (const m of loaded) await m.session.release();
   }
+}
+
+async function loadEncoder(name: string, repo: string | undefined): Promise<LoadedModel> {
+  const model = await loadModel(await resolveModel(name, undefined, repo));
+  if (!model.manifest.encoder) throw new ModelFormatError(`model ${name} has no encoder tensor; it cannot give prior tokens`);
+  return model;
+}
+
+/** Image keys hash the file bytes (and the box), so renamed or moved files still hit the cache. */
+async function imageKeysOf(samples: readonly TokenSample[]): Promise<string[]> {
+  const imageKeys: string[] = [];
+  for (const s of samples) {
+    const bytes = await readFile(s.imagePath).catch((e: unknown) => {
+      throw new InvalidInputError(`cannot read ${s.imagePath}: ${errorMessage(e)}`);
+    });
+    imageKeys.push(createHash('sha1').update(bytes).update(JSON.stringify(s.box ?? null)).digest('hex'));
+  }
+  return imageKeys;
+}
+
+/** Fills a model's entry from the cache and lists the samples it lacks. */
+function readCachedTokens(store: TokenCacheStore, model: LoadedModel, imageKeys: readonly string[], result: PriorTokenSet): EncoderRun {
+  const m = model.manifest;
+  const n = imageKeys.length;
+  const key = modelKey(m);
+  const width = m.encoder!.width;
+  const sizes = store.outputSizes(key);
+  const entry: ModelTokens = { name: m.name, version: m.version, width, tokens: new Float32Array(n * width), outputs: {}, manifest: m };
+  result.models[m.name] = entry;
+  const todo: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const row = sizes ? store.get(key, imageKeys[i]!) : undefined;
+    if (!row || !sizes) {
+      todo.push(i);
+      continue;
+    }
+    entry.tokens.set(row.token, i * width);
+    storeOutputs(entry, m, row.outputs, i, n, sizes);
+    result.reused++;
+  }
+  return { model, key, entry, todo };
+}
+
+/** Runs the encoders over the samples the cache lacks, batch by batch, decoding each image once for all models. */
+async function computeMissingTokens(store: TokenCacheStore, runs: readonly EncoderRun[], samples: readonly TokenSample[], imageKeys: readonly string[], result: PriorTokenSet, batchSize: number, log: (line: string) => void): Promise<void> {
+  const total = runs.reduce((a, r) => a + r.todo.length, 0);
+  if (total === 0) return;
+  const progress = createProgress(`prior tokens (${runs.map((r) => r.model.manifest.name).join(', ')})`, total, log);
+  const need = [...new Set(runs.flatMap((r) => r.todo))].sort((a, b) => a - b);
+  const todoOf = new Map(runs.map((r) => [r, new Set(r.todo)]));
+  for (let b = 0; b < need.length; b += batchSize) {
+    const idx = need.slice(b, b + batchSize);
+    const images = await Promise.all(idx.map(async (i) => decodeSample(samples[i]!)));
+    for (const run of runs) {
+      const todo = todoOf.get(run)!;
+      const mine = idx.map((i, k) => ({ sample: i, image: images[k]! })).filter(({ sample }) => todo.has(sample));
+      if (mine.length === 0) continue;
+      await encodeBatch(store, run, mine, samples, imageKeys);
+      result.computed += mine.length;
+      progress.tick(run.model.manifest.name, mine.length);
+    }
+  }
+}
+
+/** One ORT run of one encoder over a batch: GAP tokens and per-sample outputs into the entry and the cache. */
+async function encodeBatch(store: TokenCacheStore, run: EncoderRun, batch: readonly { sample: number; image: RgbImage }[], samples: readonly TokenSample[], imageKeys: readonly string[]): Promise<void> {
+  const m = run.model.manifest;
+  const n = imageKeys.length;
+  const crops = batch.map(({ sample, image }) => cropFor(m, image, samples[sample]!));
+  const out = await runFloat(run.model.session, { [m.input.name]: normalize(crops, m.input) }, [m.encoder!.tensor, ...m.outputs.map((o) => o.name)]);
+  const features = out[m.encoder!.tensor]!;
+  let sizes: number[] = [];
+  const rows = batch.map(({ sample }, j) => {
+    const token = gap(features.data, features.dims, j);
+    const outs = m.outputs.map((o) => batchItem(out[o.name]!.data, batch.length, j));
+    sizes = outs.map((o) => o.length);
+    const flat = new Float32Array(sizes.reduce((a, size) => a + size, 0));
+    let off = 0;
+    for (const o of outs) {
+      flat.set(o, off);
+      off += o.length;
+    }
+    run.entry.tokens.set(token, sample * run.entry.width);
+    storeOutputs(run.entry, m, flat, sample, n, sizes);
+    return { imageKey: imageKeys[sample]!, token, outputs: flat };
+  });
+  store.putBatch(run.key, sizes, rows);
 }
 
 function storeOutputs(entry: ModelTokens, manifest: ModelManifest, flat: Float32Array, i: number, n: number, sizes: readonly number[]): void {

@@ -149,6 +149,61 @@ export function evaluateModel(model: TrainableModel, dataset: TokenDataset, task
   return { loss: lossSum / Math.max(1, dataset.count), metric: metric.compute(predictions, dataset.targets, dataset.count, outputs), predictions };
 }
 
+/** What one training epoch needs; the optimizer and the random stream carry over from epoch to epoch. */
+interface EpochContext {
+  model: TrainableModel;
+  train: TokenDataset;
+  task: TaskSpec;
+  batchSize: number;
+  batchesPerEpoch: number;
+  optimizer: ReturnType<typeof createAdamW>;
+  loss: ReturnType<typeof lossFunction>;
+  random: ReturnType<typeof createRandom>;
+  variables: Variable[];
+  progress: ReturnType<typeof createProgress>;
+}
+
+/** One pass over the shuffled training split; returns the mean training loss and the last learning rate. */
+function trainOneEpoch(cx: EpochContext, epoch: number): { trainLoss: number; learningRate: number } {
+  const { model, train, task, batchSize, optimizer, loss, random, variables } = cx;
+  const { tf } = model;
+  const order = shuffledIndices(random, train.count);
+  let lossSum = 0;
+  let learningRate = 0;
+  for (let b = 0; b < cx.batchesPerEpoch; b++) {
+    const rows = order.subarray(b * batchSize, Math.min(train.count, (b + 1) * batchSize));
+    const batch = gatherBatch(tf, train, rows);
+    try {
+      const stepLoss = tf.tidy(() => {
+        const targets = targetTensor(tf, task, gatherTargets(train, rows), rows.length);
+        const { value, grads } = tf.variableGrads(() => loss(model.forwardTrain(batch, random), targets), variables);
+        learningRate = optimizer.applyGradients(grads);
+        return value.dataSync()[0]!;
+      });
+      if (!Number.isFinite(stepLoss)) throw new InvalidInputError(`training loss became ${stepLoss} at epoch ${epoch}; lower the learning rate`);
+      lossSum += stepLoss * rows.length;
+    } finally {
+      disposeBatch(batch);
+    }
+    cx.progress.tick(`epoch ${epoch}`);
+  }
+  return { trainLoss: lossSum / train.count, learningRate };
+}
+
+/** The optimizer (AdamW, warm-up + cosine over every step), loss, seeded random stream and progress of one run. */
+function createEpochContext(model: TrainableModel, train: TokenDataset, o: Required<Omit<TrainOptions, 'metric' | 'log' | 'onEpoch'>> & Pick<TrainOptions, 'log'>): EpochContext {
+  const { tf } = model;
+  const variables = model.trainableVariables();
+  const batchesPerEpoch = Math.ceil(train.count / o.batchSize);
+  const totalSteps = batchesPerEpoch * o.epochs;
+  const optimizer = createAdamW(tf, variables, {
+    schedule: { peakLearningRate: o.learningRate, minLearningRate: o.minLearningRate, warmupSteps: Math.max(1, Math.round(o.warmupFraction * totalSteps)), totalSteps },
+    weightDecay: o.weightDecay,
+  });
+  const progress = createProgress(`train ${model.kind}`, totalSteps, o.log);
+  return { model, train, task: o.task, batchSize: o.batchSize, batchesPerEpoch, optimizer, loss: lossFunction(tf, o.task), random: createRandom(o.seed), variables, progress };
+}
+
 /**
  * Fits the model's trainable variables on `train`, early-stopping on the validation metric of the deployment path,
  * and leaves the model holding the best epoch's weights.
@@ -163,64 +218,64 @@ export async function trainModel(model: TrainableModel, train: TokenDataset, val
   checkDataset(validation, task, 'validation');
   const metric = o.metric ?? (task.kind === 'classification' ? accuracyMetric : meanAbsoluteErrorMetric);
 
-  const variables = model.trainableVariables();
-  const batchesPerEpoch = Math.ceil(train.count / o.batchSize);
-  const totalSteps = batchesPerEpoch * o.epochs;
-  const optimizer = createAdamW(tf, variables, {
-    schedule: { peakLearningRate: o.learningRate, minLearningRate: o.minLearningRate, warmupSteps: Math.max(1, Math.round(o.warmupFraction * totalSteps)), totalSteps },
-    weightDecay: o.weightDecay,
-  });
-  const loss = lossFunction(tf, task);
-  const random = createRandom(o.seed);
-  const progress = createProgress(`train ${model.kind}`, totalSteps, o.log);
-
+  const epochContext = createEpochContext(model, train, o);
+  const { variables, optimizer, progress } = epochContext;
   const history: EpochRecord[] = [];
-  let best: { epoch: number; metric: number; weights: Map<Variable, Tensor> } | undefined;
+  const best = new BestEpochWeights(tf, variables, metric.higherIsBetter);
   let epochsWithoutImprovement = 0;
   let stoppedEarly = false;
   const start = Date.now();
   try {
     for (let epoch = 1; epoch <= o.epochs; epoch++) {
-      const order = shuffledIndices(random, train.count);
-      let lossSum = 0;
-      let learningRate = 0;
-      for (let b = 0; b < batchesPerEpoch; b++) {
-        const rows = order.subarray(b * o.batchSize, Math.min(train.count, (b + 1) * o.batchSize));
-        const batch = gatherBatch(tf, train, rows);
-        try {
-          const stepLoss = tf.tidy(() => {
-            const targets = targetTensor(tf, task, gatherTargets(train, rows), rows.length);
-            const { value, grads } = tf.variableGrads(() => loss(model.forwardTrain(batch, random), targets), variables);
-            learningRate = optimizer.applyGradients(grads);
-            return value.dataSync()[0]!;
-          });
-          if (!Number.isFinite(stepLoss)) throw new InvalidInputError(`training loss became ${stepLoss} at epoch ${epoch}; lower the learning rate`);
-          lossSum += stepLoss * rows.length;
-        } finally {
-          disposeBatch(batch);
-        }
-        progress.tick(`epoch ${epoch}`);
-      }
+      const { trainLoss, learningRate } = trainOneEpoch(epochContext, epoch);
       const evaluation = evaluateModel(model, validation, task, metric);
-      const record: EpochRecord = { epoch, trainLoss: lossSum / train.count, validationLoss: evaluation.loss, validationMetric: evaluation.metric, learningRate, elapsedMs: Date.now() - start };
+      const record: EpochRecord = { epoch, trainLoss, validationLoss: evaluation.loss, validationMetric: evaluation.metric, learningRate, elapsedMs: Date.now() - start };
       history.push(record);
       o.onEpoch?.(record);
-
-      const improved = !best || (metric.higherIsBetter ? record.validationMetric > best.metric : record.validationMetric < best.metric);
-      if (improved) {
-        if (best) for (const t of best.weights.values()) t.dispose();
-        best = { epoch, metric: record.validationMetric, weights: new Map(variables.map((v) => [v, tf.clone(v)])) };
-        epochsWithoutImprovement = 0;
-      } else if (++epochsWithoutImprovement >= o.patience) {
+      if (best.offer(epoch, record.validationMetric)) epochsWithoutImprovement = 0;
+      else if (++epochsWithoutImprovement >= o.patience) {
         stoppedEarly = true;
         break;
       }
     }
-    progress.done(best ? `best epoch ${best.epoch} ${metric.name} ${best.metric.toPrecision(4)}` : '');
-    if (best) for (const [v, t] of best.weights) v.assign(t);
+    progress.done(best.epoch > 0 ? `best epoch ${best.epoch} ${metric.name} ${best.metric.toPrecision(4)}` : '');
+    best.restore();
   } finally {
-    if (best) for (const t of best.weights.values()) t.dispose();
+    best.dispose();
     optimizer.dispose();
   }
-  return { history, bestEpoch: best?.epoch ?? 0, bestValidationMetric: best?.metric ?? NaN, metricName: metric.name, stoppedEarly, steps: optimizer.step };
+  return { history, bestEpoch: best.epoch, bestValidationMetric: best.metric, metricName: metric.name, stoppedEarly, steps: optimizer.step };
+}
+
+/** The best epoch so far (0 and NaN before the first) and a copy of its weights, to restore when training ends. */
+class BestEpochWeights {
+  epoch = 0;
+  metric = NaN;
+  private weights: Map<Variable, Tensor> | undefined;
+
+  constructor(
+    private readonly tf: Tf,
+    private readonly variables: readonly Variable[],
+    private readonly higherIsBetter: boolean,
+  ) {}
+
+  /** Keeps a copy of the weights when the epoch's metric beats the best so far; returns whether it did. */
+  offer(epoch: number, metric: number): boolean {
+    const improved = this.epoch === 0 || (this.higherIsBetter ? metric > this.metric : metric < this.metric);
+    if (!improved) return false;
+    this.dispose();
+    this.weights = new Map(this.variables.map((v) => [v, this.tf.clone(v)]));
+    this.epoch = epoch;
+    this.metric = metric;
+    return true;
+  }
+
+  restore(): void {
+    if (this.weights) for (const [v, t] of this.weights) v.assign(t);
+  }
+
+  dispose(): void {
+    if (this.weights) for (const t of this.weights.values()) t.dispose();
+    this.weights = undefined;
+  }
 }

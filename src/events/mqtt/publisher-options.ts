@@ -1,9 +1,13 @@
-// Options of the MQTT event publisher: one interface, one defaults object, one merge point that validates.
+// Options of the MQTT event publisher: one interface, one defaults object, one merge point that validates (TypeBox).
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
+import { Type, type TSchema } from '@sinclair/typebox';
 import { InvalidInputError } from '../../core/errors.js';
+import { checkValue } from '../../core/schema.js';
+import { brokerUrlSchema, nodeIdSchema, qosSchema, topicPrefixSchema, topicSafe } from '../../contract/mqtt-topics.js';
+import type { MqttQos } from '../../contract/wire-names.js';
 
-export type MqttQos = 0 | 1 | 2;
+export type { MqttQos };
 
 /** A snapshot of whatever the server wants to report on `<prefix>/<node>/stats` (throughput, latency, drops). */
 export type StatsSnapshot = Record<string, unknown>;
@@ -81,20 +85,46 @@ export const defaultPublisherOptions: Readonly<Omit<PublisherOptions, 'nodeId' |
   password: undefined,
 });
 
-/** Replaces characters that would change a topic's meaning (`/`, `+`, `#`, NUL) or are awkward in one (space). */
-export function topicSafe(level: string): string {
-  const safe = level.replace(/[/+#\u0000\s]/g, '_');
-  return safe.length > 0 ? safe : '_';
-}
+// The contract's topic rule; re-exported because the publisher and its users import it from here.
+export { topicSafe };
 
-const known = new Set<string>([...Object.keys(defaultPublisherOptions), 'nodeId', 'clientId']);
+/** How every option is checked (the keys are exactly PublisherOptions', so an unknown option is an error). */
+const publisherOptionsSchema = Type.Object(
+  {
+    url: brokerUrlSchema(),
+    clientId: Type.String({ minLength: 1 }),
+    topicPrefix: topicPrefixSchema(),
+    nodeId: nodeIdSchema(),
+    qos: qosSchema(),
+    statusQos: qosSchema(),
+    retainStatus: Type.Boolean(),
+    retainFaces: Type.Boolean(),
+    retainStats: Type.Boolean(),
+    statsIntervalMs: Type.Integer({ minimum: 0 }),
+    statsSource: Type.Function([], Type.Record(Type.String(), Type.Unknown())),
+    maxQueuedMessages: Type.Integer({ minimum: 0 }),
+    maxInflightMessages: Type.Integer({ exclusiveMinimum: 0 }),
+    reconnectPeriodMs: Type.Integer({ exclusiveMinimum: 0 }),
+    maxReconnectPeriodMs: Type.Integer({ exclusiveMinimum: 0 }),
+    reconnectBackoffFactor: Type.Number({ minimum: 1 }),
+    reconnectJitter: Type.Number({ minimum: 0, exclusiveMaximum: 1 }),
+    connectTimeoutMs: Type.Integer({ exclusiveMinimum: 0 }),
+    keepaliveSeconds: Type.Integer({ minimum: 0 }),
+    closeTimeoutMs: Type.Integer({ minimum: 0 }),
+    username: Type.String(),
+    password: Type.String(),
+  } satisfies Record<keyof PublisherOptions, TSchema>,
+  { additionalProperties: false },
+);
+const overridesSchema = Type.Partial(publisherOptionsSchema);
 
-/** The one merge point: defaults, then `overrides`; rejects unknown fields and bad values with `InvalidInputError`. */
+/**
+ * The one merge point: defaults, then `overrides` (undefined values count as absent); every unknown field (with the
+ * nearest name) and bad value is listed in one `InvalidInputError`.
+ */
 export function resolvePublisherOptions(overrides: Partial<PublisherOptions> = {}): PublisherOptions {
-  for (const key of Object.keys(overrides)) {
-    if (!known.has(key)) throw new InvalidInputError(`unknown MQTT publisher option "${key}"`);
-  }
   const defined = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined)) as Partial<PublisherOptions>;
+  checkValue(overridesSchema, defined, '', { noun: 'MQTT publisher option' });
   const nodeId = defined.nodeId ?? topicSafe(hostname());
   const merged: PublisherOptions = {
     ...defaultPublisherOptions,
@@ -102,33 +132,8 @@ export function resolvePublisherOptions(overrides: Partial<PublisherOptions> = {
     ...defined,
     nodeId,
   };
-  validate(merged);
+  if (merged.maxReconnectPeriodMs < merged.reconnectPeriodMs) {
+    throw new InvalidInputError(`MQTT publisher option "maxReconnectPeriodMs" must be >= reconnectPeriodMs (${merged.reconnectPeriodMs}), got ${merged.maxReconnectPeriodMs}`);
+  }
   return merged;
-}
-
-function validate(o: PublisherOptions): void {
-  const bad = (field: string, why: string): never => {
-    throw new InvalidInputError(`MQTT publisher option ${field} ${why}`);
-  };
-  if (!/^(mqtts?|wss?|tcp|ssl):\/\/./.test(o.url)) bad('url', `must be an mqtt://, mqtts://, ws:// or wss:// URL, got "${o.url}"`);
-  if (o.topicPrefix.length === 0 || /[+#\u0000]/.test(o.topicPrefix) || o.topicPrefix.startsWith('/') || o.topicPrefix.endsWith('/')) {
-    bad('topicPrefix', `must be non-empty, without +, # or a leading/trailing "/", got "${o.topicPrefix}"`);
-  }
-  if (o.nodeId.length === 0 || o.nodeId !== topicSafe(o.nodeId)) bad('nodeId', `must be one topic level without / + # or spaces, got "${o.nodeId}"`);
-  if (o.clientId.length === 0) bad('clientId', 'must be non-empty');
-  for (const field of ['qos', 'statusQos'] as const) {
-    if (o[field] !== 0 && o[field] !== 1 && o[field] !== 2) bad(field, `must be 0, 1 or 2, got ${String(o[field])}`);
-  }
-  const nonNegativeInt = ['statsIntervalMs', 'maxQueuedMessages', 'closeTimeoutMs', 'keepaliveSeconds'] as const;
-  for (const field of nonNegativeInt) {
-    if (!Number.isInteger(o[field]) || o[field] < 0) bad(field, `must be an integer >= 0, got ${o[field]}`);
-  }
-  const positiveInt = ['maxInflightMessages', 'reconnectPeriodMs', 'maxReconnectPeriodMs', 'connectTimeoutMs'] as const;
-  for (const field of positiveInt) {
-    if (!Number.isInteger(o[field]) || o[field] <= 0) bad(field, `must be an integer > 0, got ${o[field]}`);
-  }
-  if (o.maxReconnectPeriodMs < o.reconnectPeriodMs) bad('maxReconnectPeriodMs', `must be >= reconnectPeriodMs (${o.reconnectPeriodMs})`);
-  if (!(o.reconnectBackoffFactor >= 1)) bad('reconnectBackoffFactor', `must be >= 1, got ${o.reconnectBackoffFactor}`);
-  if (!(o.reconnectJitter >= 0 && o.reconnectJitter < 1)) bad('reconnectJitter', `must be in [0, 1), got ${o.reconnectJitter}`);
-  if (o.statsSource !== undefined && typeof o.statsSource !== 'function') bad('statsSource', 'must be a function');
 }

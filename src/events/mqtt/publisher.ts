@@ -3,9 +3,9 @@
 import { EventEmitter } from 'node:events';
 import { connect } from 'mqtt';
 import type { IClientOptions, MqttClient } from 'mqtt';
-import { KtError, errorMessage } from '../../core/errors.js';
-import { createLogger } from '../../core/log.js';
-import type { Logger } from '../../core/log.js';
+import { backoffDelayMs } from '../../core/backoff.js';
+import { UnavailableError, errorMessage } from '../../core/errors.js';
+import { createBasicLogger, type Logger } from '../../core/log-types.js';
 import { BoundedQueue } from './bounded-queue.js';
 import { resolvePublisherOptions, topicSafe } from './publisher-options.js';
 import type { MqttQos, PublisherOptions, StatsSnapshot } from './publisher-options.js';
@@ -53,7 +53,7 @@ export class MqttEventPublisher extends EventEmitter<PublisherEvents> {
   private closing: Promise<void> | undefined;
   private readonly count = { published: 0, discarded: 0, failed: 0, reconnects: 0, inflight: 0 };
 
-  constructor(overrides: Partial<PublisherOptions> = {}, logger: Logger = createLogger('mqtt')) {
+  constructor(overrides: Partial<PublisherOptions> = {}, logger: Logger = createBasicLogger('mqtt')) {
     super();
     this.options = Object.freeze(resolvePublisherOptions(overrides));
     this.log = logger;
@@ -141,7 +141,7 @@ export class MqttEventPublisher extends EventEmitter<PublisherEvents> {
       };
       const timer = setTimeout(() => {
         this.off('connect', onConnect);
-        reject(new KtError('UNAVAILABLE', `MQTT broker ${this.options.url} not reached within ${timeoutMs} ms`));
+        reject(new UnavailableError(`MQTT broker ${this.options.url} not reached within ${timeoutMs} ms`));
       }, timeoutMs);
       this.once('connect', onConnect);
     });
@@ -178,7 +178,7 @@ export class MqttEventPublisher extends EventEmitter<PublisherEvents> {
     );
     if (ended !== true) await new Promise<void>((resolve) => this.client.end(true, {}, () => resolve()));
     if (this.queue.length > 0) {
-      this.log.warn(`closed with ${this.queue.length} undelivered message(s)`);
+      this.log.warn({ url: this.options.url, undelivered: this.queue.length }, 'closed with undelivered messages');
       this.count.discarded += this.queue.length;
       this.queue.clear();
     }
@@ -269,7 +269,7 @@ export class MqttEventPublisher extends EventEmitter<PublisherEvents> {
     const reconnect = this.everConnected;
     if (reconnect) this.count.reconnects += 1;
     this.everConnected = true;
-    this.log.info(`${reconnect ? 'reconnected' : 'connected'} to ${this.options.url} as ${this.options.clientId}`);
+    this.log.info({ url: this.options.url, clientId: this.options.clientId }, reconnect ? 'reconnected to the broker' : 'connected to the broker');
     // Status first, so that a subscriber sees `online` before the backlog.
     this.client.publish(this.statusTopic, 'online', { qos: this.options.statusQos, retain: this.options.retainStatus }, (err) => {
       if (err) this.reportError(err, 'publishing status');
@@ -283,7 +283,7 @@ export class MqttEventPublisher extends EventEmitter<PublisherEvents> {
     this.state = 'waiting';
     if (!this.announcedOffline) {
       this.announcedOffline = true;
-      this.log.warn(`broker ${this.options.url} unavailable; queueing up to ${this.options.maxQueuedMessages} message(s)`);
+      this.log.warn({ url: this.options.url, maxQueuedMessages: this.options.maxQueuedMessages }, 'broker unavailable; queueing events');
       this.emit('offline');
     }
     this.scheduleReconnect();
@@ -292,9 +292,8 @@ export class MqttEventPublisher extends EventEmitter<PublisherEvents> {
   private scheduleReconnect(): void {
     if (this.reconnectTimer !== undefined) return;
     const o = this.options;
-    const nominal = Math.min(o.maxReconnectPeriodMs, o.reconnectPeriodMs * o.reconnectBackoffFactor ** this.reconnectAttempt);
-    const spread = 1 + o.reconnectJitter * (2 * Math.random() - 1);
-    const delayMs = Math.max(1, Math.min(o.maxReconnectPeriodMs, Math.round(nominal * spread)));
+    const policy = { initialMs: o.reconnectPeriodMs, maxMs: o.maxReconnectPeriodMs, multiplier: o.reconnectBackoffFactor, jitter: o.reconnectJitter };
+    const delayMs = backoffDelayMs(policy, this.reconnectAttempt);
     this.reconnectAttempt += 1;
     this.emit('reconnecting', { attempt: this.reconnectAttempt, delayMs });
     this.reconnectTimer = setTimeout(() => {
@@ -316,10 +315,10 @@ export class MqttEventPublisher extends EventEmitter<PublisherEvents> {
     if (this.listenerCount('error') > 0) {
       this.emit('error', error);
     } else if (this.state === 'connected') {
-      this.log.warn(`${context}: ${errorMessage(error)}`);
+      this.log.warn({ url: this.options.url, context, error: errorMessage(error) }, 'MQTT error');
     } else {
       // Refused connections repeat on every attempt while the broker is away; `offline` was already logged.
-      this.log.debug(`${context}: ${errorMessage(error)}`);
+      this.log.debug({ url: this.options.url, context, error: errorMessage(error) }, 'MQTT error');
     }
   }
 }

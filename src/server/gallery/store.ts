@@ -1,7 +1,7 @@
 // Identity gallery: enrolled people and their face embeddings in SQLite, matched by cosine similarity per model version.
 import { randomUUID } from 'node:crypto';
 import Database from 'better-sqlite3';
-import { InvalidInputError, KtError, NotFoundError } from '../../core/errors.js';
+import { FailedPreconditionError, InvalidInputError, NotFoundError } from '../../core/errors.js';
 import { checkModel, fromBlob, l2Normalised, modelKey, toBlob } from './embedding.js';
 import type { EmbeddingInput, EmbeddingModel } from './embedding.js';
 
@@ -243,7 +243,7 @@ function checkName(name: string): string {
 function migrate(db: Database.Database, path: string): void {
   const version = db.pragma('user_version', { simple: true }) as number;
   if (version > migrations.length) {
-    throw new KtError('FAILED_PRECONDITION', `gallery ${path} has schema version ${version}, newer than this build supports (${migrations.length})`);
+    throw new FailedPreconditionError(`gallery ${path} has schema version ${version}, newer than this build supports (${migrations.length})`);
   }
   for (let v = version; v < migrations.length; v++) {
     db.transaction(() => {

@@ -5,7 +5,7 @@ import type { Server, Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { Aedes } from 'aedes';
 import type { AedesOptions } from 'aedes';
-import { KtError, errorMessage } from '../../core/errors.js';
+import { UnavailableError, errorMessage } from '../../core/errors.js';
 import { createLogger } from '../../core/log.js';
 import type { Logger } from '../../core/log.js';
 
@@ -43,8 +43,8 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
     broker.handle(socket);
   });
   // A client that vanishes mid-packet must not take the broker down.
-  broker.on('clientError', (client, error) => log.debug(`client ${client.id}: ${errorMessage(error)}`));
-  broker.on('connectionError', (_client, error) => log.debug(`connection: ${errorMessage(error)}`));
+  broker.on('clientError', (client, error) => log.debug({ client: client.id, error: errorMessage(error) }, 'client error'));
+  broker.on('connectionError', (_client, error) => log.debug({ error: errorMessage(error) }, 'connection error'));
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -55,7 +55,7 @@ export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): 
     });
   } catch (e) {
     await new Promise<void>((resolve) => broker.close(() => resolve()));
-    throw new KtError('UNAVAILABLE', `cannot start the embedded MQTT broker on ${host}:${requestedPort}: ${errorMessage(e)}`, { cause: e });
+    throw new UnavailableError(`cannot start the embedded MQTT broker on ${host}:${requestedPort}: ${errorMessage(e)}`, { cause: e });
   }
   const address = server.address();
   const port = typeof address === 'object' && address !== null ? address.port : requestedPort;
@@ -152,7 +152,7 @@ export async function resolveBroker(options: ResolveBrokerOptions = {}): Promise
   const probePort = options.probePort ?? 1883;
   if (await probeMqttBroker(probeHost, probePort, options.probeTimeoutMs ?? 500)) {
     const url = `mqtt://${probeHost.includes(':') ? `[${probeHost}]` : probeHost}:${probePort}`;
-    log.info(`using the MQTT broker already running at ${url}`);
+    log.info({ url }, 'using the MQTT broker already running locally');
     return { url, source: 'local', close: noop };
   }
   const embedded = await startEmbeddedBroker({
@@ -160,6 +160,6 @@ export async function resolveBroker(options: ResolveBrokerOptions = {}): Promise
     host: options.embeddedHost ?? '127.0.0.1',
     logger: log,
   });
-  log.info(`no MQTT broker configured or answering on ${probeHost}:${probePort}; started the embedded aedes broker at ${embedded.url}`);
+  log.info({ probed: `${probeHost}:${probePort}`, url: embedded.url }, 'no MQTT broker configured or answering; started the embedded aedes broker');
   return { url: embedded.url, source: 'embedded', embedded, close: () => embedded.close() };
 }

@@ -49,8 +49,10 @@ export async function checkImages(
   level: ImageCheckLevel,
   problems: ProblemCollector,
 ): Promise<{ ok: boolean; header?: ImageHeader }[]> {
-  return mapLimit(candidates, 32, async (c) => {
-    const result = await checkImageFile(c.imagePath, level);
+  const results = await mapLimit(candidates, 32, async (c) => checkImageFile(c.imagePath, level));
+  // Problems are added in candidate order (not completion order), so the first examples are the first lines.
+  return results.map((result, i) => {
+    const c = candidates[i]!;
     const where = { file: c.file, ...(c.line !== undefined ? { line: c.line } : {}) };
     if (!result.ok) {
       problems.add(result.kind, 'excluded', { ...where, message: `${c.name ?? basename(c.imagePath)}: ${result.message}` });

@@ -19,6 +19,7 @@ export { parseCsv, readCsvFile, type CsvTable } from './csv.js';
 export { defaultDataRoot } from './common.js';
 export { readClassFolders, type ClassFolderOptions } from './class-folders.js';
 export { readCsvManifest, type CsvManifestOptions } from './csv-manifest.js';
+export { repeatedPeopleHint } from './subject-hint.js';
 export { readWflw, WFLW_ATTRIBUTES, type WflwOptions } from './wflw.js';
 export { readIbugPts, parsePts, type IbugPtsOptions } from './ibug-pts.js';
 export { landmarkBox } from './landmark-common.js';

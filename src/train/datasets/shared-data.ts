@@ -2,6 +2,7 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { NotFoundError } from '../../core/errors.js';
+import { EMOTION_LABELS_FER } from '../../models/zoo.js';
 import { readClassFolders } from './class-folders.js';
 import { defaultDataRoot } from './common.js';
 import { readCsvManifest } from './csv-manifest.js';
@@ -11,8 +12,8 @@ import { readWflw } from './wflw.js';
 export const SHARED_DATASETS = ['age-utkface', 'emotion-fer2013', 'identity-orl', 'landmarks-wflw'] as const;
 export type SharedDatasetName = (typeof SHARED_DATASETS)[number];
 
-/** FER2013's label order (fer2013_label 0..6), which the pre-trained emotion models also use. */
-export const FER2013_CLASSES = ['angry', 'disgust', 'fear', 'happy', 'sad', 'surprise', 'neutral'];
+/** FER2013's label order (fer2013_label 0..6): the one the pre-trained emotion models use (the zoo's list). */
+export const FER2013_CLASSES = EMOTION_LABELS_FER;
 
 /** Reads one of the shared datasets; `dataRoot` defaults to `../shared/data` next to the repository (or $KT_DATA_ROOT). */
 export async function readSharedDataset(name: SharedDatasetName, dataRoot = defaultDataRoot(), options: CommonReaderOptions = {}): Promise<FaceDataset> {

@@ -24,7 +24,10 @@ export const protobufFileName = "kt/v1/common.proto";
  * - Enum zero values are `*_UNSPECIFIED`; what they mean on input is documented per enum.
  */
 
-/** A face task a client can ask for. Detection always runs once per frame and is not a task here. */
+/**
+ * A face task a client can ask for. Detection always runs once per frame; TASK_DETECTION only says
+ * "no face task beyond it", because an empty task list means "the server's default tasks".
+ */
 export enum Task {
   /** TASK_UNSPECIFIED - Not a task; rejected with INVALID_ARGUMENT when sent. */
   TASK_UNSPECIFIED = "TASK_UNSPECIFIED",
@@ -42,6 +45,11 @@ export enum Task {
   TASK_IDENTITY = "TASK_IDENTITY",
   /** TASK_MESH - Dense face mesh, e.g. 468-point MediaPipe (Face.mesh). */
   TASK_MESH = "TASK_MESH",
+  /**
+   * TASK_DETECTION - Detection only: boxes, scores and keypoints, no face task. Send it alone to opt out of the server's
+   * default tasks (AnalysisOptions.tasks empty); next to other tasks it changes nothing.
+   */
+  TASK_DETECTION = "TASK_DETECTION",
   UNRECOGNIZED = "UNRECOGNIZED",
 }
 
@@ -71,6 +79,9 @@ export function taskFromJSON(object: any): Task {
     case 7:
     case "TASK_MESH":
       return Task.TASK_MESH;
+    case 8:
+    case "TASK_DETECTION":
+      return Task.TASK_DETECTION;
     case -1:
     case "UNRECOGNIZED":
     default:
@@ -96,6 +107,8 @@ export function taskToJSON(object: Task): string {
       return "TASK_IDENTITY";
     case Task.TASK_MESH:
       return "TASK_MESH";
+    case Task.TASK_DETECTION:
+      return "TASK_DETECTION";
     case Task.UNRECOGNIZED:
     default:
       return "UNRECOGNIZED";
@@ -120,6 +133,8 @@ export function taskToNumber(object: Task): number {
       return 6;
     case Task.TASK_MESH:
       return 7;
+    case Task.TASK_DETECTION:
+      return 8;
     case Task.UNRECOGNIZED:
     default:
       return -1;

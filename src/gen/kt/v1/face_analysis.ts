@@ -115,8 +115,10 @@ export function dropPolicyToNumber(object: DropPolicy): number {
 /** How a frame is analysed; shared by Analyze and StreamAnalyze. */
 export interface AnalysisOptions {
   /**
-   * Tasks to run on every detected face. Empty runs detection only (boxes, scores, keypoints).
-   * Repeated values are ignored; TASK_UNSPECIFIED is INVALID_ARGUMENT.
+   * Tasks to run on every detected face. Empty: the server's default tasks (its configured `tasks`,
+   * shown by `kt serve --print-config`; every task unless configured otherwise). [TASK_DETECTION]
+   * alone: detection only (boxes, scores, keypoints). Repeated values are ignored; TASK_UNSPECIFIED is
+   * INVALID_ARGUMENT.
    */
   tasks: Task[];
   /**
@@ -183,7 +185,10 @@ export interface StreamConfig {
    * (kt/<node>/<stream_id>/faces). Letters, digits, '-', '_' and '.', at most 64 characters. Required.
    */
   streamId: string;
-  /** What to run on every frame of the stream. */
+  /**
+   * What to run on every frame of the stream. Absent or with no tasks: the server's default tasks
+   * (see AnalysisOptions.tasks).
+   */
   analysis?:
     | AnalysisOptions
     | undefined;

@@ -1,6 +1,10 @@
-// Synthetic prior-token datasets for KT-Adapter tests: the priors carry a clean view of the latent signal, the canonical token a weak one.
-import { createRandom, fillNormal } from '../src/train/seeded-random.js';
-import type { TokenDataset } from '../src/train/token-dataset.js';
+// Synthetic prior-token datasets and shared fixtures for the KT-Adapter tests: the priors carry a clean view of the latent
+// signal, the canonical token a weak one.
+import type { Tensor2D } from '@tensorflow/tfjs';
+import type { KtAdapterOptions, KtAdapterParams } from '../../src/train/kt-adapter.js';
+import { createRandom, fillNormal } from '../../src/train/seeded-random.js';
+import type { Tf } from '../../src/train/tfjs-backend.js';
+import { computeDatasetStats, type TokenDataset } from '../../src/train/token-dataset.js';
 
 export interface SyntheticOptions {
   count: number;
@@ -40,3 +44,30 @@ export function syntheticTokens(o: SyntheticOptions): TokenDataset {
   }
   return { count: o.count, canonical: { name: 'canonical', width: cw, values: canonical }, priors: pw.map((w, j) => ({ name: `prior${j}`, width: w, values: priors[j]! })), targets };
 }
+
+/** The training and validation splits every KT-Adapter test uses, with the training split's statistics. */
+export const train = syntheticTokens({ count: 192, seed: 1 });
+export const validation = syntheticTokens({ count: 96, seed: 2 });
+export const stats = computeDatasetStats(train);
+
+/** A small adapter over the synthetic tokens (widths 12 / 16, 8), with the given options changed. */
+export function adapterOptions(overrides: Partial<KtAdapterOptions> = {}): KtAdapterOptions {
+  return { canonicalWidth: 12, priorWidths: [16, 8], stats, decoder: { hidden: [24], outputs: 3 }, tokenWidth: 16, heads: 4, seed: 7, ...overrides };
+}
+
+/** Gate and k far from their initial values, so that the adapter really changes the output. */
+export function perturb(tf: Tf, params: KtAdapterParams, seed = 3): void {
+  const random = createRandom(seed);
+  params.gate.assign(tf.scalar(0.8));
+  tf.tidy(() => params.knowledgeToken.assign(tf.tensor1d(fillNormal(random, new Float32Array(params.config.tokenWidth), 1))));
+  tf.tidy(() => params.layerNormBeta.assign(tf.tensor1d(fillNormal(random, new Float32Array(params.config.tokenWidth), 0.3))));
+}
+
+/** The values of a tensor, which is disposed. */
+export function read(t: Tensor2D): Float32Array {
+  const v = t.dataSync() as Float32Array;
+  t.dispose();
+  return Float32Array.from(v);
+}
+
+export const maxAbsDiff = (a: Float32Array, b: Float32Array): number => a.reduce((m, x, i) => Math.max(m, Math.abs(x - b[i]!)), 0);
