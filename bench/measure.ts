@@ -46,7 +46,10 @@ export function summarise(label: string, latenciesMs: readonly number[], elapsed
 }
 
 /** Prints `label: n frames, t/T s, ETA` at most once a second. */
-export function progressPrinter(label: string, options: MeasureOptions): { tick(frames: number, elapsedMs: number): void; done(m: Measurement): void } {
+export function progressPrinter(
+  label: string,
+  options: MeasureOptions,
+): { tick(frames: number, elapsedMs: number): void; done(m: Measurement): void } {
   const log = options.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   let last = 0;
   return {
@@ -55,9 +58,12 @@ export function progressPrinter(label: string, options: MeasureOptions): { tick(
       if (now - last < 1000) return;
       last = now;
       const byTime = options.durationMs - elapsedMs;
-      const byCount = options.maxIterations > 0 ? ((options.maxIterations - frames) * elapsedMs) / Math.max(1, frames) : Number.POSITIVE_INFINITY;
+      const byCount =
+        options.maxIterations > 0 ? ((options.maxIterations - frames) * elapsedMs) / Math.max(1, frames) : Number.POSITIVE_INFINITY;
       const eta = Math.max(0, Math.min(byTime, byCount));
-      log(`  ${label}: ${frames} frames, ${(elapsedMs / 1000).toFixed(1)} s, ${(frames / (elapsedMs / 1000)).toFixed(2)} frames/s, ETA ${(eta / 1000).toFixed(1)} s`);
+      log(
+        `  ${label}: ${frames} frames, ${(elapsedMs / 1000).toFixed(1)} s, ${(frames / (elapsedMs / 1000)).toFixed(2)} frames/s, ETA ${(eta / 1000).toFixed(1)} s`,
+      );
     },
     done(m) {
       log(`  ${label}: done, ${m.frames} frames in ${(m.elapsedMs / 1000).toFixed(1)} s`);

@@ -20,15 +20,24 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '10' },
     iterations: { type: 'string', default: '0' },
     warmup: { type: 'string', default: '6' },
-    sections: { type: 'string', default: benchSections().map((s) => s.name).join(',') },
+    sections: {
+      type: 'string',
+      default: benchSections()
+        .map((s) => s.name)
+        .join(','),
+    },
     out: { type: 'string', default: 'out/bench' },
     help: { type: 'boolean', default: false },
   },
 });
 if (values.help) {
   process.stdout.write(
-    `npm run bench -- [--seconds S per mode (10)] [--iterations N max per mode (0: no cap)] [--warmup N (6)] [--sections ${benchSections().map((s) => s.name).join(',')}] [--out DIR]\n` +
-      benchSections().map((s) => `  ${s.name}: ${s.description}\n`).join(''),
+    `npm run bench -- [--seconds S per mode (10)] [--iterations N max per mode (0: no cap)] [--warmup N (6)] [--sections ${benchSections()
+      .map((s) => s.name)
+      .join(',')}] [--out DIR]\n` +
+      benchSections()
+        .map((s) => `  ${s.name}: ${s.description}\n`)
+        .join(''),
   );
   process.exit(0);
 }
@@ -37,19 +46,30 @@ const mb = (bytes: number): string => `${(bytes / 1048576).toFixed(0)} MB`;
 const rssBefore = process.memoryUsage().rss;
 const photoDir = join(packageInfo('@vladmandic/face-api').dir, 'demo');
 const ctx: BenchContext = {
-  photos: await Promise.all([1, 2, 3, 4, 5, 6].map(async (n) => ({ name: `sample${n}.jpg`, bytes: await readFile(join(photoDir, `sample${n}.jpg`)) }))),
+  photos: await Promise.all(
+    [1, 2, 3, 4, 5, 6].map(async (n) => ({ name: `sample${n}.jpg`, bytes: await readFile(join(photoDir, `sample${n}.jpg`)) })),
+  ),
   measure: { durationMs: Number(values.seconds) * 1000, maxIterations: Number(values.iterations), warmupIterations: Number(values.warmup) },
   tasks: ['age', 'gender', 'emotion', 'landmarks'],
   log: createLogger('bench'),
 };
-const wanted = values.sections.split(',').map((s) => s.trim()).filter(Boolean);
+const wanted = values.sections
+  .split(',')
+  .map((s) => s.trim())
+  .filter(Boolean);
 const selected = benchSections().filter((s) => wanted.includes(s.name));
 const unknown = wanted.filter((w) => !benchSections().some((s) => s.name === w));
 if (unknown.length > 0 || selected.length === 0) {
-  process.stderr.write(`bench: unknown section(s) ${unknown.join(', ') || '(none selected)'}; known: ${benchSections().map((s) => s.name).join(', ')}\n`);
+  process.stderr.write(
+    `bench: unknown section(s) ${unknown.join(', ') || '(none selected)'}; known: ${benchSections()
+      .map((s) => s.name)
+      .join(', ')}\n`,
+  );
   process.exit(2);
 }
-process.stderr.write(`bench: ${selected.length} section(s), up to ${values.seconds} s${Number(values.iterations) > 0 ? ` or ${values.iterations} frames` : ''} per mode after ${values.warmup} warm-up frames; RSS ${mb(rssBefore)}\n`);
+process.stderr.write(
+  `bench: ${selected.length} section(s), up to ${values.seconds} s${Number(values.iterations) > 0 ? ` or ${values.iterations} frames` : ''} per mode after ${values.warmup} warm-up frames; RSS ${mb(rssBefore)}\n`,
+);
 
 const results: BenchSectionResult[] = [];
 const started = Date.now();
@@ -64,19 +84,34 @@ const lines: string[] = [];
 for (const r of results) {
   lines.push('', r.title, '');
   const head = ['mode', 'frames', 'faces', 'frames/s', 'p50 ms', 'p99 ms', 'mean ms', 'RSS after'];
-  const body = r.rows.map((x) => [x.label, String(x.frames), String(x.faces), x.framesPerSecond.toFixed(2), x.p50Ms.toFixed(1), x.p99Ms.toFixed(1), x.meanMs.toFixed(1), mb(x.rssAfterBytes)]);
+  const body = r.rows.map((x) => [
+    x.label,
+    String(x.frames),
+    String(x.faces),
+    x.framesPerSecond.toFixed(2),
+    x.p50Ms.toFixed(1),
+    x.p99Ms.toFixed(1),
+    x.meanMs.toFixed(1),
+    mb(x.rssAfterBytes),
+  ]);
   const widths = head.map((h, c) => Math.max(h.length, ...body.map((b) => b[c]!.length)));
-  const fmt = (cells: string[]): string => cells.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ');
+  const fmt = (cells: string[]): string =>
+    cells.map((cell, c) => (c === 0 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join('  ');
   lines.push(fmt(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(fmt), '');
   for (const ratio of r.ratios) {
     const n = r.rows.find((x) => x.key === ratio.numerator);
     const d = r.rows.find((x) => x.key === ratio.denominator);
     if (!n || !d) continue;
-    lines.push(`${ratio.label.padEnd(32)} throughput x${(n.framesPerSecond / d.framesPerSecond).toFixed(3)}   p50 latency x${(n.p50Ms / d.p50Ms).toFixed(3)}   p99 latency x${(n.p99Ms / d.p99Ms).toFixed(3)}`);
+    lines.push(
+      `${ratio.label.padEnd(32)} throughput x${(n.framesPerSecond / d.framesPerSecond).toFixed(3)}   p50 latency x${(n.p50Ms / d.p50Ms).toFixed(3)}   p99 latency x${(n.p99Ms / d.p99Ms).toFixed(3)}`,
+    );
   }
   lines.push('', ...r.rows.map((x) => `  ${x.label}: ${x.note}`));
 }
-lines.push('', `process RSS: before ${mb(rssBefore)}, after ${mb(rssAfter)} (${rssAfter >= rssBefore ? '+' : ''}${mb(rssAfter - rssBefore)}); ${((Date.now() - started) / 1000).toFixed(0)} s in all`);
+lines.push(
+  '',
+  `process RSS: before ${mb(rssBefore)}, after ${mb(rssAfter)} (${rssAfter >= rssBefore ? '+' : ''}${mb(rssAfter - rssBefore)}); ${((Date.now() - started) / 1000).toFixed(0)} s in all`,
+);
 process.stdout.write(`${lines.join('\n')}\n`);
 
 // ---------------------------------------------------------------- chart
@@ -85,7 +120,12 @@ await writeBarChart(
   chartPath,
   `kt bench (${new Date().toISOString().slice(0, 10)})`,
   results.flatMap((r) => [
-    { title: `${r.rows.length} modes: throughput`, unit: 'frames/s', series: ['frames/s'], rows: r.rows.map((x) => ({ label: x.label, values: [x.framesPerSecond] })) },
+    {
+      title: `${r.rows.length} modes: throughput`,
+      unit: 'frames/s',
+      series: ['frames/s'],
+      rows: r.rows.map((x) => ({ label: x.label, values: [x.framesPerSecond] })),
+    },
     { title: 'latency', unit: 'ms', series: ['p50', 'p99'], rows: r.rows.map((x) => ({ label: x.label, values: [x.p50Ms, x.p99Ms] })) },
   ]),
 );

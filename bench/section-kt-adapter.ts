@@ -41,14 +41,24 @@ async function faceCrops(ctx: BenchContext, models: RepositoryEntry[]): Promise<
 }
 
 /** A KT model for timing: the newest trained kt-adapter on the canonical encoder, else one built from fresh weights. */
-async function ktModel(canonical: RepositoryEntry): Promise<{ bytes: Uint8Array; adapterBytes: Uint8Array; adapterMacs: number; adapterFlops: number; source: string }> {
-  const trained = (await listRepository()).filter((e) => e.manifest.kind === 'kt-adapter' && e.manifest.training?.canonical === canonical.manifest.name).sort((a, b) => b.manifest.version - a.manifest.version)[0];
+async function ktModel(
+  canonical: RepositoryEntry,
+): Promise<{ bytes: Uint8Array; adapterBytes: Uint8Array; adapterMacs: number; adapterFlops: number; source: string }> {
+  const trained = (await listRepository())
+    .filter((e) => e.manifest.kind === 'kt-adapter' && e.manifest.training?.canonical === canonical.manifest.name)
+    .sort((a, b) => b.manifest.version - a.manifest.version)[0];
   const { tf } = await loadTf();
   const C = canonical.manifest.encoder!.width;
   const priorWidths = await Promise.all(PRIORS.map(async (p) => (await resolveModel(p)).manifest.encoder!.width));
   const unit = (w: number) => ({ mean: new Float32Array(w), std: new Float32Array(w).fill(1) });
   // Cost depends only on the shapes: D is the widest prior, the decoder is the canonical head's size.
-  const kt = createKtAdapter(tf, { canonicalWidth: C, priorWidths, stats: { canonical: unit(C), priors: priorWidths.map(unit) }, decoder: { hidden: [256], outputs: 100 }, outputActivation: 'softmax' });
+  const kt = createKtAdapter(tf, {
+    canonicalWidth: C,
+    priorWidths,
+    stats: { canonical: unit(C), priors: priorWidths.map(unit) },
+    decoder: { hidden: [256], outputs: 100 },
+    outputActivation: 'softmax',
+  });
   const adapter = exportKtAdapterOnnx(kt.params);
   let bytes: Uint8Array;
   let source: string;
@@ -56,12 +66,22 @@ async function ktModel(canonical: RepositoryEntry): Promise<{ bytes: Uint8Array;
     bytes = await readFile(trained.modelPath);
     source = `${trained.manifest.name} v${trained.manifest.version} (trained)`;
   } else {
-    const built = await buildKtModel(kt.params, { canonical, output: { name: 'age', task: 'age', decoding: { type: 'age-years', scale: 1 } }, expectedValueBins: 100 });
+    const built = await buildKtModel(kt.params, {
+      canonical,
+      output: { name: 'age', task: 'age', decoding: { type: 'age-years', scale: 1 } },
+      expectedValueBins: 100,
+    });
     bytes = encodeModel(built.model);
     source = 'built from untrained weights (no kt-adapter in the repository yet; cost depends only on shapes)';
   }
   kt.dispose();
-  return { bytes, adapterBytes: encodeModel(adapter.model), adapterMacs: adapter.cost.adapter.macs, adapterFlops: adapter.cost.adapter.flops, source };
+  return {
+    bytes,
+    adapterBytes: encodeModel(adapter.model),
+    adapterMacs: adapter.cost.adapter.macs,
+    adapterFlops: adapter.cost.adapter.flops,
+    source,
+  };
 }
 
 function row(key: string, note: string, m: Measurement): BenchRow {
@@ -98,14 +118,50 @@ export const ktAdapterSection: BenchSection = {
     ctx.log.info({ section: 'kt', faceCrops: crops.count, ktModel: kt.source }, 'face crops from the demo photos');
     const rows: BenchRow[] = [];
     try {
-      rows.push(row('enc', `${CANONICAL} encoder alone (up to encoder/features)`, await perFace('(e) canonical encoder', ctx, crops.count, async (i) => void (await runFloat(encoder, { [input]: canonicalCrops[i]! })))));
-      rows.push(row('base', `${CANONICAL} as shipped: encoder + GAP + dense head (= baseline cost)`, await perFace('(f) baseline', ctx, crops.count, async (i) => void (await runFloat(baseline, { [input]: canonicalCrops[i]! })))));
-      rows.push(row('kt', `one graph: encoder + GAP + adapter (folded) + decoder; ${kt.source}`, await perFace('(g) KT-Adapter', ctx, crops.count, async (i) => void (await runFloat(ktSession, { [input]: canonicalCrops[i]! })))));
-      rows.push(row('adapter', `adapter + decoder alone on p_c (${(kt.adapterMacs / 1e6).toFixed(2)} M MACs, ${(kt.adapterFlops / 1e6).toFixed(2)} M FLOPs after folding)`, await perFace('(h) adapter alone', ctx, crops.count, async () => void (await runFloat(adapter, { 'kt/p_c': pC })))));
-      rows.push(row('ens', `${[CANONICAL, ...PRIORS].join(' + ')} (each with its own crop) + MLP`, await perFace('(i) ensemble', ctx, crops.count, async (i) => {
-        await runFloat(baseline, { [input]: canonicalCrops[i]! });
-        for (const [k, s] of priorSessions.entries()) await runFloat(s, { [priors[k]!.manifest.input.name]: crops.byModel.get(PRIORS[k]!)![i]! });
-      })));
+      rows.push(
+        row(
+          'enc',
+          `${CANONICAL} encoder alone (up to encoder/features)`,
+          await perFace(
+            '(e) canonical encoder',
+            ctx,
+            crops.count,
+            async (i) => void (await runFloat(encoder, { [input]: canonicalCrops[i]! })),
+          ),
+        ),
+      );
+      rows.push(
+        row(
+          'base',
+          `${CANONICAL} as shipped: encoder + GAP + dense head (= baseline cost)`,
+          await perFace('(f) baseline', ctx, crops.count, async (i) => void (await runFloat(baseline, { [input]: canonicalCrops[i]! }))),
+        ),
+      );
+      rows.push(
+        row(
+          'kt',
+          `one graph: encoder + GAP + adapter (folded) + decoder; ${kt.source}`,
+          await perFace('(g) KT-Adapter', ctx, crops.count, async (i) => void (await runFloat(ktSession, { [input]: canonicalCrops[i]! }))),
+        ),
+      );
+      rows.push(
+        row(
+          'adapter',
+          `adapter + decoder alone on p_c (${(kt.adapterMacs / 1e6).toFixed(2)} M MACs, ${(kt.adapterFlops / 1e6).toFixed(2)} M FLOPs after folding)`,
+          await perFace('(h) adapter alone', ctx, crops.count, async () => void (await runFloat(adapter, { 'kt/p_c': pC }))),
+        ),
+      );
+      rows.push(
+        row(
+          'ens',
+          `${[CANONICAL, ...PRIORS].join(' + ')} (each with its own crop) + MLP`,
+          await perFace('(i) ensemble', ctx, crops.count, async (i) => {
+            await runFloat(baseline, { [input]: canonicalCrops[i]! });
+            for (const [k, s] of priorSessions.entries())
+              await runFloat(s, { [priors[k]!.manifest.input.name]: crops.byModel.get(PRIORS[k]!)![i]! });
+          }),
+        ),
+      );
     } finally {
       for (const s of [encoder, baseline, ktSession, adapter, ...priorSessions]) await s.release();
     }

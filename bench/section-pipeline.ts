@@ -24,7 +24,14 @@ import type { BenchContext, BenchRow, BenchSection } from './sections.js';
 const quiet = createLogger('bench', 'warn');
 
 function serverConfig(ctx: BenchContext): ServerConfig {
-  return resolveServerConfig({ listenAddress: '127.0.0.1:0', mqttEnabled: false, galleryPath: ':memory:', watchRepository: false, repositoryRescanMs: 0, tasks: [...ctx.tasks] });
+  return resolveServerConfig({
+    listenAddress: '127.0.0.1:0',
+    mqttEnabled: false,
+    galleryPath: ':memory:',
+    watchRepository: false,
+    repositoryRescanMs: 0,
+    tasks: [...ctx.tasks],
+  });
 }
 
 function row(key: string, note: string, m: Measurement): BenchRow {
@@ -40,8 +47,16 @@ async function rawOrt(ctx: BenchContext, config: ServerConfig): Promise<Measurem
   const [detectorEntry, ...taskEntries] = entries;
   const [detector, ...taskSessions] = sessions;
   const manifest = detectorEntry!.manifest;
-  const decoding = manifest.outputs.find((o) => o.decoding.type === 'blazeface')!.decoding as Extract<OutputDecoding, { type: 'blazeface' }>;
-  const options = blazefaceOptionsFromManifest(decoding, { inputSize: manifest.input.size, scoreThreshold: config.detectorScoreThreshold, iouThreshold: config.detectorIouThreshold, maxFaces: config.maxFacesPerFrame });
+  const decoding = manifest.outputs.find((o) => o.decoding.type === 'blazeface')!.decoding as Extract<
+    OutputDecoding,
+    { type: 'blazeface' }
+  >;
+  const options = blazefaceOptionsFromManifest(decoding, {
+    inputSize: manifest.input.size,
+    scoreThreshold: config.detectorScoreThreshold,
+    iouThreshold: config.detectorIouThreshold,
+    maxFaces: config.maxFacesPerFrame,
+  });
   try {
     return await measureLoop('(a) raw onnxruntime-node', ctx.measure, async (i) => {
       const frame = await decodeImage(ctx.photos[i % ctx.photos.length]!.bytes);
@@ -49,7 +64,10 @@ async function rawOrt(ctx: BenchContext, config: ServerConfig): Promise<Measurem
       const fitted = await fitFrameNative(frame, options.inputSize, options.fit);
       const input = { tensor: normalize(fitted.image, manifest.input), transform: fitted.transform };
       const out = await detector!.run({ [manifest.input.name]: new ort.Tensor('float32', input.tensor.data, [...input.tensor.dims]) });
-      const heads = selectBlazefaceHeads(Object.fromEntries(Object.entries(out).map(([k, t]) => [k, { data: t.data as Float32Array, dims: t.dims }])), options);
+      const heads = selectBlazefaceHeads(
+        Object.fromEntries(Object.entries(out).map(([k, t]) => [k, { data: t.data as Float32Array, dims: t.dims }])),
+        options,
+      );
       const faces = decodeBlazeface(heads, input.transform, options).slice(0, config.maxFacesPerFrame);
       if (faces.length === 0) return 0;
       for (const [k, session] of taskSessions.entries()) {
@@ -66,14 +84,24 @@ async function rawOrt(ctx: BenchContext, config: ServerConfig): Promise<Measurem
 
 /** (b) The server's FramePipeline with its model registry, no gRPC. */
 async function inProcessPipeline(ctx: BenchContext, config: ServerConfig): Promise<Measurement> {
-  const registry = new ModelRegistry({ repository: resolve(config.modelRepository), session: { providers: config.executionProviders, intraOpThreads: config.intraOpThreads, deviceId: config.deviceId }, warmupRuns: config.warmupRuns, watch: false, rescanMs: 0, logger: quiet });
+  const registry = new ModelRegistry({
+    repository: resolve(config.modelRepository),
+    session: { providers: config.executionProviders, intraOpThreads: config.intraOpThreads, deviceId: config.deviceId },
+    warmupRuns: config.warmupRuns,
+    watch: false,
+    rescanMs: 0,
+    logger: quiet,
+  });
   await registry.scan();
   for (const name of new Set([config.detectorModel, ...ctx.tasks.map((t) => config.taskModels[t])])) await registry.load(name);
   const pipeline = new FramePipeline({ config, registry, gallery: undefined });
   const plan = planAnalysis(AnalysisOptions.fromPartial({ tasks: ctx.tasks.map(taskToProto) }), config, registry);
   try {
     return await measureLoop('(b) in-process pipeline', ctx.measure, async (i) => {
-      const frame = Frame.fromPartial({ image: { source: { $case: 'encoded', value: { data: ctx.photos[i % ctx.photos.length]!.bytes } } }, sequence: i + 1 });
+      const frame = Frame.fromPartial({
+        image: { source: { $case: 'encoded', value: { data: ctx.photos[i % ctx.photos.length]!.bytes } } },
+        sequence: i + 1,
+      });
       const result = await pipeline.analyze(frame, plan);
       return result.faces.length;
     });
@@ -141,7 +169,9 @@ export const pipelineSection: BenchSection = {
     const config = serverConfig(ctx);
     const rows: BenchRow[] = [];
     rows.push(row('a', 'decode + detector + one batched run per task model, plain ORT sessions', await rawOrt(ctx, config)));
-    rows.push(row('b', "server FramePipeline.analyze (registry leases, decoding to results), no gRPC", await inProcessPipeline(ctx, config)));
+    rows.push(
+      row('b', 'server FramePipeline.analyze (registry leases, decoding to results), no gRPC', await inProcessPipeline(ctx, config)),
+    );
     rows.push(row('c', 'SDK stream -> gRPC loopback -> server, 1 frame in flight (write to result)', await grpcStream(ctx, config, 1)));
     rows.push(row('c2', 'same with 2 frames in flight (transfer overlaps analysis)', await grpcStream(ctx, config, 2)));
     return {

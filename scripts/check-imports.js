@@ -5,10 +5,11 @@ import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 
 const root = resolve(dirname(new URL(import.meta.url).pathname), '..');
-const walk = (dir) => readdirSync(dir).flatMap((f) => {
-  const p = join(dir, f);
-  return statSync(p).isDirectory() ? walk(p) : /\.ts$/.test(f) ? [p] : [];
-});
+const walk = (dir) =>
+  readdirSync(dir).flatMap((f) => {
+    const p = join(dir, f);
+    return statSync(p).isDirectory() ? walk(p) : /\.ts$/.test(f) ? [p] : [];
+  });
 const all = walk(join(root, 'src'));
 const isGen = (f) => f.includes(join('src', 'gen') + '/');
 const src = all.filter((f) => !isGen(f));
@@ -17,8 +18,12 @@ const problems = [];
 
 // Every import; `type` marks `import type` / `export type`, which carry no runtime edge but still bind layers and cycles.
 const importRe = /^\s*(?:import|export)\s+(type\s+)?(?:[^'";]*?\sfrom\s+)?['"]([^'"]+)['"]|await import\(\s*['"]([^'"]+)['"]\s*\)/gm;
-const importsOf = (file) => [...readFileSync(file, 'utf8').matchAll(importRe)].map((m) => ({ spec: m[2] ?? m[3], typeOnly: m[1] !== undefined }));
-const valueImportsOf = (file) => importsOf(file).filter((i) => !i.typeOnly).map((i) => i.spec);
+const importsOf = (file) =>
+  [...readFileSync(file, 'utf8').matchAll(importRe)].map((m) => ({ spec: m[2] ?? m[3], typeOnly: m[1] !== undefined }));
+const valueImportsOf = (file) =>
+  importsOf(file)
+    .filter((i) => !i.typeOnly)
+    .map((i) => i.spec);
 const resolveLocal = (file, spec) => resolve(dirname(file), spec).replace(/\.js$/, '.ts');
 const packageOf = (spec) => (spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0]);
 
@@ -26,9 +31,11 @@ const packageOf = (spec) => (spec.startsWith('@') ? spec.split('/').slice(0, 2).
 const adapters = { 'onnxruntime-node': 'src/onnx/runtime.ts', sharp: 'src/core/image.ts', '@tensorflow/tfjs': 'src/train/tfjs-backend.ts' };
 for (const file of src) {
   const rel = relative(root, file);
-  for (const spec of valueImportsOf(file)) for (const [pkg, owner] of Object.entries(adapters)) {
-    if ((spec === pkg || spec.startsWith(`${pkg}-`) || spec.startsWith(`${pkg}/`)) && rel !== owner) problems.push(`${rel}: imports ${spec}; only ${owner} may (import the adapter instead)`);
-  }
+  for (const spec of valueImportsOf(file))
+    for (const [pkg, owner] of Object.entries(adapters)) {
+      if ((spec === pkg || spec.startsWith(`${pkg}-`) || spec.startsWith(`${pkg}/`)) && rel !== owner)
+        problems.push(`${rel}: imports ${spec}; only ${owner} may (import the adapter instead)`);
+    }
 }
 
 // 2. Layer direction (value and type imports): each layer names the layers it may import; files directly in src/ are the CLI.
@@ -60,7 +67,10 @@ for (const file of src) {
   for (const { spec } of importsOf(file)) {
     if (!spec.startsWith('.')) continue;
     const to = layerOf(resolveLocal(file, spec));
-    if (to !== from && !allowed.includes(to)) problems.push(`${rel}: imports ${spec}; src/${from} may import ${allowed.length ? `only ${allowed.map((l) => `src/${l}`).join(', ')}` : 'nothing of ours'}`);
+    if (to !== from && !allowed.includes(to))
+      problems.push(
+        `${rel}: imports ${spec}; src/${from} may import ${allowed.length ? `only ${allowed.map((l) => `src/${l}`).join(', ')}` : 'nothing of ours'}`,
+      );
   }
 }
 
@@ -69,29 +79,44 @@ const leanRoots = ['sdk', 'contract', 'events'];
 const leanPackages = ['@grpc/grpc-js', '@bufbuild/protobuf', '@sinclair/typebox', 'mqtt'];
 const packageOnlyFrom = { mqtt: 'events' };
 const reached = new Set(all.filter((f) => leanRoots.includes(layerOf(f))));
-for (const file of reached) for (const { spec } of importsOf(file)) if (spec.startsWith('.')) {
-  const target = resolveLocal(file, spec);
-  if (all.includes(target)) reached.add(target);
-}
+for (const file of reached)
+  for (const { spec } of importsOf(file))
+    if (spec.startsWith('.')) {
+      const target = resolveLocal(file, spec);
+      if (all.includes(target)) reached.add(target);
+    }
 for (const file of reached) {
   const rel = relative(root, file);
   for (const { spec } of importsOf(file)) {
     if (spec.startsWith('.') || spec.startsWith('node:')) continue;
     const pkg = packageOf(spec);
-    if (!leanPackages.includes(pkg)) problems.push(`${rel}: imports ${spec}; the SDK package (src/sdk, src/contract, src/events and what they import) may use only ${leanPackages.join(', ')}`);
-    else if (packageOnlyFrom[pkg] && layerOf(file) !== packageOnlyFrom[pkg]) problems.push(`${rel}: imports ${spec}; only src/${packageOnlyFrom[pkg]} may (the SDK's optional dependency)`);
+    if (!leanPackages.includes(pkg))
+      problems.push(
+        `${rel}: imports ${spec}; the SDK package (src/sdk, src/contract, src/events and what they import) may use only ${leanPackages.join(', ')}`,
+      );
+    else if (packageOnlyFrom[pkg] && layerOf(file) !== packageOnlyFrom[pkg])
+      problems.push(`${rel}: imports ${spec}; only src/${packageOnlyFrom[pkg]} may (the SDK's optional dependency)`);
   }
 }
 
 // 4. Import cycles among source files, `import type` edges included (they bind the modules just the same).
-const graph = new Map(src.map((f) => [f, importsOf(f).filter((i) => i.spec.startsWith('.')).map((i) => resolveLocal(f, i.spec)).filter((p) => src.includes(p))]));
+const graph = new Map(
+  src.map((f) => [
+    f,
+    importsOf(f)
+      .filter((i) => i.spec.startsWith('.'))
+      .map((i) => resolveLocal(f, i.spec))
+      .filter((p) => src.includes(p)),
+  ]),
+);
 const state = new Map();
 const stack = [];
 const visit = (f) => {
   state.set(f, 'open');
   stack.push(f);
   for (const d of graph.get(f) ?? []) {
-    if (state.get(d) === 'open') problems.push(`import cycle: ${[...stack.slice(stack.indexOf(d)), d].map((p) => relative(root, p)).join(' -> ')}`);
+    if (state.get(d) === 'open')
+      problems.push(`import cycle: ${[...stack.slice(stack.indexOf(d)), d].map((p) => relative(root, p)).join(' -> ')}`);
     else if (!state.has(d)) visit(d);
   }
   stack.pop();
@@ -100,7 +125,8 @@ const visit = (f) => {
 for (const f of src) if (!state.has(f)) visit(f);
 
 // 5. No focused tests.
-for (const file of tests) if (/\b(?:it|test|describe)\.only\(/.test(readFileSync(file, 'utf8'))) problems.push(`${relative(root, file)}: .only left in a test`);
+for (const file of tests)
+  if (/\b(?:it|test|describe)\.only\(/.test(readFileSync(file, 'utf8'))) problems.push(`${relative(root, file)}: .only left in a test`);
 
 problems.splice(0, problems.length, ...new Set(problems));
 if (problems.length) {

@@ -56,7 +56,8 @@ function functionName(node) {
 function ownerOfObjectLiteral(node) {
   if (!node || !ts.isObjectLiteralExpression(node)) return undefined;
   let parent = node.parent;
-  while (parent && (ts.isAsExpression(parent) || ts.isSatisfiesExpression(parent) || ts.isParenthesizedExpression(parent))) parent = parent.parent;
+  while (parent && (ts.isAsExpression(parent) || ts.isSatisfiesExpression(parent) || ts.isParenthesizedExpression(parent)))
+    parent = parent.parent;
   if (parent && (ts.isVariableDeclaration(parent) || ts.isPropertyAssignment(parent))) return parent.name.getText();
   return undefined;
 }

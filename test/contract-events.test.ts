@@ -24,7 +24,14 @@ beforeAll(async () => {
   if (!(await probeMqttBroker('127.0.0.1', 1883, 2000))) {
     throw new Error('Mosquitto is not answering MQTT on 127.0.0.1:1883; start it (`mosquitto -d` or the CI service) and run again.');
   }
-  server = await startTestServer({ tasks, mqttEnabled: true, mqttUrl: mosquittoUrl, mqttTopicPrefix: topicPrefix, mqttNodeId: nodeId, statsIntervalMs: 0 });
+  server = await startTestServer({
+    tasks,
+    mqttEnabled: true,
+    mqttUrl: mosquittoUrl,
+    mqttTopicPrefix: topicPrefix,
+    mqttNodeId: nodeId,
+    statsIntervalMs: 0,
+  });
   client = new FaceAnalysisClient(server.address);
   recorder = await recordTopic(mosquittoUrl, `${topicPrefix}/${nodeId}/+/faces`);
   const enrolled = await client.gallery.enrol({ name: 'Ada', images: [demoJpeg(1)] });
@@ -78,7 +85,8 @@ describe('the published faces event equals facesEventOf(the SDK result)', () => 
 
   it('StreamAnalyze: every frame of a stream', async () => {
     const results: AnalysisResult[] = [];
-    for await (const r of client.stream([demoJpeg(1), demoJpeg(3)], { streamId: 'contract-cam', tasks, dropPolicy: 'BLOCK' })) results.push(r);
+    for await (const r of client.stream([demoJpeg(1), demoJpeg(3)], { streamId: 'contract-cam', tasks, dropPolicy: 'BLOCK' }))
+      results.push(r);
     expect(results.map((r) => r.sequence)).toEqual([1, 2]);
     for (const result of results) expectSameEvent(await published('contract-cam', result.sequence), result, 'contract-cam');
   });

@@ -50,7 +50,9 @@ describe('stream id rule', () => {
       expect(isStreamId(id), String(id)).toBe(false);
       expect(() => checkStreamId(id)).toThrow(InvalidInputError);
     }
-    expect(() => checkStreamId('door/left', 'stream_id')).toThrow(`stream_id must be 1-64 letters, digits, '-', '_' or '.', got "door/left"`);
+    expect(() => checkStreamId('door/left', 'stream_id')).toThrow(
+      `stream_id must be 1-64 letters, digits, '-', '_' or '.', got "door/left"`,
+    );
   });
 });
 
@@ -99,7 +101,8 @@ describe('wire-name tables round-trip every enum value', () => {
 
 describe('facesEventOf', () => {
   // float64 values as the server holds them before serialising; several sit next to a rounding boundary in float32.
-  const pts = (n: number, z: boolean) => Array.from({ length: n }, (_, i) => ({ xPx: 100.05 + i * 1.23456, yPx: 200.45 - i * 0.77, zPx: z ? -0.04 * i : 0 }));
+  const pts = (n: number, z: boolean) =>
+    Array.from({ length: n }, (_, i) => ({ xPx: 100.05 + i * 1.23456, yPx: 200.45 - i * 0.77, zPx: z ? -0.04 * i : 0 }));
   const proto = FrameResult.fromPartial({
     sequence: 7,
     captureTimeUnixMs: 1_700_000_000_000,
@@ -109,7 +112,14 @@ describe('facesEventOf', () => {
         score: 0.93849,
         age: { years: 30.45 },
         gender: { label: 'female', confidence: 0.8415 },
-        emotion: { label: 'happy', confidence: 0.59, scores: [{ label: 'happy', score: 0.5905 }, { label: 'neutral', score: 0.2 }] },
+        emotion: {
+          label: 'happy',
+          confidence: 0.59,
+          scores: [
+            { label: 'happy', score: 0.5905 },
+            { label: 'neutral', score: 0.2 },
+          ],
+        },
         landmarks: { scheme: 'ibug68', points: pts(68, false) },
         mesh: { scheme: 'mediapipe468', points: pts(468, true) },
         embedding: { values: [0.1, 0.2] },

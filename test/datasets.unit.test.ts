@@ -23,7 +23,9 @@ let dir: string;
 
 async function jpeg(path: string, width = 16, height = 16, grey = 128): Promise<void> {
   await mkdir(join(path, '..'), { recursive: true });
-  await sharp({ create: { width, height, channels: 3, background: { r: grey, g: grey, b: grey } } }).jpeg().toFile(path);
+  await sharp({ create: { width, height, channels: 3, background: { r: grey, g: grey, b: grey } } })
+    .jpeg()
+    .toFile(path);
 }
 
 async function text(path: string, content: string): Promise<void> {
@@ -32,7 +34,9 @@ async function text(path: string, content: string): Promise<void> {
 }
 
 function count(ds: FaceDataset, kind: ProblemKind, severity?: 'excluded' | 'warning'): number {
-  return ds.problems.groups.filter((g) => g.kind === kind && (severity === undefined || g.severity === severity)).reduce((a, g) => a + g.count, 0);
+  return ds.problems.groups
+    .filter((g) => g.kind === kind && (severity === undefined || g.severity === severity))
+    .reduce((a, g) => a + g.count, 0);
 }
 
 beforeAll(async () => {
@@ -74,13 +78,17 @@ function readerContract(name: string, build: () => Promise<FaceDataset>): void {
 async function buildEmotion(): Promise<FaceDataset> {
   const root = join(dir, 'emotion');
   if (!existsSync(root)) {
-    for (const f of ['happy/a.jpg', 'happy/b.jpg', 'happy/c.jpg', 'happy/f.jpg', 'sad/d.jpg', 'sad/e.jpg', 'sad/unlisted.jpg']) await jpeg(join(root, f));
+    for (const f of ['happy/a.jpg', 'happy/b.jpg', 'happy/c.jpg', 'happy/f.jpg', 'sad/d.jpg', 'sad/e.jpg', 'sad/unlisted.jpg'])
+      await jpeg(join(root, f));
     await text(join(root, 'sad/empty.jpg'), '');
     await text(
       join(root, 'labels.csv'),
       'file,emotion,idx\nhappy/a.jpg,happy,0\nhappy/b.jpg,happy,0\nhappy/c.jpg,sad,1\nhappy/f.jpg,happy,0\nsad/d.jpg,sad,1\nsad/e.jpg,sad,1\nsad/empty.jpg,sad,1\nsad/gone.jpg,sad,1\nhappy/x.jpg,bored,2\n',
     );
-    await text(join(root, 'pixel_duplicate_groups.csv'), 'group,file,emotion\n0,happy/a.jpg,happy\n0,happy/b.jpg,happy\n1,sad/d.jpg,sad\n1,happy/c.jpg,sad\n2,sad/e.jpg,sad\n2,happy/f.jpg,happy\n3,happy/a2.jpg,happy\n');
+    await text(
+      join(root, 'pixel_duplicate_groups.csv'),
+      'group,file,emotion\n0,happy/a.jpg,happy\n0,happy/b.jpg,happy\n1,sad/d.jpg,sad\n1,happy/c.jpg,sad\n2,sad/e.jpg,sad\n2,happy/f.jpg,happy\n3,happy/a2.jpg,happy\n',
+    );
   }
   return readClassFolders({ root, classNames: ['happy', 'sad'], classIndexColumn: 'idx' });
 }
@@ -122,7 +130,9 @@ describe('readClassFolders', () => {
     expect(group['happy/f.jpg']).toBe('dup-2');
     // dup-1 agrees (c.jpg is 'sad' in the manifest, like d.jpg); dup-2 does not.
     expect(count(ds, 'conflicting-duplicate-labels')).toBe(1);
-    expect(ds.problems.groups.find((g) => g.kind === 'conflicting-duplicate-labels')!.examples[0]!.message).toMatch(/dup-2.*sad\/e\.jpg=sad.*happy\/f\.jpg=happy/);
+    expect(ds.problems.groups.find((g) => g.kind === 'conflicting-duplicate-labels')!.examples[0]!.message).toMatch(
+      /dup-2.*sad\/e\.jpg=sad.*happy\/f\.jpg=happy/,
+    );
   });
 
   it('uses folder names as classes without a manifest; identity folders give subjects', async () => {
@@ -149,7 +159,14 @@ async function buildAge(): Promise<FaceDataset> {
       'file,age,gender\nimages/a.jpg,23,0\nimages/b.jpg,5,1\nimages/c.jpg,61,0\nimages/bad-age.jpg,abc,0\nimages/old.jpg,150,1\nimages/missing.jpg,30,0\nimages/empty.jpg,40,1\nimages/garbage.jpg,50,0\n',
     );
   }
-  return readCsvManifest({ csvPath: join(root, 'labels.csv'), taskType: 'regression', labelColumn: 'age', labelRange: [0, 120], integerLabels: true, attributeColumns: ['gender'] });
+  return readCsvManifest({
+    csvPath: join(root, 'labels.csv'),
+    taskType: 'regression',
+    labelColumn: 'age',
+    labelRange: [0, 120],
+    integerLabels: true,
+    attributeColumns: ['gender'],
+  });
 }
 
 describe('readCsvManifest', () => {
@@ -161,7 +178,8 @@ describe('readCsvManifest', () => {
       ['images/c.jpg', 61],
     ]);
     expect(ds.samples[1]!.attributes).toEqual({ gender: 1 });
-    for (const kind of ['bad-label', 'out-of-range', 'missing-file', 'empty-file', 'unreadable-image'] as const) expect(count(ds, kind)).toBe(1);
+    for (const kind of ['bad-label', 'out-of-range', 'missing-file', 'empty-file', 'unreadable-image'] as const)
+      expect(count(ds, kind)).toBe(1);
     expect(ds.problems).toMatchObject({ checked: 8, kept: 3, excluded: 5, warnings: 0 });
     const bad = ds.problems.groups.find((g) => g.kind === 'bad-label')!;
     expect(bad.examples[0]).toMatchObject({ line: 5 });
@@ -185,7 +203,9 @@ describe('readCsvManifest', () => {
   });
 
   it('rejects a manifest without the configured column', async () => {
-    await expect(readCsvManifest({ csvPath: join(dir, 'age/labels.csv'), taskType: 'regression', labelColumn: 'years' })).rejects.toThrow(/no column "years"/);
+    await expect(readCsvManifest({ csvPath: join(dir, 'age/labels.csv'), taskType: 'regression', labelColumn: 'years' })).rejects.toThrow(
+      /no column "years"/,
+    );
   });
 });
 readerContract('readCsvManifest', buildAge);
@@ -249,7 +269,9 @@ async function buildIbug(): Promise<FaceDataset> {
   if (!existsSync(root)) {
     await jpeg(join(root, 'helen/1.jpg'), 40, 40);
     await text(join(root, 'helen/1.pts'), pts(68));
-    await sharp({ create: { width: 40, height: 40, channels: 3, background: '#808080' } }).png().toFile(join(root, 'helen/2.png'));
+    await sharp({ create: { width: 40, height: 40, channels: 3, background: '#808080' } })
+      .png()
+      .toFile(join(root, 'helen/2.png'));
     await text(join(root, 'helen/2.pts'), pts(68));
     await jpeg(join(root, 'lfpw/3.jpg'));
     await text(join(root, 'lfpw/3.pts'), pts(60));
@@ -282,7 +304,12 @@ describe('checkImageFile', () => {
     await base.clone().png().toFile(join(dir, 'h.png'));
     await base.clone().webp().toFile(join(dir, 'h.webp'));
     await writeFile(join(dir, 'h.pgm'), Buffer.concat([Buffer.from('P5\n# comment\n37 23\n255\n'), Buffer.alloc(37 * 23, 9)]));
-    for (const [ext, format] of [['jpg', 'jpeg'], ['png', 'png'], ['webp', 'webp'], ['pgm', 'pgm']] as const) {
+    for (const [ext, format] of [
+      ['jpg', 'jpeg'],
+      ['png', 'png'],
+      ['webp', 'webp'],
+      ['pgm', 'pgm'],
+    ] as const) {
       const r = await checkImageFile(join(dir, `h.${ext}`));
       expect(r).toMatchObject({ ok: true, header: { format, width: 37, height: 23 } });
       expect(r.ok && r.warning).toBeFalsy();
@@ -290,7 +317,9 @@ describe('checkImageFile', () => {
   });
 
   it('warns about a truncated JPEG and a short PGM; `exists` level skips header parsing', async () => {
-    const full = await sharp({ create: { width: 64, height: 64, channels: 3, background: '#aa5500' } }).jpeg().toBuffer();
+    const full = await sharp({ create: { width: 64, height: 64, channels: 3, background: '#aa5500' } })
+      .jpeg()
+      .toBuffer();
     await writeFile(join(dir, 'cut.jpg'), full.subarray(0, full.length - 40));
     expect(await checkImageFile(join(dir, 'cut.jpg'))).toMatchObject({ ok: true, warning: { kind: 'truncated-image' } });
     await writeFile(join(dir, 'short.pgm'), Buffer.concat([Buffer.from('P5 10 10 255\n'), Buffer.alloc(20)]));
@@ -331,7 +360,8 @@ describe('splitDataset', () => {
 
   it('is deterministic for a seed, independent of input order, and changes with the seed', () => {
     const samples = syntheticSamples();
-    const ids = (r: { train: FaceSample[]; val: FaceSample[]; test: FaceSample[] }): string[][] => [r.train, r.val, r.test].map((side) => side.map((s) => s.id).sort());
+    const ids = (r: { train: FaceSample[]; val: FaceSample[]; test: FaceSample[] }): string[][] =>
+      [r.train, r.val, r.test].map((side) => side.map((s) => s.id).sort());
     const a = splitDataset(samples, { seed: 42, fractions, by: 'subject' });
     const b = splitDataset([...samples].reverse(), { seed: 42, fractions, by: 'subject' });
     const c = splitDataset(samples, { seed: 43, fractions, by: 'subject' });
@@ -370,7 +400,11 @@ describe('splitDataset', () => {
   });
 
   it('stratifies classes by sample and leaves regression unstratified', () => {
-    const samples: FaceSample[] = Array.from({ length: 1000 }, (_, i) => ({ id: `s${i}`, imagePath: '', label: i < 100 ? 0 : i < 400 ? 1 : 2 }));
+    const samples: FaceSample[] = Array.from({ length: 1000 }, (_, i) => ({
+      id: `s${i}`,
+      imagePath: '',
+      label: i < 100 ? 0 : i < 400 ? 1 : 2,
+    }));
     const r = splitDataset(samples, { seed: 1, fractions: [0.8, 0.1, 0.1], by: 'sample' });
     expect(r.stratified).toBe(true);
     const perClass = (side: FaceSample[]): number[] => [0, 1, 2].map((c) => side.filter((s) => s.label === c).length);
@@ -380,9 +414,15 @@ describe('splitDataset', () => {
     const ages = samples.map((s, i) => ({ ...s, label: 20.5 + (i % 50) }));
     expect(splitDataset(ages, { seed: 1, fractions: [0.8, 0.1, 0.1], by: 'sample' }).stratified).toBe(false);
     // Regression stratified by a custom stratum (age decade).
-    const byDecade = splitDataset(ages, { seed: 1, fractions: [0.8, 0.1, 0.1], by: 'sample', strataOf: (s) => Math.floor((s.label as number) / 10) });
+    const byDecade = splitDataset(ages, {
+      seed: 1,
+      fractions: [0.8, 0.1, 0.1],
+      by: 'sample',
+      strataOf: (s) => Math.floor((s.label as number) / 10),
+    });
     expect(byDecade.stratified).toBe(true);
-    const decades = (side: FaceSample[]): number[] => [2, 3, 4, 5, 6].map((d) => side.filter((s) => Math.floor((s.label as number) / 10) === d).length);
+    const decades = (side: FaceSample[]): number[] =>
+      [2, 3, 4, 5, 6].map((d) => side.filter((s) => Math.floor((s.label as number) / 10) === d).length);
     expect(decades(byDecade.val)).toEqual(decades(ages).map((n) => n / 10));
   });
 

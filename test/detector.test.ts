@@ -1,4 +1,5 @@
 // BlazeFace on the six face-api demo photos: face counts checked by eye, annotated frames written to out/detector/.
+import type { Tensor as TfTensor } from '@tensorflow/tfjs';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -60,9 +61,10 @@ async function openDetector(): Promise<{ runtime: string; run: RunModel; close: 
     runtime: `TF.js (${backend}) on ${tfjsPath}${forceTfjs ? ' (KT_DETECTOR_RUNTIME=tfjs)' : `; ${onnxPath} not built yet`}`,
     run: async (input) => {
       const x = tf.tensor(input.data, input.dims, 'float32');
-      const results = model.execute({ [blazefaceInputSpec.name]: x }, outputNames) as import('@tensorflow/tfjs').Tensor[];
+      const results = model.execute({ [blazefaceInputSpec.name]: x }, outputNames) as TfTensor[];
       const outputs: Outputs = {};
-      for (const [k, name] of outputNames.entries()) outputs[name] = { data: (await results[k]!.data()) as Float32Array, dims: results[k]!.shape };
+      for (const [k, name] of outputNames.entries())
+        outputs[name] = { data: (await results[k]!.data()) as Float32Array, dims: results[k]!.shape };
       tf.dispose([x, ...results]);
       return outputs;
     },
@@ -78,7 +80,14 @@ async function detect(frame: RgbImage): Promise<DetectedFace[]> {
   return decodeBlazeface(selectBlazefaceHeads(await detector.run(tensor)), transform);
 }
 
-const keypointColors: Color[] = [[255, 0, 0], [255, 128, 0], [255, 255, 0], [255, 0, 255], [0, 200, 255], [0, 0, 255]];
+const keypointColors: Color[] = [
+  [255, 0, 0],
+  [255, 128, 0],
+  [255, 255, 0],
+  [255, 0, 255],
+  [0, 200, 255],
+  [0, 0, 255],
+];
 
 function annotate(frame: RgbImage, faces: readonly DetectedFace[]): RgbImage {
   const image = { ...frame, data: frame.data.slice() };
@@ -106,7 +115,8 @@ function mirror(frame: RgbImage): RgbImage {
 
 function subImage(frame: RgbImage, x0: number, y0: number, width: number, height: number): RgbImage {
   const data = new Uint8Array(width * height * 3);
-  for (let y = 0; y < height; y++) data.set(frame.data.subarray(((y0 + y) * frame.width + x0) * 3, ((y0 + y) * frame.width + x0 + width) * 3), y * width * 3);
+  for (let y = 0; y < height; y++)
+    data.set(frame.data.subarray(((y0 + y) * frame.width + x0) * 3, ((y0 + y) * frame.width + x0 + width) * 3), y * width * 3);
   return { data, width, height };
 }
 
@@ -115,7 +125,8 @@ describe(`blazeface detector (${detector.runtime})`, () => {
 
   beforeAll(async () => {
     await mkdir(outDir, { recursive: true });
-    for (const n of Object.keys(trueFaceCount).map(Number)) frames.set(n, await decodeImage(await readFile(join(samples, `sample${n}.jpg`))));
+    for (const n of Object.keys(trueFaceCount).map(Number))
+      frames.set(n, await decodeImage(await readFile(join(samples, `sample${n}.jpg`))));
   });
   afterAll(() => detector.close());
 

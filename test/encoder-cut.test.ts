@@ -51,7 +51,9 @@ describe('encoder cut', () => {
       if (m.encoder!.head === 'gap-dense') {
         expect(cut.gapHead).toBeDefined();
         const pooled = gap(features.data, features.dims);
-        const head = await runFloat((await createSession(encodeModel(cut.gapHead!))).session, { [cut.pooledTensor!]: { data: pooled, dims: [faces.length, m.encoder!.width] } });
+        const head = await runFloat((await createSession(encodeModel(cut.gapHead!))).session, {
+          [cut.pooledTensor!]: { data: pooled, dims: [faces.length, m.encoder!.width] },
+        });
         const diffs = m.outputs.map((o) => maxAbsDiff(head[o.name]!.data, full[o.name]!.data));
         console.log(`${m.name}: GAP(${m.encoder!.tensor}) -> head, max abs diff ${diffs.map((d) => d.toExponential(2)).join(', ')}`);
         for (const d of diffs) expect(d).toBeLessThan(1e-4);

@@ -68,15 +68,22 @@ function gapThroughHead(features: { data: Float32Array; dims: number[] }, head: 
   return out;
 }
 
-interface FaceApiTensor { dataSync(): Float32Array; dispose(): void; shape: number[] }
+interface FaceApiTensor {
+  dataSync(): Float32Array;
+  dispose(): void;
+  shape: number[];
+}
 interface FaceApiModule {
-  nets: Record<'faceLandmark68Net' | 'faceExpressionNet' | 'ageGenderNet', {
-    loadFromDisk(dir: string): Promise<void>;
-    runNet(input: unknown): FaceApiTensor | { age: FaceApiTensor; gender: FaceApiTensor };
-    forwardInput(input: unknown): FaceApiTensor | { age: FaceApiTensor; gender: FaceApiTensor };
-    detectLandmarks(input: unknown): Promise<{ positions: { x: number; y: number }[] }>;
-    faceFeatureExtractor: { forwardInput(input: unknown): FaceApiTensor };
-  }>;
+  nets: Record<
+    'faceLandmark68Net' | 'faceExpressionNet' | 'ageGenderNet',
+    {
+      loadFromDisk(dir: string): Promise<void>;
+      runNet(input: unknown): FaceApiTensor | { age: FaceApiTensor; gender: FaceApiTensor };
+      forwardInput(input: unknown): FaceApiTensor | { age: FaceApiTensor; gender: FaceApiTensor };
+      detectLandmarks(input: unknown): Promise<{ positions: { x: number; y: number }[] }>;
+      faceFeatureExtractor: { forwardInput(input: unknown): FaceApiTensor };
+    }
+  >;
   toNetInput(input: unknown): Promise<unknown>;
 }
 
@@ -113,7 +120,11 @@ describe('face-api nets as ONNX', () => {
     crops = await Promise.all(FACE_BOXES.map((b) => faceCrop(image, b)));
     batch = new Float32Array(crops.length * SIZE * SIZE * 3);
     crops.forEach((c, i) => batch.set(c, i * c.length));
-    for (const [key, build] of [['landmark68', buildFaceApiLandmark68], ['expression', buildFaceApiExpression], ['ageGender', buildFaceApiAgeGender]] as const) {
+    for (const [key, build] of [
+      ['landmark68', buildFaceApiLandmark68],
+      ['expression', buildFaceApiExpression],
+      ['ageGender', buildFaceApiAgeGender],
+    ] as const) {
       const b = await build();
       built[key] = { build: b, session: (await createSession(encodeModel(b.model))).session };
     }
@@ -142,15 +153,25 @@ describe('face-api nets as ONNX', () => {
       const raw = faceapi.nets.faceLandmark68Net.runNet(input) as FaceApiTensor;
       worst = Math.max(worst, maxAbsDiff(onnx['landmarks']!.data.subarray(i * 136, (i + 1) * 136), raw.dataSync()));
       const pooled = faceapi.nets.faceLandmark68Net.faceFeatureExtractor.forwardInput(input);
-      worstPooled = Math.max(worstPooled, maxAbsDiff(onnx[FACEAPI_TENSORS.pooled]!.data.subarray(i * 256, (i + 1) * 256), pooled.dataSync()));
+      worstPooled = Math.max(
+        worstPooled,
+        maxAbsDiff(onnx[FACEAPI_TENSORS.pooled]!.data.subarray(i * 256, (i + 1) * 256), pooled.dataSync()),
+      );
       // face-api's own decoding on the 112x112 crop: pixels of the crop = raw * 112.
       const { positions } = await faceapi.nets.faceLandmark68Net.detectLandmarks(input);
       const decoded = decodeFaceApiLandmarks(raw.dataSync(), { x: 0, y: 0, width: SIZE, height: SIZE });
-      expect(maxAbsDiff(decoded.flatMap((p) => [p.x, p.y]), positions.flatMap((p) => [p.x, p.y]))).toBeLessThan(1e-3);
+      expect(
+        maxAbsDiff(
+          decoded.flatMap((p) => [p.x, p.y]),
+          positions.flatMap((p) => [p.x, p.y]),
+        ),
+      ).toBeLessThan(1e-3);
       raw.dispose();
       pooled.dispose();
     }
-    console.info(`landmark68: max |onnx - face-api| = ${worst.toExponential(2)} (landmarks), ${worstPooled.toExponential(2)} (pooled features)`);
+    console.info(
+      `landmark68: max |onnx - face-api| = ${worst.toExponential(2)} (landmarks), ${worstPooled.toExponential(2)} (pooled features)`,
+    );
     expect(worst).toBeLessThan(1e-3);
     expect(worstPooled).toBeLessThan(1e-3);
     const cut = maxAbsDiff(gapThroughHead(onnx[FACEAPI_TENSORS.features]!, built['landmark68']!.build.heads[0]!), onnx['landmarks']!.data);
@@ -165,7 +186,12 @@ describe('face-api nets as ONNX', () => {
     const raw = faceapi.nets.faceLandmark68Net.runNet(input) as FaceApiTensor;
     const { positions } = await faceapi.nets.faceLandmark68Net.detectLandmarks(input);
     const decoded = decodeFaceApiLandmarks(raw.dataSync(), { x: 0, y: 0, width: SIZE, height: 80 });
-    expect(maxAbsDiff(decoded.flatMap((p) => [p.x, p.y]), positions.flatMap((p) => [p.x, p.y]))).toBeLessThan(1e-3);
+    expect(
+      maxAbsDiff(
+        decoded.flatMap((p) => [p.x, p.y]),
+        positions.flatMap((p) => [p.x, p.y]),
+      ),
+    ).toBeLessThan(1e-3);
     raw.dispose();
     wide.dispose();
   });
@@ -187,7 +213,10 @@ describe('face-api nets as ONNX', () => {
     expect(worst).toBeLessThan(1e-3);
     const head = built['expression']!.build.heads[0]!;
     const cut = maxAbsDiff(gapThroughHead(onnx[FACEAPI_TENSORS.features]!, head), onnx['expressions']!.data);
-    const cutLogits = maxAbsDiff(gapThroughHead(onnx[FACEAPI_TENSORS.features]!, { ...head, activation: 'none' }), onnx['expression_logits']!.data);
+    const cutLogits = maxAbsDiff(
+      gapThroughHead(onnx[FACEAPI_TENSORS.features]!, { ...head, activation: 'none' }),
+      onnx['expression_logits']!.data,
+    );
     console.info(`expression: GAP-cut max diff = ${cut.toExponential(2)} (probabilities), ${cutLogits.toExponential(2)} (logits)`);
     expect(cut).toBeLessThan(1e-4);
     expect(cutLogits).toBeLessThan(1e-4);
@@ -205,7 +234,9 @@ describe('face-api nets as ONNX', () => {
       age.dispose();
       gender.dispose();
     }
-    console.info(`age/gender: max |onnx - face-api| = ${worstAge.toExponential(2)} years, ${worstGender.toExponential(2)} gender prob; ages ${Array.from(onnx['age']!.data, (a) => a.toFixed(1)).join(', ')}`);
+    console.info(
+      `age/gender: max |onnx - face-api| = ${worstAge.toExponential(2)} years, ${worstGender.toExponential(2)} gender prob; ages ${Array.from(onnx['age']!.data, (a) => a.toFixed(1)).join(', ')}`,
+    );
     expect(worstAge).toBeLessThan(1e-3);
     expect(worstGender).toBeLessThan(1e-3);
     const [ageHead, genderHead] = built['ageGender']!.build.heads as [FaceApiHead, FaceApiHead];

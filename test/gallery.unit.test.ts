@@ -47,7 +47,11 @@ describe('identity gallery', () => {
     const bobId = gallery.enrol('Bob', [Array.from(bob)], arcface);
     expect(aliceId).not.toBe(bobId);
 
-    const hit = gallery.identify(near(alice, 12).map((v) => v * 37), 0.8, arcface);
+    const hit = gallery.identify(
+      near(alice, 12).map((v) => v * 37),
+      0.8,
+      arcface,
+    );
     expect(hit.known).toBe(true);
     if (!hit.known) return;
     expect(hit).toMatchObject({ personId: aliceId, name: 'Alice' });

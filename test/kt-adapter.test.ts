@@ -2,7 +2,13 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Tensor2D } from '@tensorflow/tfjs';
 import { loadTf, type Tf } from '../src/train/tfjs-backend.js';
-import { createKtAdapter, createKtAdapterParams, disposeKtAdapterParams, ktPredictOutput, type KtAdapterOptions } from '../src/train/kt-adapter.js';
+import {
+  createKtAdapter,
+  createKtAdapterParams,
+  disposeKtAdapterParams,
+  ktPredictOutput,
+  type KtAdapterOptions,
+} from '../src/train/kt-adapter.js';
 import { createBaselineHead, createEnsembleHead } from '../src/train/heads.js';
 import { evaluateModel, trainModel, type TaskSpec } from '../src/train/trainer.js';
 import { exportBaselineOnnx, exportKtAdapterOnnx } from '../src/train/export-onnx.js';
@@ -20,13 +26,21 @@ const silent = (): void => {};
 
 describe('training', () => {
   const task: TaskSpec = { kind: 'regression', outputs: 1, loss: 'wing' };
-  const oneOutput = (overrides: Partial<KtAdapterOptions> = {}): KtAdapterOptions => adapterOptions({ decoder: { hidden: [24], outputs: 1 }, ...overrides });
+  const oneOutput = (overrides: Partial<KtAdapterOptions> = {}): KtAdapterOptions =>
+    adapterOptions({ decoder: { hidden: [24], outputs: 1 }, ...overrides });
 
   it('KT training reduces the loss, keeps the best epoch and reports history', async () => {
     const model = createKtAdapter(tf, oneOutput());
     const initial = evaluateModel(model, validation, task);
     const lines: string[] = [];
-    const result = await trainModel(model, train, validation, { task, epochs: 12, learningRate: 3e-3, patience: 4, seed: 1, log: (l) => lines.push(l) });
+    const result = await trainModel(model, train, validation, {
+      task,
+      epochs: 12,
+      learningRate: 3e-3,
+      patience: 4,
+      seed: 1,
+      log: (l) => lines.push(l),
+    });
     const final = evaluateModel(model, validation, task);
     expect(result.history.length).toBeGreaterThan(0);
     expect(result.history[result.history.length - 1]!.trainLoss).toBeLessThan(result.history[0]!.trainLoss);
@@ -40,8 +54,16 @@ describe('training', () => {
 
   it('is reproducible with a seed, and the ablations and comparators train', async () => {
     const run = async (overrides: Partial<KtAdapterOptions>, data: TokenDataset = train): Promise<number[]> => {
-      const model = createKtAdapter(tf, oneOutput({ ...overrides, priorWidths: data.priors.map((p) => p.width), stats: computeDatasetStats(data) }));
-      const r = await trainModel(model, data, selectPriors(validation, data === train ? [0, 1] : data.priors.map((_, j) => j)), { task, epochs: 2, seed: 9, log: silent });
+      const model = createKtAdapter(
+        tf,
+        oneOutput({ ...overrides, priorWidths: data.priors.map((p) => p.width), stats: computeDatasetStats(data) }),
+      );
+      const r = await trainModel(model, data, selectPriors(validation, data === train ? [0, 1] : data.priors.map((_, j) => j)), {
+        task,
+        epochs: 2,
+        seed: 9,
+        log: silent,
+      });
       model.dispose();
       return r.history.map((h) => h.trainLoss);
     };
@@ -57,7 +79,12 @@ describe('training', () => {
     const classTrain = syntheticTokens({ count: 96, seed: 3, classes: 3 });
     const classValidation = syntheticTokens({ count: 48, seed: 4, classes: 3 });
     const classStats = computeDatasetStats(classTrain);
-    const baseline = createBaselineHead(tf, { canonicalWidth: 12, canonicalStats: classStats.canonical, decoder: { hidden: [16], outputs: 3 }, outputActivation: 'softmax' });
+    const baseline = createBaselineHead(tf, {
+      canonicalWidth: 12,
+      canonicalStats: classStats.canonical,
+      decoder: { hidden: [16], outputs: 3 },
+      outputActivation: 'softmax',
+    });
     const ensemble = createEnsembleHead(tf, { stats: classStats, outputs: 3, hidden: [16], outputActivation: 'softmax' });
     for (const model of [baseline, ensemble]) {
       const r = await trainModel(model, classTrain, classValidation, { task: classTask, epochs: 3, log: silent });
@@ -68,7 +95,9 @@ describe('training', () => {
     const { session } = await createSession(encodeModel(exported.model));
     const batch = gatherBatch(tf, classValidation, [0, 1, 2]);
     const expected = read(tf.tidy(() => tf.softmax(baseline.predict(batch)) as Tensor2D));
-    const got = (await runFloat(session, { [exported.inputName]: { data: batch.canonical.dataSync() as Float32Array, dims: [3, 12] } }))[exported.outputName]!.data;
+    const got = (await runFloat(session, { [exported.inputName]: { data: batch.canonical.dataSync() as Float32Array, dims: [3, 12] } }))[
+      exported.outputName
+    ]!.data;
     expect(maxAbsDiff(got, expected)).toBeLessThan(1e-5);
     disposeBatch(batch);
     baseline.dispose();
@@ -79,8 +108,23 @@ describe('training', () => {
 describe('ONNX export', () => {
   const wideCanonical = syntheticTokens({ count: 32, seed: 5, canonicalWidth: 16 });
   const exportCases: [string, TokenDataset, Partial<KtAdapterOptions>][] = [
-    ['C_c < D, GELU, positional embedding, softmax output', validation, { positionalEmbedding: true, decoder: { hidden: [24], outputs: 3 }, outputActivation: 'softmax' }],
-    ['C_c = D, ReLU FFN, no residual scale, no canonical mask', wideCanonical, { canonicalWidth: 16, stats: computeDatasetStats(wideCanonical), ffnActivation: 'relu', residualScale: 'none', canonicalMask: false, heads: 2 }],
+    [
+      'C_c < D, GELU, positional embedding, softmax output',
+      validation,
+      { positionalEmbedding: true, decoder: { hidden: [24], outputs: 3 }, outputActivation: 'softmax' },
+    ],
+    [
+      'C_c = D, ReLU FFN, no residual scale, no canonical mask',
+      wideCanonical,
+      {
+        canonicalWidth: 16,
+        stats: computeDatasetStats(wideCanonical),
+        ffnActivation: 'relu',
+        residualScale: 'none',
+        canonicalMask: false,
+        heads: 2,
+      },
+    ],
   ];
 
   it.each(exportCases)('onnxruntime matches the TF.js inference path within 1e-4 (%s)', async (_, data, overrides) => {
@@ -93,7 +137,11 @@ describe('ONNX export', () => {
     const { session } = await createSession(encodeModel(exported.model));
     const batch = gatherBatch(tf, data, [0, 1, 2, 3, 4, 5, 6]);
     const expected = read(ktPredictOutput(tf, params, batch.canonical));
-    const got = (await runFloat(session, { [exported.inputName]: { data: Float32Array.from(batch.canonical.dataSync()), dims: [7, data.canonical.width] } }))[exported.outputName]!.data;
+    const got = (
+      await runFloat(session, {
+        [exported.inputName]: { data: Float32Array.from(batch.canonical.dataSync()), dims: [7, data.canonical.width] },
+      })
+    )[exported.outputName]!.data;
     expect(got.length).toBe(expected.length);
     expect(maxAbsDiff(got, expected)).toBeLessThan(1e-4);
     disposeBatch(batch);

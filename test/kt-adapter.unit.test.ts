@@ -2,7 +2,15 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { Tensor2D } from '@tensorflow/tfjs';
 import { loadTf, type Tf } from '../src/train/tfjs-backend.js';
-import { createKtAdapter, createKtAdapterParams, disposeKtAdapterParams, ktDecoderOnCanonical, ktForwardTrain, ktPredict, ktPredictOutput } from '../src/train/kt-adapter.js';
+import {
+  createKtAdapter,
+  createKtAdapterParams,
+  disposeKtAdapterParams,
+  ktDecoderOnCanonical,
+  ktForwardTrain,
+  ktPredict,
+  ktPredictOutput,
+} from '../src/train/kt-adapter.js';
 import type { KtAdapterOptions } from '../src/train/kt-adapter.js';
 import { createBaselineHead } from '../src/train/heads.js';
 import { defaultWingLoss, softmaxCrossEntropy, wingLoss, wingValue } from '../src/train/losses.js';
@@ -39,12 +47,15 @@ describe('KT-Adapter forward', () => {
     // Overwrite exactly the dropped entries with large values.
     const changed: TokenBatch = {
       canonical: batch.canonical,
-      priors: batch.priors.map((p, j) => tf.tidy(() => {
-        const values = Float32Array.from(p.dataSync());
-        const width = p.shape[1];
-        for (let i = 0; i < rows.length; i++) if (droppedPriors[i * 2 + j] === 1) for (let c = 0; c < width; c++) values[i * width + c] = 1000 * (c % 3) - 777;
-        return tf.tensor2d(values, p.shape);
-      })),
+      priors: batch.priors.map((p, j) =>
+        tf.tidy(() => {
+          const values = Float32Array.from(p.dataSync());
+          const width = p.shape[1];
+          for (let i = 0; i < rows.length; i++)
+            if (droppedPriors[i * 2 + j] === 1) for (let c = 0; c < width; c++) values[i * width + c] = 1000 * (c % 3) - 777;
+          return tf.tensor2d(values, p.shape);
+        }),
+      ),
     };
     const after = read(ktForwardTrain(tf, params, changed, { droppedPriors }));
     expect(Array.from(after)).toEqual(Array.from(before));
@@ -86,13 +97,36 @@ describe('KT-Adapter forward', () => {
   it('starts exactly at a pre-trained decoder and rejects bad shapes', () => {
     const random = createRandom(5);
     const pretrained = [
-      { kernel: fillNormal(random, new Float32Array(12 * 6), 0.3), bias: fillNormal(random, new Float32Array(6)), inputs: 12, outputs: 6, activation: 'relu' as const },
-      { kernel: fillNormal(random, new Float32Array(6 * 4), 0.3), bias: fillNormal(random, new Float32Array(4)), inputs: 6, outputs: 4, activation: 'softmax' as const },
+      {
+        kernel: fillNormal(random, new Float32Array(12 * 6), 0.3),
+        bias: fillNormal(random, new Float32Array(6)),
+        inputs: 12,
+        outputs: 6,
+        activation: 'relu' as const,
+      },
+      {
+        kernel: fillNormal(random, new Float32Array(6 * 4), 0.3),
+        bias: fillNormal(random, new Float32Array(4)),
+        inputs: 6,
+        outputs: 4,
+        activation: 'softmax' as const,
+      },
     ];
     const params = createKtAdapterParams(tf, adapterOptions({ decoder: { pretrained } }));
     expect(params.config.outputActivation).toBe('softmax');
     const x = tf.tensor2d([Array.from({ length: 12 }, (_, i) => i / 10)]);
-    const reference = tf.tidy(() => tf.softmax(tf.add(tf.matMul(tf.relu(tf.add(tf.matMul(x, tf.tensor2d(pretrained[0]!.kernel, [12, 6])), pretrained[0]!.bias)), tf.tensor2d(pretrained[1]!.kernel, [6, 4])), pretrained[1]!.bias)) as Tensor2D);
+    const reference = tf.tidy(
+      () =>
+        tf.softmax(
+          tf.add(
+            tf.matMul(
+              tf.relu(tf.add(tf.matMul(x, tf.tensor2d(pretrained[0]!.kernel, [12, 6])), pretrained[0]!.bias)),
+              tf.tensor2d(pretrained[1]!.kernel, [6, 4]),
+            ),
+            pretrained[1]!.bias,
+          ),
+        ) as Tensor2D,
+    );
     expect(maxAbsDiff(read(ktPredictOutput(tf, params, x)), read(reference))).toBeLessThan(1e-6);
     expect(() => ktPredict(tf, params, tf.zeros([2, 5]) as Tensor2D)).toThrow(/width/);
     expect(() => createKtAdapterParams(tf, adapterOptions({ tokenWidth: 18, heads: 4 }))).toThrow(/divisible/);
@@ -106,7 +140,7 @@ describe('losses and optimiser', () => {
   it('Wing loss matches hand-computed values (w=10, eps=2)', () => {
     // wing(x) = 10 ln(1 + |x|/2) for |x| < 10, else |x| - C with C = 10 - 10 ln 6 = -7.9175946923
     const residuals = [0, 1, -5, 10, 20];
-    const expected = [0, 4.0546510811, 12.5276296850, 17.9175946923, 27.9175946923];
+    const expected = [0, 4.0546510811, 12.527629685, 17.9175946923, 27.9175946923];
     residuals.forEach((r, i) => expect(wingValue(r)).toBeCloseTo(expected[i]!, 6));
     const loss = tf.tidy(() => wingLoss(tf, tf.tensor2d([residuals]), tf.zeros([1, 5])).dataSync()[0]!);
     expect(loss).toBeCloseTo(62.4174701507 / 5, 4);
@@ -116,7 +150,17 @@ describe('losses and optimiser', () => {
   });
 
   it('softmax cross-entropy matches -log p(label)', () => {
-    const value = tf.tidy(() => softmaxCrossEntropy(tf, tf.tensor2d([[1, 2, 3], [0, 0, 0]]), tf.tensor1d([2, 0], 'int32')).dataSync()[0]!);
+    const value = tf.tidy(
+      () =>
+        softmaxCrossEntropy(
+          tf,
+          tf.tensor2d([
+            [1, 2, 3],
+            [0, 0, 0],
+          ]),
+          tf.tensor1d([2, 0], 'int32'),
+        ).dataSync()[0]!,
+    );
     const p0 = Math.exp(3) / (Math.exp(1) + Math.exp(2) + Math.exp(3));
     expect(value).toBeCloseTo((-Math.log(p0) + Math.log(3)) / 2, 5);
   });
@@ -139,7 +183,10 @@ describe('losses and optimiser', () => {
   it('AdamW decays weights decoupled from the gradient, matrices only', () => {
     const matrix = tf.variable(tf.tensor2d([[2]]), true);
     const vector = tf.variable(tf.tensor1d([2]), true);
-    const adamW = createAdamW(tf, [matrix, vector], { schedule: { peakLearningRate: 0.1, warmupSteps: 1, totalSteps: 1000 }, weightDecay: 0.01 });
+    const adamW = createAdamW(tf, [matrix, vector], {
+      schedule: { peakLearningRate: 0.1, warmupSteps: 1, totalSteps: 1000 },
+      weightDecay: 0.01,
+    });
     const lr = tf.tidy(() => adamW.applyGradients({ [matrix.name]: tf.tensor2d([[0.5]]), [vector.name]: tf.tensor1d([0.5]) }));
     expect(lr).toBeCloseTo(0.1, 12);
     // First step: m^/sqrt(v^) = sign(g) = 1; matrix also decays by lr * wd * theta.
@@ -166,7 +213,10 @@ describe('ONNX export cost', () => {
 describe('resources', () => {
   it('leaks no tensors across create, train, predict, export and dispose', async () => {
     const before = tf.memory().numTensors;
-    const model = createKtAdapter(tf, adapterOptions({ decoder: { hidden: [8], outputs: 1 }, positionalEmbedding: true, canonicalMask: false }));
+    const model = createKtAdapter(
+      tf,
+      adapterOptions({ decoder: { hidden: [8], outputs: 1 }, positionalEmbedding: true, canonicalMask: false }),
+    );
     await trainModel(model, train, validation, { task: { kind: 'regression', outputs: 1 }, epochs: 2, log: silent });
     const batch = gatherBatch(tf, validation, [0, 1]);
     read(model.predict(batch));

@@ -101,7 +101,12 @@ describe('classification metrics', () => {
   });
 
   it('argmax of scores and out-of-range classes', () => {
-    expect(argmaxRows([[0.1, 0.7, 0.2], [3, -1, 2]])).toEqual([1, 0]);
+    expect(
+      argmaxRows([
+        [0.1, 0.7, 0.2],
+        [3, -1, 2],
+      ]),
+    ).toEqual([1, 0]);
     expect(() => confusionMatrix([3], [0], 3)).toThrow(/outside/);
   });
 });
@@ -109,11 +114,28 @@ describe('classification metrics', () => {
 describe('identity metrics', () => {
   it('intra-class variance of L2-normalised embeddings, averaged over classes', () => {
     // Class a: [1,0] and [0,1] around (0.5, 0.5): 0.5 each; class b: both normalise to [1,0]: 0.
-    expect(intraClassVariance([[1, 0], [0, 1], [2, 0], [3, 0]], ['a', 'a', 'b', 'b'])).toBeCloseTo(0.25, 12);
+    expect(
+      intraClassVariance(
+        [
+          [1, 0],
+          [0, 1],
+          [2, 0],
+          [3, 0],
+        ],
+        ['a', 'a', 'b', 'b'],
+      ),
+    ).toBeCloseTo(0.25, 12);
   });
 
   it('genuine and impostor cosine scores over all pairs', () => {
-    const { genuine, impostor } = verificationScores([[1, 0], [1, 1], [0, 1]], [7, 7, 8]);
+    const { genuine, impostor } = verificationScores(
+      [
+        [1, 0],
+        [1, 1],
+        [0, 1],
+      ],
+      [7, 7, 8],
+    );
     expect(genuine).toHaveLength(1);
     expect(genuine[0]).toBeCloseTo(Math.SQRT1_2, 12);
     expect(impostor[0]).toBeCloseTo(0, 12);
@@ -131,7 +153,12 @@ describe('identity metrics', () => {
   });
 
   it('identityMetrics combines classification and embedding metrics', () => {
-    const embeddings = [[1, 0.1], [1, -0.1], [0.1, 1], [-0.1, 1]];
+    const embeddings = [
+      [1, 0.1],
+      [1, -0.1],
+      [0.1, 1],
+      [-0.1, 1],
+    ];
     const m = identityMetrics([0, 0, 1, 0], [0, 0, 1, 1], 2, embeddings);
     expect(m.accuracy).toBe(75);
     expect(m.tarAtFar.tar).toBe(100); // genuine cos ~0.98, impostors ~0 or ~0.2

@@ -53,7 +53,9 @@ describe('kt models build', () => {
     victim.op = 'Erfinv';
     await writeFile(jsonPath, JSON.stringify(json));
     const repo = join(work, 'repo-badop');
-    const err = await buildRepository({ repo, only: ['emotion'], packageDirs: { '@vladmandic/human': pkg }, log: () => {} }).catch((e: unknown) => e);
+    const err = await buildRepository({ repo, only: ['emotion'], packageDirs: { '@vladmandic/human': pkg }, log: () => {} }).catch(
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(UnsupportedOpError);
     expect((err as UnsupportedOpError).op).toBe('Erfinv');
     expect((err as Error).message).toContain(victim.name);
@@ -65,19 +67,35 @@ describe('kt models build', () => {
     const bin = join(pkg, 'models', 'emotion.bin');
     await writeFile(bin, (await readFile(bin)).subarray(0, 5000));
     const repo = join(work, 'repo-trunc');
-    const err = await buildRepository({ repo, only: ['emotion'], packageDirs: { '@vladmandic/human': pkg }, log: () => {} }).catch((e: unknown) => e);
+    const err = await buildRepository({ repo, only: ['emotion'], packageDirs: { '@vladmandic/human': pkg }, log: () => {} }).catch(
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(ModelFormatError);
     expect((err as Error).message).toMatch(/truncated/);
     expect(await readdir(repo)).toEqual([]);
   });
 
   it('reports a missing package as NotFoundError', async () => {
-    const err = await buildRepository({ repo: join(work, 'repo-missing'), only: ['emotion'], packageDirs: { '@vladmandic/human': join(work, 'nowhere') }, log: () => {} }).catch((e: unknown) => e);
+    const err = await buildRepository({
+      repo: join(work, 'repo-missing'),
+      only: ['emotion'],
+      packageDirs: { '@vladmandic/human': join(work, 'nowhere') },
+      log: () => {},
+    }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(NotFoundError);
   });
 
   it('CLI: exits non-zero with a clear message for a missing package, an unknown model and a bad flag', async () => {
-    const missing = await runKt(['models', 'build', '--repo', join(work, 'cli-missing'), '--only', 'emotion', '--package-dir', `@vladmandic/human=${join(work, 'nowhere')}`]);
+    const missing = await runKt([
+      'models',
+      'build',
+      '--repo',
+      join(work, 'cli-missing'),
+      '--only',
+      'emotion',
+      '--package-dir',
+      `@vladmandic/human=${join(work, 'nowhere')}`,
+    ]);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/NotFoundError: npm package @vladmandic\/human/);
     const unknown = await runKt(['models', 'build', '--repo', join(work, 'cli-unknown'), '--only', 'nosuchmodel']);
@@ -91,10 +109,20 @@ describe('kt models build', () => {
   it('CLI: `kt models list` prints the installed repository with a detector and the task models', async () => {
     const res = await runKt(['models', 'list']);
     expect(res.code).toBe(0);
-    const rows = res.stdout.trim().split('\n').slice(1).map((l) => l.split(/\s{2,}/));
+    const rows = res.stdout
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((l) => l.split(/\s{2,}/));
     const byName = new Map(rows.map((r) => [r[0], r]));
     expect(byName.get('blazeface')?.[2]).toBe('detector');
-    for (const [name, task, width] of [['faceres', 'age', '1024'], ['faceres', 'embedding', '1024'], ['emotion', 'emotion', '256'], ['landmarks68', 'landmarks', '256'], ['expression', 'emotion', '256']] as const) {
+    for (const [name, task, width] of [
+      ['faceres', 'age', '1024'],
+      ['faceres', 'embedding', '1024'],
+      ['emotion', 'emotion', '256'],
+      ['landmarks68', 'landmarks', '256'],
+      ['expression', 'emotion', '256'],
+    ] as const) {
       const row = byName.get(name);
       expect(row, name).toBeDefined();
       expect(row![3]!.split(',')).toContain(task);

@@ -97,7 +97,10 @@ describe('embedded broker and broker resolution', () => {
   it('starts the embedded broker when nothing answers, and only then', async () => {
     const port = await freePort();
     const lines: string[] = [];
-    const logger = { ...quiet, info: (fields: string | object, msg?: string) => lines.push(typeof fields === 'string' ? fields : `${msg} ${JSON.stringify(fields)}`) };
+    const logger = {
+      ...quiet,
+      info: (fields: string | object, msg?: string) => lines.push(typeof fields === 'string' ? fields : `${msg} ${JSON.stringify(fields)}`),
+    };
     const resolved = await resolveBroker({ probePort: port, logger });
     cleanups.push(() => resolved.close());
     expect(resolved).toMatchObject({ url: `mqtt://127.0.0.1:${port}`, source: 'embedded' });

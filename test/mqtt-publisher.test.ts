@@ -41,11 +41,19 @@ function facesEvent(sequence: number): FacesEvent {
     captureTimeMs: 1_700_000_000_000 + sequence,
     processedTimeMs: 1_700_000_000_020 + sequence,
     latencyMs: 20,
-    faces: [{ box: { x: 10, y: 20, width: 64, height: 64 }, score: 0.98, age: 31.5, emotion: { label: 'happy', scores: { happy: 0.9, neutral: 0.1 } } }],
+    faces: [
+      {
+        box: { x: 10, y: 20, width: 64, height: 64 },
+        score: 0.98,
+        age: 31.5,
+        emotion: { label: 'happy', scores: { happy: 0.9, neutral: 0.1 } },
+      },
+    ],
   };
 }
 
-const facesOf = (messages: ReceivedMessage[]): FacesMessage[] => messages.filter((m) => m.topic.endsWith('/faces')).map((m) => json<FacesMessage>(m));
+const facesOf = (messages: ReceivedMessage[]): FacesMessage[] =>
+  messages.filter((m) => m.topic.endsWith('/faces')).map((m) => json<FacesMessage>(m));
 
 /**
  * An aedes broker whose CONNECT from `clientId` is held until `open()`: lets a test subscriber get in first,
@@ -149,7 +157,10 @@ for (const brokerUnderTest of brokers) {
       p.publishFaces('door/left', facesEvent(2));
       await sub.waitFor((ms) => facesOf(ms).length === 2, 'two faces events');
       const faces = sub.messages.filter((m) => m.topic.endsWith('/faces'));
-      expect(faces.map((m) => m.topic)).toEqual([`${names.topicPrefix}/${names.nodeId}/cam-1/faces`, `${names.topicPrefix}/${names.nodeId}/door_left/faces`]);
+      expect(faces.map((m) => m.topic)).toEqual([
+        `${names.topicPrefix}/${names.nodeId}/cam-1/faces`,
+        `${names.topicPrefix}/${names.nodeId}/door_left/faces`,
+      ]);
       expect(JSON.parse(faces[0]!.payload)).toEqual({ node: names.nodeId, stream: 'cam-1', ...facesEvent(1) });
       expect(JSON.parse(faces[1]!.payload)).toMatchObject({ stream: 'door/left', sequence: 2 });
 
@@ -247,7 +258,16 @@ describe('MQTT publisher across broker outages (embedded aedes)', () => {
     const names = uniqueNames('late-broker');
     const clientId = `kt-test-pub-${randomBytes(4).toString('hex')}`;
     const p = createMqttPublisher(
-      { url: `mqtt://127.0.0.1:${port}`, clientId, ...names, maxQueuedMessages: 5, reconnectPeriodMs: 50, maxReconnectPeriodMs: 200, reconnectJitter: 0, statsIntervalMs: 0 },
+      {
+        url: `mqtt://127.0.0.1:${port}`,
+        clientId,
+        ...names,
+        maxQueuedMessages: 5,
+        reconnectPeriodMs: 50,
+        maxReconnectPeriodMs: 200,
+        reconnectJitter: 0,
+        statsIntervalMs: 0,
+      },
       quiet,
     );
     cleanups.push(() => p.close());
@@ -320,7 +340,15 @@ describe('MQTT publisher across broker outages (embedded aedes)', () => {
   it('backs off exponentially up to the cap while the broker stays away, and close() still ends the reconnect loop', async () => {
     const port = await freePort();
     const p = createMqttPublisher(
-      { url: `mqtt://127.0.0.1:${port}`, ...uniqueNames('backoff'), reconnectPeriodMs: 10, reconnectBackoffFactor: 2, maxReconnectPeriodMs: 80, reconnectJitter: 0, statsIntervalMs: 0 },
+      {
+        url: `mqtt://127.0.0.1:${port}`,
+        ...uniqueNames('backoff'),
+        reconnectPeriodMs: 10,
+        reconnectBackoffFactor: 2,
+        maxReconnectPeriodMs: 80,
+        reconnectJitter: 0,
+        statsIntervalMs: 0,
+      },
       quiet,
     );
     const delays: number[] = [];

@@ -14,7 +14,9 @@ describe('MQTT publisher options', () => {
     expect(() => createMqttPublisher({ topicPrefix: 'kt/#' }, quiet)).toThrow(InvalidInputError);
     expect(() => createMqttPublisher({ maxReconnectPeriodMs: 10, reconnectPeriodMs: 100 }, quiet)).toThrow(InvalidInputError);
     expect(() => createMqttPublisher({ url: 'http://example' }, quiet)).toThrow(InvalidInputError);
-    expect(() => createMqttPublisher({ retryMs: 5 } as Partial<PublisherOptions>, quiet)).toThrow(/unknown MQTT publisher option "retryMs"/);
+    expect(() => createMqttPublisher({ retryMs: 5 } as Partial<PublisherOptions>, quiet)).toThrow(
+      /unknown MQTT publisher option "retryMs"/,
+    );
   });
 });
 

@@ -8,7 +8,17 @@ import { addOutputs, extractSubgraph } from '../src/onnx/subgraph.js';
 import { mergeModels } from '../src/onnx/merge.js';
 import { createRandom } from '../src/train/seeded-random.js';
 import { maxAbsDiff } from './helpers/compare.js';
-import { buildEncoder, buildHead, buildIfModel, graphOf, imageInput, names, opTypes, randomValues, type Feeds } from './helpers/onnx-graphs.js';
+import {
+  buildEncoder,
+  buildHead,
+  buildIfModel,
+  graphOf,
+  imageInput,
+  names,
+  opTypes,
+  randomValues,
+  type Feeds,
+} from './helpers/onnx-graphs.js';
 
 async function run(model: ModelProto, feeds: Feeds, outputs?: readonly string[]) {
   const { session } = await createSession(encodeModel(model));
@@ -114,7 +124,10 @@ describe('mergeModels', () => {
     expect(maxAbsDiff(together['head/probs']!.data, separate['probs']!.data)).toBeLessThan(1e-6);
     expect(maxAbsDiff(together['embedding']!.data, encoded['embedding']!.data)).toBeLessThan(1e-6);
     // The head's result depends on the encoder's features: a different image changes it.
-    const other = await run(merged, { x: { data: randomValues(createRandom(99), 3 * 8 * 8), dims: [1, 3, 8, 8] }, 'head/temperature': temperature });
+    const other = await run(merged, {
+      x: { data: randomValues(createRandom(99), 3 * 8 * 8), dims: [1, 3, 8, 8] },
+      'head/temperature': temperature,
+    });
     expect(maxAbsDiff(other['head/probs']!.data, separate['probs']!.data)).toBeGreaterThan(1e-4);
   });
 

@@ -59,7 +59,14 @@ describe('mergeModels', () => {
     // "hidden" exists in the head but is computed there, not a graph input.
     expect(() => mergeModels(encoder, head, { connect: [['embedding', 'hidden']] })).toThrow(/not a graph input/);
     expect(() => mergeModels(encoder, head, { connect: [] })).toThrow(InvalidInputError);
-    expect(() => mergeModels(encoder, head, { connect: [['embedding', 'x'], ['feat', 'x']] })).toThrow(/connected twice/);
+    expect(() =>
+      mergeModels(encoder, head, {
+        connect: [
+          ['embedding', 'x'],
+          ['feat', 'x'],
+        ],
+      }),
+    ).toThrow(/connected twice/);
     expect(() => mergeModels(encoder, head, { connect: [['label', 'x']] })).toThrow(/INT64/);
     expect(() => mergeModels(encoder, head, { connect: [['embedding', 'x']], prefix2: '' })).toThrow(/choose another prefix2/);
     expect(() => mergeModels(encoder, head, { connect: [['embedding', 'x']], outputs: ['head/nothing'] })).toThrow(NotFoundError);

@@ -51,8 +51,21 @@ describe('scatter plot', () => {
         width: 500,
         height: 400,
         groups: [
-          { name: 'canonical', points: [[0, 0], [1, 1], [0.5, 0.2]] },
-          { name: 'knowledge', points: [[5, 5], [6, 5.5]] },
+          {
+            name: 'canonical',
+            points: [
+              [0, 0],
+              [1, 1],
+              [0.5, 0.2],
+            ],
+          },
+          {
+            name: 'knowledge',
+            points: [
+              [5, 5],
+              [6, 5.5],
+            ],
+          },
         ],
       }),
     );

@@ -48,13 +48,17 @@ describe('fromRaw', () => {
 
   it('swaps BGR8, drops RGBA8 alpha and expands GRAY8', () => {
     expect([...fromRaw({ data: new Uint8Array([1, 2, 3]), width: 1, height: 1, format: 'BGR8' }).data]).toEqual([3, 2, 1]);
-    expect([...fromRaw({ data: new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]), width: 2, height: 1, format: 'RGBA8' }).data]).toEqual([1, 2, 3, 5, 6, 7]);
+    expect([...fromRaw({ data: new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]), width: 2, height: 1, format: 'RGBA8' }).data]).toEqual([
+      1, 2, 3, 5, 6, 7,
+    ]);
     const gray = fromRaw({ data: new Uint8Array([10, 20, 0, 30, 40, 0]), width: 2, height: 2, format: 'GRAY8', stride: 3 });
     expect([...gray.data]).toEqual([10, 10, 10, 20, 20, 20, 30, 30, 30, 40, 40, 40]);
   });
 
   it('rejects a stride shorter than a row', () => {
-    expect(() => fromRaw({ data: new Uint8Array(10), width: 2, height: 2, format: 'RGB8', stride: 5 })).toThrow(/stride 5 is less than width \* 3 = 6/);
+    expect(() => fromRaw({ data: new Uint8Array(10), width: 2, height: 2, format: 'RGB8', stride: 5 })).toThrow(
+      /stride 5 is less than width \* 3 = 6/,
+    );
     expect(() => fromRaw({ data: new Uint8Array(12), width: 4, height: 2, format: 'NV12', stride: 3 })).toThrow(InvalidInputError);
   });
 
@@ -66,15 +70,25 @@ describe('fromRaw', () => {
   });
 
   it('rejects zero, negative, fractional and huge dimensions', () => {
-    for (const [w, h] of [[0, 2], [2, 0], [-1, 2], [1.5, 2], [Number.NaN, 2]] as const) {
+    for (const [w, h] of [
+      [0, 2],
+      [2, 0],
+      [-1, 2],
+      [1.5, 2],
+      [Number.NaN, 2],
+    ] as const) {
       expect(() => fromRaw({ data: new Uint8Array(0), width: w, height: h, format: 'RGB8' })).toThrow(InvalidInputError);
     }
     expect(() => fromRaw({ data: new Uint8Array(0), width: 100_000, height: 100_000, format: 'GRAY8' })).toThrow(/over the limit/);
-    expect(() => fromRaw({ data: new Uint8Array(12), width: 2, height: 2, format: 'RGB8' }, { maxPixels: 3 })).toThrow(/over the limit of 3/);
+    expect(() => fromRaw({ data: new Uint8Array(12), width: 2, height: 2, format: 'RGB8' }, { maxPixels: 3 })).toThrow(
+      /over the limit of 3/,
+    );
   });
 
   it('rejects unknown formats and odd NV12 sizes', () => {
-    expect(() => fromRaw({ data: new Uint8Array(4), width: 2, height: 2, format: 'YUYV' as 'RGB8' })).toThrow(/unsupported raw pixel format "YUYV"/);
+    expect(() => fromRaw({ data: new Uint8Array(4), width: 2, height: 2, format: 'YUYV' as 'RGB8' })).toThrow(
+      /unsupported raw pixel format "YUYV"/,
+    );
     expect(() => fromRaw({ data: new Uint8Array(9 + 3), width: 3, height: 3, format: 'NV12' })).toThrow(/must be even/);
   });
 
@@ -127,7 +141,9 @@ describe('decodeImage / encodePng', () => {
   });
 
   it('rejects an image over the pixel limit before decoding it', async () => {
-    await expect(decodeImage(await readFile(samplePath), { maxPixels: 1_000_000 })).rejects.toThrow(/1920x1280 = 2457600 pixels, over the limit of 1000000/);
+    await expect(decodeImage(await readFile(samplePath), { maxPixels: 1_000_000 })).rejects.toThrow(
+      /1920x1280 = 2457600 pixels, over the limit of 1000000/,
+    );
   });
 });
 
@@ -135,15 +151,27 @@ describe('crop', () => {
   const frame = { width: 100, height: 80 };
 
   it('makes the box square on its longer side, then adds the margin on each side', () => {
-    expect(cropRect({ x: 40, y: 20, width: 20, height: 40 }, { cropMargin: 0.25, cropSquare: true }, frame)).toEqual({ x: 20, y: 10, width: 60, height: 60 });
-    expect(cropRect({ x: 40, y: 20, width: 20, height: 40 }, { cropMargin: 0, cropSquare: false }, frame)).toEqual({ x: 40, y: 20, width: 20, height: 40 });
+    expect(cropRect({ x: 40, y: 20, width: 20, height: 40 }, { cropMargin: 0.25, cropSquare: true }, frame)).toEqual({
+      x: 20,
+      y: 10,
+      width: 60,
+      height: 60,
+    });
+    expect(cropRect({ x: 40, y: 20, width: 20, height: 40 }, { cropMargin: 0, cropSquare: false }, frame)).toEqual({
+      x: 40,
+      y: 20,
+      width: 20,
+      height: 40,
+    });
   });
 
   it('pads past the frame by default and clamps on request', () => {
     const face = { x: -10, y: 60, width: 30, height: 30 };
     expect(cropRect(face, { cropMargin: 0, cropSquare: true }, frame)).toEqual(face);
     expect(cropRect(face, { cropMargin: 0, cropSquare: true }, frame, 'clamp')).toEqual({ x: 0, y: 60, width: 20, height: 20 });
-    expect(() => cropRect({ x: 200, y: 200, width: 10, height: 10 }, { cropMargin: 0, cropSquare: true }, frame, 'clamp')).toThrow(/outside the 100x80 frame/);
+    expect(() => cropRect({ x: 200, y: 200, width: 10, height: 10 }, { cropMargin: 0, cropSquare: true }, frame, 'clamp')).toThrow(
+      /outside the 100x80 frame/,
+    );
     expect(() => cropRect({ x: 0, y: 0, width: 0, height: 10 }, { cropMargin: 0, cropSquare: true }, frame)).toThrow(InvalidInputError);
   });
 
@@ -255,9 +283,22 @@ describe('decode', () => {
 
   it('maps landmarks from crop space to frame pixels', () => {
     const transform = { scaleX: 2, scaleY: 2, offsetX: 100, offsetY: 50 };
-    const normalized = landmarksToFrame([0, 0, 1, 0.5], { type: 'landmarks', scheme: 'ibug68', count: 2, dims: 2, coordinateScale: 1, normalized: true }, transform, 64);
-    expect(normalized).toEqual([{ x: 100, y: 50 }, { x: 228, y: 114 }]);
-    const pixels = landmarksToFrame([32, 16, 4], { type: 'landmarks', scheme: 'mediapipe468', count: 1, dims: 3, coordinateScale: 1, normalized: false }, transform, 64);
+    const normalized = landmarksToFrame(
+      [0, 0, 1, 0.5],
+      { type: 'landmarks', scheme: 'ibug68', count: 2, dims: 2, coordinateScale: 1, normalized: true },
+      transform,
+      64,
+    );
+    expect(normalized).toEqual([
+      { x: 100, y: 50 },
+      { x: 228, y: 114 },
+    ]);
+    const pixels = landmarksToFrame(
+      [32, 16, 4],
+      { type: 'landmarks', scheme: 'mediapipe468', count: 1, dims: 3, coordinateScale: 1, normalized: false },
+      transform,
+      64,
+    );
     expect(pixels).toEqual([{ x: 164, y: 82, z: 8 }]);
   });
 
@@ -318,7 +359,11 @@ describe('blazeface decoding', () => {
   });
 
   it('keeps the better of overlapping boxes and distant boxes apart', () => {
-    const boxes = [{ x: 0, y: 0, width: 10, height: 10 }, { x: 1, y: 1, width: 10, height: 10 }, { x: 50, y: 50, width: 10, height: 10 }];
+    const boxes = [
+      { x: 0, y: 0, width: 10, height: 10 },
+      { x: 1, y: 1, width: 10, height: 10 },
+      { x: 50, y: 50, width: 10, height: 10 },
+    ];
     expect(nonMaxSuppression(boxes, [0.6, 0.9, 0.7], 0.3, 0.5, 10)).toEqual([1, 2]);
     expect(nonMaxSuppression(boxes, [0.6, 0.9, 0.7], 0.3, 0.5, 1)).toEqual([1]);
   });

@@ -14,12 +14,12 @@ import {
   FaceAnalysisService,
   Face,
   FrameResult,
-  StreamRequest,
+  type StreamRequest,
   StreamResponse,
 } from '../src/gen/kt/v1/face_analysis.js';
 import type { FaceAnalysisServer, Frame, StreamConfig } from '../src/gen/kt/v1/face_analysis.js';
 import {
-  HealthCheckResponse,
+  type HealthCheckResponse,
   HealthCheckResponse_ServingStatus,
   HealthClient,
   HealthService,
@@ -76,20 +76,43 @@ function echoAnalyze(frame: Frame | undefined, analysis: AnalysisOptions | undef
   const face: Face = Face.fromPartial({
     box: { xPx: sequence, yPx: 2 * sequence, widthPx: widthPx / 2, heightPx: heightPx / 2 },
     score: 0.75,
-    keypoints: [{ xPx: 1, yPx: 2 }, { xPx: 3, yPx: 4 }],
+    keypoints: [
+      { xPx: 1, yPx: 2 },
+      { xPx: 3, yPx: 4 },
+    ],
   });
   for (const task of tasks) {
     switch (task) {
-      case Task.TASK_AGE: face.age = { years: 30.5 }; break;
-      case Task.TASK_GENDER: face.gender = { label: 'female', confidence: 0.75 }; break;
-      case Task.TASK_EMOTION:
-        face.emotion = { label: 'happy', confidence: 0.5, scores: [{ label: 'happy', score: 0.5 }, { label: 'neutral', score: 0.25 }] };
+      case Task.TASK_AGE:
+        face.age = { years: 30.5 };
         break;
-      case Task.TASK_LANDMARKS: face.landmarks = { scheme: 'ibug68', points: [{ xPx: 5, yPx: 6, zPx: 0 }] }; break;
-      case Task.TASK_MESH: face.mesh = { scheme: 'mediapipe468', points: [{ xPx: 7, yPx: 8, zPx: -1.5 }] }; break;
-      case Task.TASK_EMBEDDING: face.embedding = { values: [0.5, -0.5, 0.25], model: { name: 'faceres', version: 1 } }; break;
-      case Task.TASK_IDENTITY: face.identity = { known: false, personId: '', name: '', similarity: 0.25 }; break;
-      default: throw new BadFrameError(`unknown task ${task}`);
+      case Task.TASK_GENDER:
+        face.gender = { label: 'female', confidence: 0.75 };
+        break;
+      case Task.TASK_EMOTION:
+        face.emotion = {
+          label: 'happy',
+          confidence: 0.5,
+          scores: [
+            { label: 'happy', score: 0.5 },
+            { label: 'neutral', score: 0.25 },
+          ],
+        };
+        break;
+      case Task.TASK_LANDMARKS:
+        face.landmarks = { scheme: 'ibug68', points: [{ xPx: 5, yPx: 6, zPx: 0 }] };
+        break;
+      case Task.TASK_MESH:
+        face.mesh = { scheme: 'mediapipe468', points: [{ xPx: 7, yPx: 8, zPx: -1.5 }] };
+        break;
+      case Task.TASK_EMBEDDING:
+        face.embedding = { values: [0.5, -0.5, 0.25], model: { name: 'faceres', version: 1 } };
+        break;
+      case Task.TASK_IDENTITY:
+        face.identity = { known: false, personId: '', name: '', similarity: 0.25 };
+        break;
+      default:
+        throw new BadFrameError(`unknown task ${task}`);
     }
   }
   return FrameResult.fromPartial({
@@ -239,7 +262,9 @@ describe('kt.v1 gRPC contract', () => {
     server.addService(FaceAnalysisService, faceAnalysisEcho);
     server.addService(HealthService, healthEcho);
     const port = await new Promise<number>((resolve, reject) => {
-      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, boundPort) => (error ? reject(error) : resolve(boundPort)));
+      server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, boundPort) =>
+        error ? reject(error) : resolve(boundPort),
+      );
     });
     address = `127.0.0.1:${port}`;
     const insecure = grpc.credentials.createInsecure();
@@ -306,7 +331,10 @@ describe('kt.v1 gRPC contract', () => {
     const generatedResult = fromGenerated.result;
     expect(generatedResult?.sequence).toBe(7);
     expect(generatedResult?.captureTimeUnixMs).toBe(captureTimeUnixMs);
-    expect(generatedResult?.models).toEqual([{ name: 'blazeface', version: 1 }, { name: 'kt-age', version: 2 }]);
+    expect(generatedResult?.models).toEqual([
+      { name: 'blazeface', version: 1 },
+      { name: 'kt-age', version: 2 },
+    ]);
     expect(generatedResult?.faces[0]?.age).toEqual({ years: 30.5 });
     expect(generatedResult?.faces[0]?.mesh).toBeUndefined();
     expect(generatedResult?.timings?.tasks[0]).toEqual({ task: Task.TASK_AGE, durationMs: 0.5 });
@@ -323,10 +351,12 @@ describe('kt.v1 gRPC contract', () => {
   });
 
   it('Analyze fails a frame without an image with INVALID_ARGUMENT for both clients', async () => {
-    const generatedError = await unary((callback) => generatedClient.analyze(AnalyzeRequest.fromPartial({ frame: { sequence: 1 } }), callback)).catch(
+    const generatedError = await unary((callback) =>
+      generatedClient.analyze(AnalyzeRequest.fromPartial({ frame: { sequence: 1 } }), callback),
+    ).catch((error: unknown) => error);
+    const loaderError = await unary((callback) => loaderClient.analyze({ frame: { sequence: 1 } }, callback)).catch(
       (error: unknown) => error,
     );
-    const loaderError = await unary((callback) => loaderClient.analyze({ frame: { sequence: 1 } }, callback)).catch((error: unknown) => error);
     for (const error of [generatedError, loaderError]) {
       expect(error).toMatchObject({ code: grpc.status.INVALID_ARGUMENT, details: 'frame has no image' });
     }
@@ -335,20 +365,39 @@ describe('kt.v1 gRPC contract', () => {
   it('StreamAnalyze answers 3 frames with 3 responses in order, a bad frame without ending the stream', async () => {
     const config = { streamId: 'door-cam', dropPolicy: DropPolicy.DROP_POLICY_LATEST_WINS, queueDepth: 2 } as const;
     const frames: Frame[] = [
-      { image: { source: { $case: 'encoded', value: { data: jpegLikeBytes, format: ImageFormat.IMAGE_FORMAT_UNSPECIFIED } } }, sequence: 1, captureTimeUnixMs },
       {
-        image: { source: { $case: 'raw', value: { data: rgb4x2, widthPx: 4, heightPx: 2, strideBytes: 0, pixelFormat: PixelFormat.PIXEL_FORMAT_RGB8 } } },
+        image: { source: { $case: 'encoded', value: { data: jpegLikeBytes, format: ImageFormat.IMAGE_FORMAT_UNSPECIFIED } } },
+        sequence: 1,
+        captureTimeUnixMs,
+      },
+      {
+        image: {
+          source: {
+            $case: 'raw',
+            value: { data: rgb4x2, widthPx: 4, heightPx: 2, strideBytes: 0, pixelFormat: PixelFormat.PIXEL_FORMAT_RGB8 },
+          },
+        },
         sequence: 2,
         captureTimeUnixMs: captureTimeUnixMs + 40,
       },
       {
-        image: { source: { $case: 'raw', value: { data: rgb4x2.subarray(0, 10), widthPx: 4, heightPx: 2, strideBytes: 16, pixelFormat: PixelFormat.PIXEL_FORMAT_BGR8 } } },
+        image: {
+          source: {
+            $case: 'raw',
+            value: { data: rgb4x2.subarray(0, 10), widthPx: 4, heightPx: 2, strideBytes: 16, pixelFormat: PixelFormat.PIXEL_FORMAT_BGR8 },
+          },
+        },
         sequence: 3,
         captureTimeUnixMs: captureTimeUnixMs + 80,
       },
     ];
     const generatedMessages: StreamRequest[] = [
-      { request: { $case: 'config', value: { ...config, analysis: AnalysisOptions.fromPartial({ tasks: [Task.TASK_AGE, Task.TASK_MESH] }) } } },
+      {
+        request: {
+          $case: 'config',
+          value: { ...config, analysis: AnalysisOptions.fromPartial({ tasks: [Task.TASK_AGE, Task.TASK_MESH] }) },
+        },
+      },
       ...frames.map((frame): StreamRequest => ({ request: { $case: 'frame', value: frame } })),
     ];
     const loaderMessages = [
@@ -366,7 +415,10 @@ describe('kt.v1 gRPC contract', () => {
     expect(fromGenerated.every((response) => response.streamId === 'door-cam')).toBe(true);
     expect(fromGenerated[1]?.result?.frameWidthPx).toBe(4);
     expect(fromGenerated[1]?.result?.faces[0]?.mesh?.points[0]).toEqual({ xPx: 7, yPx: 8, zPx: -1.5 });
-    expect(fromGenerated[2]?.result?.error).toEqual({ code: ErrorCode.ERROR_CODE_INVALID_ARGUMENT, message: 'raw image has 10 bytes, needs 32' });
+    expect(fromGenerated[2]?.result?.error).toEqual({
+      code: ErrorCode.ERROR_CODE_INVALID_ARGUMENT,
+      message: 'raw image has 10 bytes, needs 32',
+    });
     expect(fromGenerated[2]?.result?.faces).toEqual([]);
     expect(fromGenerated[2]?.counters).toEqual({ framesReceived: 3, framesAnalyzed: 2, framesDropped: 0, framesFailed: 1 });
     expect(fromLoader[2]?.result?.error).toEqual({ code: 'ERROR_CODE_INVALID_ARGUMENT', message: 'raw image has 10 bytes, needs 32' });
@@ -374,9 +426,9 @@ describe('kt.v1 gRPC contract', () => {
   });
 
   it('StreamAnalyze ends with INVALID_ARGUMENT when the first message is not a StreamConfig', async () => {
-    const outcome = await bidi(generatedClient.streamAnalyze(), [{ request: { $case: 'frame', value: { sequence: 1, captureTimeUnixMs: 0 } } }]).catch(
-      (error: unknown) => error,
-    );
+    const outcome = await bidi(generatedClient.streamAnalyze(), [
+      { request: { $case: 'frame', value: { sequence: 1, captureTimeUnixMs: 0 } } },
+    ]).catch((error: unknown) => error);
     expect(outcome).toMatchObject({ code: grpc.status.INVALID_ARGUMENT });
   });
 

@@ -53,9 +53,25 @@ afterAll(async () => {
 });
 
 /** The fields both clients must agree on, rounded where float32 meets float64. */
-function summary(faces: { box: { x: number; y: number; width: number; height: number }; score: number; age?: number; gender?: string; emotion?: string; landmarks: number[] }[]) {
+function summary(
+  faces: {
+    box: { x: number; y: number; width: number; height: number };
+    score: number;
+    age?: number;
+    gender?: string;
+    emotion?: string;
+    landmarks: number[];
+  }[],
+) {
   const r = (v: number): number => Math.round(v * 1000) / 1000;
-  return faces.map((f) => ({ box: [f.box.x, f.box.y, f.box.width, f.box.height].map(r), score: r(f.score), age: f.age === undefined ? undefined : r(f.age), gender: f.gender, emotion: f.emotion, landmarks: f.landmarks.map(r) }));
+  return faces.map((f) => ({
+    box: [f.box.x, f.box.y, f.box.width, f.box.height].map(r),
+    score: r(f.score),
+    age: f.age === undefined ? undefined : r(f.age),
+    gender: f.gender,
+    emotion: f.emotion,
+    landmarks: f.landmarks.map(r),
+  }));
 }
 
 function sdkSummary(result: AnalysisResult) {
@@ -82,14 +98,23 @@ interface LoaderFace {
 
 /** Analyze through a plain @grpc/proto-loader client (no SDK, no ts-proto). */
 async function analyzeWithProtoLoader(address: string, image: Buffer): Promise<{ faces: LoaderFace[] }> {
-  const definition = loadSync('kt/v1/face_analysis.proto', { includeDirs: ['proto'], longs: Number, enums: String, defaults: true, oneofs: true });
+  const definition = loadSync('kt/v1/face_analysis.proto', {
+    includeDirs: ['proto'],
+    longs: Number,
+    enums: String,
+    defaults: true,
+    oneofs: true,
+  });
   const kt = (loadPackageDefinition(definition)['kt'] as GrpcObject)['v1'] as GrpcObject;
   const Ctor = kt['FaceAnalysis'] as ServiceClientConstructor;
   const plain = new Ctor(address, credentials.createInsecure(), { 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
   try {
     const response = await new Promise<{ result: { faces: LoaderFace[] } }>((resolve, reject) =>
       (plain['analyze'] as (req: unknown, opts: unknown, cb: (e: Error | null, r: { result: { faces: LoaderFace[] } }) => void) => void)(
-        { frame: { image: { encoded: { data: image } } }, analysis: { tasks: ['TASK_AGE', 'TASK_GENDER', 'TASK_EMOTION', 'TASK_LANDMARKS'] } },
+        {
+          frame: { image: { encoded: { data: image } } },
+          analysis: { tasks: ['TASK_AGE', 'TASK_GENDER', 'TASK_EMOTION', 'TASK_LANDMARKS'] },
+        },
         { deadline: new Date(Date.now() + 30_000) },
         (e, r) => (e ? reject(e) : resolve(r)),
       ),
@@ -100,7 +125,13 @@ async function analyzeWithProtoLoader(address: string, image: Buffer): Promise<{
   }
 }
 
-async function* slowFrames(images: Buffer[], count: number, delayMs: number, pulls?: number[], consumed?: () => number): AsyncGenerator<Uint8Array> {
+async function* slowFrames(
+  images: Buffer[],
+  count: number,
+  delayMs: number,
+  pulls?: number[],
+  consumed?: () => number,
+): AsyncGenerator<Uint8Array> {
   for (let i = 0; i < count; i++) {
     pulls?.push(consumed?.() ?? 0);
     if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
@@ -131,7 +162,8 @@ describe('FaceAnalysisClient against the real server', () => {
 
   it('streams the six demo photos and yields six results in order', async () => {
     const results: StreamResult[] = [];
-    for await (const r of client.stream(photos, { streamId: 'sdk-order', tasks: [...tasks], dropPolicy: 'BLOCK', maxInFlight: 3 })) results.push(r);
+    for await (const r of client.stream(photos, { streamId: 'sdk-order', tasks: [...tasks], dropPolicy: 'BLOCK', maxInFlight: 3 }))
+      results.push(r);
     expect(results.map((r) => r.sequence)).toEqual([1, 2, 3, 4, 5, 6]);
     for (const r of results) {
       expect(r.streamId).toBe('sdk-order');
@@ -146,7 +178,10 @@ describe('FaceAnalysisClient against the real server', () => {
     const pulls: number[] = [];
     let consumed = 0;
     const results: StreamResult[] = [];
-    const stream = client.stream(slowFrames(photos, 6, 0, pulls, () => consumed), { streamId: 'sdk-bp', tasks: ['age'], dropPolicy: 'QUEUE', queueDepth: 4, maxInFlight: 1, onEvent: (e) => events.push(e) });
+    const stream = client.stream(
+      slowFrames(photos, 6, 0, pulls, () => consumed),
+      { streamId: 'sdk-bp', tasks: ['age'], dropPolicy: 'QUEUE', queueDepth: 4, maxInFlight: 1, onEvent: (e) => events.push(e) },
+    );
     for await (const r of stream) {
       results.push(r);
       consumed += 1;
@@ -210,11 +245,19 @@ describe('FaceAnalysisClient against the real server', () => {
     let first = await startServer(serverConfig('127.0.0.1:0'), { logger: quiet });
     const port = first.port;
     let second: RunningServer | undefined;
-    const local = new FaceAnalysisClient(`127.0.0.1:${port}`, { reconnect: { initialBackoffMs: 100, maxBackoffMs: 500, maxReconnectMs: 60_000 } });
+    const local = new FaceAnalysisClient(`127.0.0.1:${port}`, {
+      reconnect: { initialBackoffMs: 100, maxBackoffMs: 500, maxReconnectMs: 60_000 },
+    });
     const events: StreamEvent[] = [];
     try {
       const results: StreamResult[] = [];
-      const stream = local.stream(slowFrames(photos, 14, 50), { streamId: 'sdk-reconnect', tasks: ['age'], dropPolicy: 'BLOCK', maxInFlight: 2, onEvent: (e) => events.push(e) });
+      const stream = local.stream(slowFrames(photos, 14, 50), {
+        streamId: 'sdk-reconnect',
+        tasks: ['age'],
+        dropPolicy: 'BLOCK',
+        maxInFlight: 2,
+        onEvent: (e) => events.push(e),
+      });
       let restarted = false;
       for await (const r of stream) {
         results.push(r);
@@ -279,7 +322,10 @@ describe('plugin SDK', () => {
     const broker = await startEmbeddedBroker({ port: 0, logger: quiet });
     const sub = await recordTopic(broker.url, 'gw/+/+/faces');
     try {
-      const plugin = await mqttForwardPlugin({ url: broker.url, topicPrefix: 'gw', nodeId: 'edge1', connectTimeoutMs: 5000 }, { log: quiet });
+      const plugin = await mqttForwardPlugin(
+        { url: broker.url, topicPrefix: 'gw', nodeId: 'edge1', connectTimeoutMs: 5000 },
+        { log: quiet },
+      );
       const runner = new PluginRunner([plugin], quiet);
       await runner.start();
       const n = await runner.run(client.stream(photos.slice(0, 2), { streamId: 'lobby', tasks: ['age'], dropPolicy: 'BLOCK' }));

@@ -22,7 +22,10 @@ describe('DeliveryQueue', () => {
     for (const item of ['a', 'b', 'c', 'd']) queue.push(item);
     await vi.waitFor(() => expect(queue.counters()).toMatchObject({ delivered: 2, failed: 2, queued: 0 }));
     expect(attempts).toEqual(['a', 'a', 'b', 'b', 'b', 'c', 'd']);
-    expect(givenUp).toEqual([['b', 3], ['c', 1]]);
+    expect(givenUp).toEqual([
+      ['b', 3],
+      ['c', 1],
+    ]);
     expect(queue.counters()).toEqual({ delivered: 2, retries: 3, failed: 2, discarded: 0, queued: 0 });
     await queue.stop(0);
   });

@@ -7,7 +7,10 @@ describe('plugin SDK options', () => {
     const err = await webhookPlugin({ url: 'http://127.0.0.1:9/', retries: 3 } as never).catch((e: unknown) => e);
     expect(isPluginOptionError(err)).toBe(true);
     expect(err).toMatchObject({ code: 'INVALID_ARGUMENT', plugin: 'webhook', option: 'retries' });
-    await expect(webhookPlugin({ url: 'http://127.0.0.1:9/', timeoutMs: -1 })).rejects.toMatchObject({ name: 'PluginOptionError', option: 'timeoutMs' });
+    await expect(webhookPlugin({ url: 'http://127.0.0.1:9/', timeoutMs: -1 })).rejects.toMatchObject({
+      name: 'PluginOptionError',
+      option: 'timeoutMs',
+    });
     await expect(webhookPlugin({})).rejects.toMatchObject({ name: 'PluginOptionError', option: 'url' });
 
     const custom = definePlugin({

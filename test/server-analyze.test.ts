@@ -12,7 +12,16 @@ import { startEmbeddedBroker, type EmbeddedBroker } from '../src/server/mqtt/emb
 import { protoFiles, protoRoot } from '../src/server/reflection.js';
 import type { RunningServer } from '../src/server/server.js';
 import { json, recordTopic, type TopicRecorder } from './helpers/mqtt.js';
-import { analyze, analyzeRequest, demoJpeg, encodedImage, faceAnalysisClient, faceTasks, runStream, startTestServer } from './helpers/server-fixture.js';
+import {
+  analyze,
+  analyzeRequest,
+  demoJpeg,
+  encodedImage,
+  faceAnalysisClient,
+  faceTasks,
+  runStream,
+  startTestServer,
+} from './helpers/server-fixture.js';
 
 let broker: EmbeddedBroker;
 let server: RunningServer;
@@ -22,7 +31,13 @@ const sample1 = demoJpeg(1);
 
 beforeAll(async () => {
   broker = await startEmbeddedBroker({ port: 0 });
-  server = await startTestServer({ tasks: ['age', 'gender', 'emotion', 'landmarks', 'identity'], mqttEnabled: true, mqttUrl: broker.url, mqttNodeId: 'test-node', statsIntervalMs: 0 });
+  server = await startTestServer({
+    tasks: ['age', 'gender', 'emotion', 'landmarks', 'identity'],
+    mqttEnabled: true,
+    mqttUrl: broker.url,
+    mqttNodeId: 'test-node',
+    statsIntervalMs: 0,
+  });
   client = faceAnalysisClient(server);
   subscriber = await recordTopic(broker.url, 'kt/test-node/#');
 });
@@ -80,8 +95,15 @@ describe('FaceAnalysis on sample1', () => {
 
   it('StreamAnalyze gives the same faces, with counters', async () => {
     const { responses, error } = await runStream(client, [
-      StreamRequest.fromPartial({ request: { $case: 'config', value: { streamId: 'cam-1', analysis: { tasks: faceTasks }, dropPolicy: DropPolicy.DROP_POLICY_BLOCK } } }),
-      StreamRequest.fromPartial({ request: { $case: 'frame', value: { image: encodedImage(sample1), sequence: 1, captureTimeUnixMs: Date.now() } } }),
+      StreamRequest.fromPartial({
+        request: {
+          $case: 'config',
+          value: { streamId: 'cam-1', analysis: { tasks: faceTasks }, dropPolicy: DropPolicy.DROP_POLICY_BLOCK },
+        },
+      }),
+      StreamRequest.fromPartial({
+        request: { $case: 'frame', value: { image: encodedImage(sample1), sequence: 1, captureTimeUnixMs: Date.now() } },
+      }),
     ]);
     expect(error).toBeUndefined();
     expect(responses).toHaveLength(1);
@@ -97,13 +119,30 @@ describe('FaceAnalysis on sample1', () => {
   });
 
   it('a plain @grpc/proto-loader client gets the same results as the generated client', async () => {
-    const definition = protoLoader.loadSync(protoFiles, { includeDirs: [protoRoot], keepCase: false, longs: Number, enums: String, defaults: true, oneofs: true });
+    const definition = protoLoader.loadSync(protoFiles, {
+      includeDirs: [protoRoot],
+      keepCase: false,
+      longs: Number,
+      enums: String,
+      defaults: true,
+      oneofs: true,
+    });
     const pkg = grpc.loadPackageDefinition(definition) as unknown as { kt: { v1: { FaceAnalysis: grpc.ServiceClientConstructor } } };
     const plain = new pkg.kt.v1.FaceAnalysis(server.address, grpc.credentials.createInsecure());
-    type PlainFace = { box: { xPx: number }; age: { years: number }; gender: { label: string }; emotion: { label: string }; landmarks: { scheme: string; points: unknown[] } };
+    type PlainFace = {
+      box: { xPx: number };
+      age: { years: number };
+      gender: { label: string };
+      emotion: { label: string };
+      landmarks: { scheme: string; points: unknown[] };
+    };
     const res = await new Promise<{ result: { faces: PlainFace[] } }>((resolve, reject) =>
-      plain['analyze']!({ frame: { image: { encoded: { data: sample1 } }, sequence: 42 }, analysis: { tasks: ['TASK_AGE', 'TASK_GENDER', 'TASK_EMOTION', 'TASK_LANDMARKS'] } }, (e: grpc.ServiceError | null, r: { result: { faces: PlainFace[] } }) =>
-        e ? reject(e) : resolve(r),
+      plain['analyze']!(
+        {
+          frame: { image: { encoded: { data: sample1 } }, sequence: 42 },
+          analysis: { tasks: ['TASK_AGE', 'TASK_GENDER', 'TASK_EMOTION', 'TASK_LANDMARKS'] },
+        },
+        (e: grpc.ServiceError | null, r: { result: { faces: PlainFace[] } }) => (e ? reject(e) : resolve(r)),
       ),
     );
     plain.close();
@@ -121,10 +160,19 @@ describe('FaceAnalysis on sample1', () => {
 
   it('publishes one MQTT faces event per analysed frame with faces, on kt/<node>/<stream>/faces', async () => {
     const topics = ['kt/test-node/unary/faces', 'kt/test-node/cam-1/faces'];
-    const events = await subscriber.waitFor((ms) => topics.every((t) => ms.some((m) => m.topic === t)), 'the unary and the stream faces events');
+    const events = await subscriber.waitFor(
+      (ms) => topics.every((t) => ms.some((m) => m.topic === t)),
+      'the unary and the stream faces events',
+    );
     const unaryEvent = json(events.find((e) => e.topic === 'kt/test-node/unary/faces')!);
     expect(unaryEvent).toMatchObject({ node: 'test-node', stream: 'unary', sequence: 42 });
-    const faces = unaryEvent['faces'] as { box: unknown; age: number; gender: { label: string }; emotion: { label: string }; landmarks: { scheme: string; points: unknown[] } }[];
+    const faces = unaryEvent['faces'] as {
+      box: unknown;
+      age: number;
+      gender: { label: string };
+      emotion: { label: string };
+      landmarks: { scheme: string; points: unknown[] };
+    }[];
     expect(faces).toHaveLength(3);
     expect(faces[0]!.landmarks.scheme).toBe('ibug68');
     expect(typeof faces[0]!.age).toBe('number');
@@ -138,16 +186,30 @@ describe('serving', () => {
   it('health reports SERVING for the server and each service', async () => {
     const health = new HealthClient(server.address, grpc.credentials.createInsecure());
     for (const service of ['', 'kt.v1.FaceAnalysis', 'kt.v1.Models', 'kt.v1.Gallery']) {
-      const res = await new Promise<{ status: HealthCheckResponse_ServingStatus }>((resolve, reject) => health.check({ service }, (e, r) => (e ? reject(e) : resolve(r))));
+      const res = await new Promise<{ status: HealthCheckResponse_ServingStatus }>((resolve, reject) =>
+        health.check({ service }, (e, r) => (e ? reject(e) : resolve(r))),
+      );
       expect(res.status).toBe(HealthCheckResponse_ServingStatus.SERVING);
     }
     health.close();
   });
 
   it('LATEST_WINS drops the oldest waiting frames, counts them, and answers in sequence order', async () => {
-    const frames = Array.from({ length: 8 }, (_, i) => StreamRequest.fromPartial({ request: { $case: 'frame', value: { image: encodedImage(sample1), sequence: i + 1 } } }));
+    const frames = Array.from({ length: 8 }, (_, i) =>
+      StreamRequest.fromPartial({ request: { $case: 'frame', value: { image: encodedImage(sample1), sequence: i + 1 } } }),
+    );
     const { responses, error } = await runStream(client, [
-      StreamRequest.fromPartial({ request: { $case: 'config', value: { streamId: 'burst', analysis: { tasks: [Task.TASK_EMOTION] }, dropPolicy: DropPolicy.DROP_POLICY_LATEST_WINS, queueDepth: 1 } } }),
+      StreamRequest.fromPartial({
+        request: {
+          $case: 'config',
+          value: {
+            streamId: 'burst',
+            analysis: { tasks: [Task.TASK_EMOTION] },
+            dropPolicy: DropPolicy.DROP_POLICY_LATEST_WINS,
+            queueDepth: 1,
+          },
+        },
+      }),
       ...frames,
     ]);
     expect(error).toBeUndefined();
@@ -167,15 +229,21 @@ describe('Gallery', () => {
   it('enrols the largest face, identifies it in Identify and in Analyze (TASK_IDENTITY), deletes it', async () => {
     const gallery = new GalleryClient(server.address, grpc.credentials.createInsecure());
     const enrolled = await new Promise<EnrolResponse>((resolve, reject) =>
-      gallery.enrol({ name: 'Ada', personId: '', images: [encodedImage(sample1), encodedImage(Buffer.from('not an image'))] }, (e, r) => (e ? reject(e) : resolve(r))),
+      gallery.enrol({ name: 'Ada', personId: '', images: [encodedImage(sample1), encodedImage(Buffer.from('not an image'))] }, (e, r) =>
+        e ? reject(e) : resolve(r),
+      ),
     );
     expect(enrolled.facesUsed).toBe(1);
     expect(enrolled.skipped.map((skip) => skip.imageIndex)).toEqual([1]);
     expect(enrolled.skipped[0]!.error!.message).toMatch(/image 1: unsupported image format/);
     expect(enrolled.person).toMatchObject({ name: 'Ada', faceCount: 1 });
-    const people = await new Promise<ListPeopleResponse>((resolve, reject) => gallery.listPeople({}, (e, r) => (e ? reject(e) : resolve(r))));
+    const people = await new Promise<ListPeopleResponse>((resolve, reject) =>
+      gallery.listPeople({}, (e, r) => (e ? reject(e) : resolve(r))),
+    );
     expect(people.people.map((p) => p.name)).toEqual(['Ada']);
-    const found = await new Promise<IdentifyResponse>((resolve, reject) => gallery.identify({ image: encodedImage(sample1), maxMatches: 0, threshold: 0 }, (e, r) => (e ? reject(e) : resolve(r))));
+    const found = await new Promise<IdentifyResponse>((resolve, reject) =>
+      gallery.identify({ image: encodedImage(sample1), maxMatches: 0, threshold: 0 }, (e, r) => (e ? reject(e) : resolve(r))),
+    );
     expect(found.faces).toHaveLength(3);
     const best = found.faces.flatMap((f) => f.matches).sort((a, b) => b.similarity - a.similarity)[0]!;
     expect(best).toMatchObject({ known: true, name: 'Ada', personId: enrolled.personId });
@@ -184,7 +252,9 @@ describe('Gallery', () => {
     const named = analysed.result!.faces.filter((f) => f.identity?.known);
     expect(named.map((f) => f.identity!.name)).toContain('Ada');
     await new Promise<void>((resolve, reject) => gallery.deletePerson({ personId: enrolled.personId }, (e) => (e ? reject(e) : resolve())));
-    const again = await new Promise<grpc.ServiceError | null>((resolve) => gallery.deletePerson({ personId: enrolled.personId }, (e) => resolve(e)));
+    const again = await new Promise<grpc.ServiceError | null>((resolve) =>
+      gallery.deletePerson({ personId: enrolled.personId }, (e) => resolve(e)),
+    );
     expect(again?.code).toBe(grpc.status.NOT_FOUND);
     gallery.close();
   });
@@ -193,12 +263,23 @@ describe('Gallery', () => {
 describe('reflection', () => {
   it('lists the kt.v1 services and health', async () => {
     const reflectionProto = fileURLToPath(new URL('../node_modules/@grpc/reflection/build/proto', import.meta.url));
-    const definition = protoLoader.loadSync('grpc/reflection/v1/reflection.proto', { includeDirs: [reflectionProto], keepCase: true, oneofs: true });
-    const pkg = grpc.loadPackageDefinition(definition) as unknown as { grpc: { reflection: { v1: { ServerReflection: grpc.ServiceClientConstructor } } } };
+    const definition = protoLoader.loadSync('grpc/reflection/v1/reflection.proto', {
+      includeDirs: [reflectionProto],
+      keepCase: true,
+      oneofs: true,
+    });
+    const pkg = grpc.loadPackageDefinition(definition) as unknown as {
+      grpc: { reflection: { v1: { ServerReflection: grpc.ServiceClientConstructor } } };
+    };
     const reflection = new pkg.grpc.reflection.v1.ServerReflection(server.address, grpc.credentials.createInsecure());
-    const stream = reflection['ServerReflectionInfo']!() as grpc.ClientDuplexStream<object, { list_services_response?: { service: { name: string }[] } }>;
+    const stream = reflection['ServerReflectionInfo']!() as grpc.ClientDuplexStream<
+      object,
+      { list_services_response?: { service: { name: string }[] } }
+    >;
     const names = await new Promise<string[]>((resolve, reject) => {
-      stream.on('data', (r: { list_services_response?: { service: { name: string }[] } }) => resolve((r.list_services_response?.service ?? []).map((s) => s.name)));
+      stream.on('data', (r: { list_services_response?: { service: { name: string }[] } }) =>
+        resolve((r.list_services_response?.service ?? []).map((s) => s.name)),
+      );
       stream.on('error', reject);
       stream.write({ list_services: '' });
     });

@@ -5,7 +5,16 @@ import { decodeImage } from '../src/core/image.js';
 import { ErrorCode, Image, PixelFormat, Task } from '../src/gen/kt/v1/common.js';
 import { DropPolicy, StreamRequest, type FaceAnalysisClient } from '../src/gen/kt/v1/face_analysis.js';
 import type { RunningServer } from '../src/server/server.js';
-import { analyze, analyzeError, analyzeRequest, demoJpeg, encodedImage, faceAnalysisClient, runStream, startTestServer } from './helpers/server-fixture.js';
+import {
+  analyze,
+  analyzeError,
+  analyzeRequest,
+  demoJpeg,
+  encodedImage,
+  faceAnalysisClient,
+  runStream,
+  startTestServer,
+} from './helpers/server-fixture.js';
 
 let server: RunningServer;
 let client: FaceAnalysisClient;
@@ -22,21 +31,68 @@ afterAll(async () => {
 });
 
 function raw(widthPx: number, heightPx: number, pixelFormat: PixelFormat, bytes: number, strideBytes = 0): Image {
-  return Image.fromPartial({ source: { $case: 'raw', value: { data: Buffer.alloc(bytes, 128), widthPx, heightPx, pixelFormat, strideBytes } } });
+  return Image.fromPartial({
+    source: { $case: 'raw', value: { data: Buffer.alloc(bytes, 128), widthPx, heightPx, pixelFormat, strideBytes } },
+  });
 }
 
 /** Each bad frame, the status it must get and words its message must contain. */
 const badFrames: { name: string; image: () => Image; code: status; message: RegExp }[] = [
-  { name: 'truncated JPEG', image: () => encodedImage(sample1.subarray(0, Math.floor(sample1.length / 2))), code: status.INVALID_ARGUMENT, message: /truncated|corrupt/i },
-  { name: 'bytes that are no image', image: () => encodedImage(Buffer.from('this is not an image at all')), code: status.INVALID_ARGUMENT, message: /unsupported image format/ },
+  {
+    name: 'truncated JPEG',
+    image: () => encodedImage(sample1.subarray(0, Math.floor(sample1.length / 2))),
+    code: status.INVALID_ARGUMENT,
+    message: /truncated|corrupt/i,
+  },
+  {
+    name: 'bytes that are no image',
+    image: () => encodedImage(Buffer.from('this is not an image at all')),
+    code: status.INVALID_ARGUMENT,
+    message: /unsupported image format/,
+  },
   { name: 'empty image', image: () => Image.fromPartial({}), code: status.INVALID_ARGUMENT, message: /no image/ },
-  { name: 'zero dimensions', image: () => raw(0, 480, PixelFormat.PIXEL_FORMAT_RGB8, 0), code: status.INVALID_ARGUMENT, message: /dimensions must be positive/ },
-  { name: 'huge dimensions', image: () => raw(100_000, 100_000, PixelFormat.PIXEL_FORMAT_RGB8, 1024), code: status.INVALID_ARGUMENT, message: /over the limit/ },
-  { name: 'stride below the row size', image: () => raw(64, 64, PixelFormat.PIXEL_FORMAT_RGB8, 100 * 64, 100), code: status.INVALID_ARGUMENT, message: /stride 100 is less than width \* 3 = 192/ },
-  { name: 'buffer shorter than stride x height', image: () => raw(64, 64, PixelFormat.PIXEL_FORMAT_RGB8, 64 * 192, 256), code: status.INVALID_ARGUMENT, message: /needs 16384 bytes, got 12288/ },
-  { name: 'unspecified pixel format', image: () => raw(64, 64, PixelFormat.PIXEL_FORMAT_UNSPECIFIED, 64 * 64 * 3), code: status.INVALID_ARGUMENT, message: /pixel_format is unspecified/ },
-  { name: 'unknown pixel format', image: () => raw(64, 64, PixelFormat.UNRECOGNIZED, 64 * 64 * 3), code: status.INVALID_ARGUMENT, message: /not a known PixelFormat/ },
-  { name: 'odd NV12 dimensions', image: () => raw(63, 63, PixelFormat.PIXEL_FORMAT_NV12, 63 * 63 * 2), code: status.INVALID_ARGUMENT, message: /NV12 .* even/ },
+  {
+    name: 'zero dimensions',
+    image: () => raw(0, 480, PixelFormat.PIXEL_FORMAT_RGB8, 0),
+    code: status.INVALID_ARGUMENT,
+    message: /dimensions must be positive/,
+  },
+  {
+    name: 'huge dimensions',
+    image: () => raw(100_000, 100_000, PixelFormat.PIXEL_FORMAT_RGB8, 1024),
+    code: status.INVALID_ARGUMENT,
+    message: /over the limit/,
+  },
+  {
+    name: 'stride below the row size',
+    image: () => raw(64, 64, PixelFormat.PIXEL_FORMAT_RGB8, 100 * 64, 100),
+    code: status.INVALID_ARGUMENT,
+    message: /stride 100 is less than width \* 3 = 192/,
+  },
+  {
+    name: 'buffer shorter than stride x height',
+    image: () => raw(64, 64, PixelFormat.PIXEL_FORMAT_RGB8, 64 * 192, 256),
+    code: status.INVALID_ARGUMENT,
+    message: /needs 16384 bytes, got 12288/,
+  },
+  {
+    name: 'unspecified pixel format',
+    image: () => raw(64, 64, PixelFormat.PIXEL_FORMAT_UNSPECIFIED, 64 * 64 * 3),
+    code: status.INVALID_ARGUMENT,
+    message: /pixel_format is unspecified/,
+  },
+  {
+    name: 'unknown pixel format',
+    image: () => raw(64, 64, PixelFormat.UNRECOGNIZED, 64 * 64 * 3),
+    code: status.INVALID_ARGUMENT,
+    message: /not a known PixelFormat/,
+  },
+  {
+    name: 'odd NV12 dimensions',
+    image: () => raw(63, 63, PixelFormat.PIXEL_FORMAT_NV12, 63 * 63 * 2),
+    code: status.INVALID_ARGUMENT,
+    message: /NV12 .* even/,
+  },
 ];
 
 describe('Analyze rejects bad input with a status and a clear message', () => {
@@ -49,14 +105,27 @@ describe('Analyze rejects bad input with a status and a clear message', () => {
   }
 
   it('a message over the 16 MiB limit is RESOURCE_EXHAUSTED', async () => {
-    const e = await analyzeError(client, analyzeRequest(raw(2560, 2300, PixelFormat.PIXEL_FORMAT_RGB8, 2560 * 2300 * 3), [Task.TASK_DETECTION]));
+    const e = await analyzeError(
+      client,
+      analyzeRequest(raw(2560, 2300, PixelFormat.PIXEL_FORMAT_RGB8, 2560 * 2300 * 3), [Task.TASK_DETECTION]),
+    );
     expect(e.code).toBe(status.RESOURCE_EXHAUSTED);
     expect(e.details).toMatch(/larger than max/);
   });
 
   it('raw 1080p-class RGB8 (above the 4 MiB gRPC default) is accepted and analysed', async () => {
     const pixels = await decodeImage(sample1); // 1920 x 1280 RGB8 = 7.4 MB
-    const image = Image.fromPartial({ source: { $case: 'raw', value: { data: Buffer.from(pixels.data), widthPx: pixels.width, heightPx: pixels.height, pixelFormat: PixelFormat.PIXEL_FORMAT_RGB8 } } });
+    const image = Image.fromPartial({
+      source: {
+        $case: 'raw',
+        value: {
+          data: Buffer.from(pixels.data),
+          widthPx: pixels.width,
+          heightPx: pixels.height,
+          pixelFormat: PixelFormat.PIXEL_FORMAT_RGB8,
+        },
+      },
+    });
     const res = await analyze(client, analyzeRequest(image, [Task.TASK_EMOTION]));
     expect(res.result!.faces).toHaveLength(3);
   });
@@ -71,13 +140,28 @@ describe('Analyze rejects bad input with a status and a clear message', () => {
   });
 
   it('an unknown model is NOT_FOUND; a model that does not answer the task is INVALID_ARGUMENT', async () => {
-    const e = await analyzeError(client, analyzeRequest(encodedImage(sample1), [Task.TASK_AGE], 1, { modelOverrides: [{ task: Task.TASK_AGE, model: { name: 'no-such-model', version: 0 } }] }));
+    const e = await analyzeError(
+      client,
+      analyzeRequest(encodedImage(sample1), [Task.TASK_AGE], 1, {
+        modelOverrides: [{ task: Task.TASK_AGE, model: { name: 'no-such-model', version: 0 } }],
+      }),
+    );
     expect(e.code).toBe(status.NOT_FOUND);
     expect(e.details).toMatch(/no-such-model.*not found/);
-    const version = await analyzeError(client, analyzeRequest(encodedImage(sample1), [Task.TASK_AGE], 1, { modelOverrides: [{ task: Task.TASK_AGE, model: { name: 'faceres', version: 99 } }] }));
+    const version = await analyzeError(
+      client,
+      analyzeRequest(encodedImage(sample1), [Task.TASK_AGE], 1, {
+        modelOverrides: [{ task: Task.TASK_AGE, model: { name: 'faceres', version: 99 } }],
+      }),
+    );
     expect(version.code).toBe(status.NOT_FOUND);
     expect(version.details).toMatch(/faceres version 99 .*not found/);
-    const wrong = await analyzeError(client, analyzeRequest(encodedImage(sample1), [Task.TASK_AGE], 1, { modelOverrides: [{ task: Task.TASK_AGE, model: { name: 'emotion', version: 0 } }] }));
+    const wrong = await analyzeError(
+      client,
+      analyzeRequest(encodedImage(sample1), [Task.TASK_AGE], 1, {
+        modelOverrides: [{ task: Task.TASK_AGE, model: { name: 'emotion', version: 0 } }],
+      }),
+    );
     expect(wrong.code).toBe(status.INVALID_ARGUMENT);
     expect(wrong.details).toMatch(/does not answer task age/);
   });
@@ -85,10 +169,17 @@ describe('Analyze rejects bad input with a status and a clear message', () => {
 
 describe('StreamAnalyze', () => {
   it('reports each bad frame as an error result and still analyses the next good frame', async () => {
-    const frames = badFrames.map((bad, i) => StreamRequest.fromPartial({ request: { $case: 'frame', value: { image: bad.image(), sequence: i + 1 } } }));
+    const frames = badFrames.map((bad, i) =>
+      StreamRequest.fromPartial({ request: { $case: 'frame', value: { image: bad.image(), sequence: i + 1 } } }),
+    );
     const good = StreamRequest.fromPartial({ request: { $case: 'frame', value: { image: encodedImage(sample1), sequence: 100 } } });
     const { responses, error } = await runStream(client, [
-      StreamRequest.fromPartial({ request: { $case: 'config', value: { streamId: 'bad-cam', analysis: { tasks: [Task.TASK_EMOTION] }, dropPolicy: DropPolicy.DROP_POLICY_BLOCK } } }),
+      StreamRequest.fromPartial({
+        request: {
+          $case: 'config',
+          value: { streamId: 'bad-cam', analysis: { tasks: [Task.TASK_EMOTION] }, dropPolicy: DropPolicy.DROP_POLICY_BLOCK },
+        },
+      }),
       ...frames,
       good,
     ]);
@@ -106,11 +197,18 @@ describe('StreamAnalyze', () => {
     expect(last.result!.sequence).toBe(100);
     expect(last.result!.error).toBeUndefined();
     expect(last.result!.faces).toHaveLength(3);
-    expect(last.counters).toMatchObject({ framesReceived: badFrames.length + 1, framesAnalyzed: 1, framesFailed: badFrames.length, framesDropped: 0 });
+    expect(last.counters).toMatchObject({
+      framesReceived: badFrames.length + 1,
+      framesAnalyzed: 1,
+      framesFailed: badFrames.length,
+      framesDropped: 0,
+    });
   });
 
   it('a frame before the StreamConfig ends the stream with INVALID_ARGUMENT', async () => {
-    const { responses, error } = await runStream(client, [StreamRequest.fromPartial({ request: { $case: 'frame', value: { image: encodedImage(sample1), sequence: 1 } } })]);
+    const { responses, error } = await runStream(client, [
+      StreamRequest.fromPartial({ request: { $case: 'frame', value: { image: encodedImage(sample1), sequence: 1 } } }),
+    ]);
     expect(responses).toHaveLength(0);
     expect(error?.code).toBe(status.INVALID_ARGUMENT);
     expect(error?.details).toMatch(/first StreamAnalyze message must be a StreamConfig/);
@@ -123,7 +221,12 @@ describe('StreamAnalyze', () => {
     expect(badId.error?.details).toMatch(/stream_id/);
     const badTask = await runStream(client, [config({ streamId: 'cam', analysis: { tasks: [Task.UNRECOGNIZED] } })]);
     expect(badTask.error?.code).toBe(status.INVALID_ARGUMENT);
-    const badModel = await runStream(client, [config({ streamId: 'cam', analysis: { tasks: [Task.TASK_EMOTION], modelOverrides: [{ task: Task.TASK_EMOTION, model: { name: 'nope' } }] } })]);
+    const badModel = await runStream(client, [
+      config({
+        streamId: 'cam',
+        analysis: { tasks: [Task.TASK_EMOTION], modelOverrides: [{ task: Task.TASK_EMOTION, model: { name: 'nope' } }] },
+      }),
+    ]);
     expect(badModel.error?.code).toBe(status.NOT_FOUND);
   });
 

@@ -28,7 +28,24 @@ describe('kt serve', () => {
     const broker = await startEmbeddedBroker({ port: 0 });
     const dir = await mkdtemp(join(tmpdir(), 'kt-serve-'));
     const watcher = await recordTopic(broker.url, 'kt/cli-node/status');
-    const child = spawn(process.execPath, [ktBin, 'serve', '--listen', '127.0.0.1:0', '--tasks', 'emotion', '--mqtt-url', broker.url, '--node-id', 'cli-node', '--gallery', join(dir, 'g.db')], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      [
+        ktBin,
+        'serve',
+        '--listen',
+        '127.0.0.1:0',
+        '--tasks',
+        'emotion',
+        '--mqtt-url',
+        broker.url,
+        '--node-id',
+        'cli-node',
+        '--gallery',
+        join(dir, 'g.db'),
+      ],
+      { cwd: repoRoot, stdio: ['ignore', 'ignore', 'pipe'] },
+    );
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const exited = new Promise<number | null>((resolve) => child.on('close', resolve));
@@ -39,8 +56,15 @@ describe('kt serve', () => {
       { timeout: 60_000, interval: 100 },
     );
     // stderr is a pipe: one JSON object per line, values in fields.
-    expect(logLine(stderr, 'execution providers in order of preference')).toMatchObject({ level: 'info', name: 'serve', providers: ['cpu'] });
-    expect(logLine(stderr, /^MQTT events to the configured broker/)).toMatchObject({ url: expect.stringMatching(/^mqtt:\/\/127\.0\.0\.1:\d+$/), brokerSource: 'configured' });
+    expect(logLine(stderr, 'execution providers in order of preference')).toMatchObject({
+      level: 'info',
+      name: 'serve',
+      providers: ['cpu'],
+    });
+    expect(logLine(stderr, /^MQTT events to the configured broker/)).toMatchObject({
+      url: expect.stringMatching(/^mqtt:\/\/127\.0\.0\.1:\d+$/),
+      brokerSource: 'configured',
+    });
     expect(logLine(stderr, 'health SERVING')).toBeDefined();
     child.kill('SIGTERM');
     expect(await exited).toBe(0);

@@ -19,7 +19,9 @@ describe('ServerConfig', () => {
   });
 
   it('rejects unknown keys and wrong types with a clear error', () => {
-    expect(() => validateConfigOverlay({ maxstreams: 3 }, 'my.json')).toThrow(/my.json: unknown key "maxstreams" \(did you mean "maxStreams"\?\)/);
+    expect(() => validateConfigOverlay({ maxstreams: 3 }, 'my.json')).toThrow(
+      /my.json: unknown key "maxstreams" \(did you mean "maxStreams"\?\)/,
+    );
     expect(() => validateConfigOverlay({ executionProviders: ['gpu'] }, 'x')).toThrow(/"executionProviders" must be a non-empty array of/);
     expect(() => validateConfigOverlay({ dropPolicy: 'NEWEST' }, 'x')).toThrow(/"dropPolicy" must be one of/);
     expect(() => resolveServerConfig({ streamQueueDepth: 9, maxStreamQueueDepth: 8 })).toThrow(/streamQueueDepth/);
@@ -43,6 +45,8 @@ describe('device profiles', () => {
 
   it('rejects unknown keys at either level', () => {
     expect(() => parseDeviceProfile({ name: 'x', description: '', gpu: true }, 'x.json')).toThrow(/x.json: unknown key "gpu"/);
-    expect(() => parseDeviceProfile({ name: 'x', description: '', config: { fp16: true } }, 'x.json')).toThrow(/x.json "config": unknown key "fp16"/);
+    expect(() => parseDeviceProfile({ name: 'x', description: '', config: { fp16: true } }, 'x.json')).toThrow(
+      /x.json "config": unknown key "fp16"/,
+    );
   });
 });

@@ -22,7 +22,15 @@ import type {
 } from '../src/gen/kt/v1/models.js';
 import { defaultRepositoryPath } from '../src/models/repository.js';
 import type { RunningServer } from '../src/server/server.js';
-import { analyze, analyzeError, analyzeRequest, demoJpeg, encodedImage, faceAnalysisClient, startTestServer } from './helpers/server-fixture.js';
+import {
+  analyze,
+  analyzeError,
+  analyzeRequest,
+  demoJpeg,
+  encodedImage,
+  faceAnalysisClient,
+  startTestServer,
+} from './helpers/server-fixture.js';
 
 let repo: string;
 let server: RunningServer;
@@ -34,8 +42,10 @@ const emotionRequest = analyzeRequest(encodedImage(demoJpeg(1)), [Task.TASK_EMOT
 function call<Req, Res>(method: (req: Req, cb: (e: ServiceError | null, r: Res) => void) => unknown, req: Req): Promise<Res> {
   return new Promise<Res>((resolve, reject) => method.call(models, req, (e: ServiceError | null, r: Res) => (e ? reject(e) : resolve(r))));
 }
-const listModels = (task = ''): Promise<ModelInfo[]> => call<ListModelsRequest, ListModelsResponse>(models.listModels, { task }).then((r) => r.models);
-const describeModel = (name: string, version = 0): Promise<ModelInfo> => call<DescribeModelRequest, DescribeModelResponse>(models.describeModel, { name, version }).then((r) => r.model!);
+const listModels = (task = ''): Promise<ModelInfo[]> =>
+  call<ListModelsRequest, ListModelsResponse>(models.listModels, { task }).then((r) => r.models);
+const describeModel = (name: string, version = 0): Promise<ModelInfo> =>
+  call<DescribeModelRequest, DescribeModelResponse>(models.describeModel, { name, version }).then((r) => r.model!);
 
 /** Copies a repository version under a hidden name, then renames it into place: the server never sees a half-written model. */
 async function publishVersion(name: string, from: number, to: number): Promise<void> {
@@ -46,7 +56,8 @@ async function publishVersion(name: string, from: number, to: number): Promise<v
 
 beforeAll(async () => {
   repo = await mkdtemp(join(tmpdir(), 'kt-repo-'));
-  for (const name of ['blazeface', 'emotion']) await cp(join(defaultRepositoryPath(), name, '1'), join(repo, name, '1'), { recursive: true });
+  for (const name of ['blazeface', 'emotion'])
+    await cp(join(defaultRepositoryPath(), name, '1'), join(repo, name, '1'), { recursive: true });
   server = await startTestServer({ modelRepository: repo, tasks: ['emotion'], watchRepository: true, repositoryRescanMs: 1000 });
   client = faceAnalysisClient(server);
   models = new ModelsClient(server.address, credentials.createInsecure());

@@ -60,7 +60,24 @@ describe('MQTT broker down', () => {
 describe('kt serve killed', () => {
   it('the retained status turns offline (last will) when the server process is killed with SIGKILL', async () => {
     const broker = await startEmbeddedBroker({ port: 0 });
-    const child = spawn(process.execPath, [ktBin, 'serve', '--listen', '127.0.0.1:0', '--tasks', 'emotion', '--mqtt-url', broker.url, '--node-id', 'killed-node', '--gallery', join(dir, 'killed.db')], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(
+      process.execPath,
+      [
+        ktBin,
+        'serve',
+        '--listen',
+        '127.0.0.1:0',
+        '--tasks',
+        'emotion',
+        '--mqtt-url',
+        broker.url,
+        '--node-id',
+        'killed-node',
+        '--gallery',
+        join(dir, 'killed.db'),
+      ],
+      { cwd: repoRoot, stdio: ['ignore', 'ignore', 'pipe'] },
+    );
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     try {
@@ -90,12 +107,19 @@ describe('kt serve killed', () => {
 function identityFixture(): { source: string; people: { name: string; enrol: Buffer[]; unseen: Buffer }[] } {
   const orl = join(repoRoot, '..', 'shared', 'data', 'identity-orl');
   if (existsSync(join(orl, 's1', '1.pgm'))) {
-    const person = (s: number) => ({ name: `orl-s${s}`, enrol: [1, 2, 3].map((i) => readFileSync(join(orl, `s${s}`, `${i}.pgm`))), unseen: readFileSync(join(orl, `s${s}`, '8.pgm')) });
+    const person = (s: number) => ({
+      name: `orl-s${s}`,
+      enrol: [1, 2, 3].map((i) => readFileSync(join(orl, `s${s}`, `${i}.pgm`))),
+      unseen: readFileSync(join(orl, `s${s}`, '8.pgm')),
+    });
     return { source: 'identity-orl', people: [person(4), person(2)] };
   }
   // Without the research data: two different demo photos; the unseen image is the other photo of the same shoot is
   // not available, so it is the same photo (a weaker check, said in the test name's log line).
-  return { source: 'demo photos (identity-orl absent)', people: [1, 3].map((n) => ({ name: `demo${n}`, enrol: [demoJpeg(n)], unseen: demoJpeg(n) })) };
+  return {
+    source: 'demo photos (identity-orl absent)',
+    people: [1, 3].map((n) => ({ name: `demo${n}`, enrol: [demoJpeg(n)], unseen: demoJpeg(n) })),
+  };
 }
 
 describe('identity gallery', () => {
@@ -107,8 +131,12 @@ describe('identity gallery', () => {
       const gallery = new GalleryClient(address, grpc.credentials.createInsecure());
       const names: string[] = [];
       for (const p of fixture.people) {
-        const r = await new Promise<IdentifyResponse>((resolve, reject) => gallery.identify({ image: encodedImage(p.unseen), maxMatches: 1, threshold: 0 }, (e, res) => (e ? reject(e) : resolve(res))));
-        const best = r.faces.sort((a, b) => (b.box?.widthPx ?? 0) * (b.box?.heightPx ?? 0) - (a.box?.widthPx ?? 0) * (a.box?.heightPx ?? 0))[0];
+        const r = await new Promise<IdentifyResponse>((resolve, reject) =>
+          gallery.identify({ image: encodedImage(p.unseen), maxMatches: 1, threshold: 0 }, (e, res) => (e ? reject(e) : resolve(res))),
+        );
+        const best = r.faces.sort(
+          (a, b) => (b.box?.widthPx ?? 0) * (b.box?.heightPx ?? 0) - (a.box?.widthPx ?? 0) * (a.box?.heightPx ?? 0),
+        )[0];
         const match = best?.matches[0];
         console.log(`  ${p.name}: ${match?.known ? match.name : 'unknown'} (similarity ${match?.similarity.toFixed(3)})`);
         names.push(match?.known ? match.name : 'unknown');
@@ -120,7 +148,11 @@ describe('identity gallery', () => {
     try {
       const gallery = new GalleryClient(first.address, grpc.credentials.createInsecure());
       for (const p of fixture.people) {
-        const r = await new Promise<EnrolResponse>((resolve, reject) => gallery.enrol({ name: p.name, personId: '', images: p.enrol.map((b) => encodedImage(b)) }, (e, res) => (e ? reject(e) : resolve(res))));
+        const r = await new Promise<EnrolResponse>((resolve, reject) =>
+          gallery.enrol({ name: p.name, personId: '', images: p.enrol.map((b) => encodedImage(b)) }, (e, res) =>
+            e ? reject(e) : resolve(res),
+          ),
+        );
         expect(r.facesUsed).toBe(p.enrol.length);
       }
       gallery.close();

@@ -1,4 +1,5 @@
 // Converted models must compute what their TF.js originals compute, on real faces: the converter's regression test.
+import type { Tensor as TfTensor } from '@tensorflow/tfjs';
 import { describe, expect, it } from 'vitest';
 import { readTfjsGraphModel } from '../src/onnx/tfjs-artifacts.js';
 import { runFloat } from '../src/onnx/runtime.js';
@@ -15,9 +16,14 @@ const tfjsEntries = zoo.filter((z): z is TfjsZooEntry => z.source === 'tfjs-grap
 async function runOriginal(entry: TfjsZooEntry, data: Float32Array, dims: number[]): Promise<Float32Array[]> {
   const { tf } = await loadTf();
   const m = await readTfjsGraphModel(join(packageInfo(entry.package).dir, entry.file));
-  const model = await tf.loadGraphModel(tf.io.fromMemory({ modelTopology: m.json['modelTopology'] as object, weightSpecs: m.weightSpecs as never, weightData: m.weightData }));
+  const model = await tf.loadGraphModel(
+    tf.io.fromMemory({ modelTopology: m.json['modelTopology'] as object, weightSpecs: m.weightSpecs as never, weightData: m.weightData }),
+  );
   const input = tf.tensor(data, dims);
-  const out = model.execute(input, entry.outputs.map((o) => o.tfName.replace(/:0$/, ''))) as import('@tensorflow/tfjs').Tensor[] | import('@tensorflow/tfjs').Tensor;
+  const out = model.execute(
+    input,
+    entry.outputs.map((o) => o.tfName.replace(/:0$/, '')),
+  ) as TfTensor[] | TfTensor;
   const arr = Array.isArray(out) ? out : [out];
   const values = arr.map((t) => t.dataSync() as Float32Array);
   tf.dispose([input, ...arr]);
@@ -58,7 +64,9 @@ describe('TF.js -> ONNX parity on the face-api demo photos', () => {
       const onnx = await runFloat(model.session, { [model.manifest.input.name]: input });
       const original = await runOriginal(entry, input.data, input.dims);
       const diffs = entry.outputs.map((o, i) => compare(onnx[o.tfName.replace(/:0$/, '')]!.data, original[i]!));
-      console.log(`${entry.name}: ${input.dims[0]} input(s), max abs diff per output ${diffs.map((d) => d.maxAbs.toExponential(2)).join(', ')}`);
+      console.log(
+        `${entry.name}: ${input.dims[0]} input(s), max abs diff per output ${diffs.map((d) => d.maxAbs.toExponential(2)).join(', ')}`,
+      );
       for (const d of diffs) expect(d.worstExcess).toBeLessThanOrEqual(0);
       // The outputs must carry information: a converter that zeroed everything would otherwise pass.
       for (const o of entry.outputs) expect(onnx[o.tfName.replace(/:0$/, '')]!.data.some((v) => v !== 0)).toBe(true);

@@ -26,7 +26,12 @@ describe('CSV manifests written by a script', () => {
     await writeFile(join(elsewhere, 'a.png'), 'x');
     await writeFile(join(dir, 'rel', 'b.png'), 'x');
     await writeFile(join(dir, 'labels.csv'), `file,age\n${join(elsewhere, 'a.png')},30\nrel/b.png,40\n`);
-    const ds = await readCsvManifest({ csvPath: join(dir, 'labels.csv'), taskType: 'regression', labelColumn: 'age', imageCheck: 'exists' });
+    const ds = await readCsvManifest({
+      csvPath: join(dir, 'labels.csv'),
+      taskType: 'regression',
+      labelColumn: 'age',
+      imageCheck: 'exists',
+    });
     expect(ds.problems.excluded).toBe(0);
     expect(ds.samples.map((s) => s.imagePath)).toEqual([join(elsewhere, 'a.png'), join(dir, 'rel', 'b.png')]);
     await rm(elsewhere, { recursive: true, force: true });
@@ -69,11 +74,15 @@ describe('CSV manifests written by a script', () => {
   it('rejects subject and group columns where there is no CSV to read them from', async () => {
     await expect(readTaskData(TASKS.age, 'age-utkface', { subjectColumn: 'person' })).rejects.toThrow(/--subject-column apply to a CSV/);
     await mkdir(join(root, 'emotion'), { recursive: true });
-    await expect(readTaskData(TASKS.emotion, join(root, 'emotion'), { groupColumn: 'g' })).rejects.toThrow(/--group-column apply to a CSV manifest/);
+    await expect(readTaskData(TASKS.emotion, join(root, 'emotion'), { groupColumn: 'g' })).rejects.toThrow(
+      /--group-column apply to a CSV manifest/,
+    );
   });
 
   it('names a missing subject column with the columns the CSV has', async () => {
-    await expect(readTaskData(TASKS.age, join(root, 'abs', 'labels.csv'), { subjectColumn: 'person' })).rejects.toThrow(/no column "person" \(have file, age\)/);
+    await expect(readTaskData(TASKS.age, join(root, 'abs', 'labels.csv'), { subjectColumn: 'person' })).rejects.toThrow(
+      /no column "person" \(have file, age\)/,
+    );
   });
 });
 
@@ -92,7 +101,12 @@ describe('repeatedPeopleHint', () => {
 
   it('stays quiet for one image per person, a single counter stem and UTKFace-style names', () => {
     expect(repeatedPeopleHint(['alice.jpg', 'bob.jpg', 'carol.jpg'].map(sample), 'x.csv')).toBeUndefined();
-    expect(repeatedPeopleHint(Array.from({ length: 20 }, (_, i) => sample(`images/face${i}.png`)), 'x.csv')).toBeUndefined();
+    expect(
+      repeatedPeopleHint(
+        Array.from({ length: 20 }, (_, i) => sample(`images/face${i}.png`)),
+        'x.csv',
+      ),
+    ).toBeUndefined();
     const utk = ['26_0_2_20170104023102422.jpg.chip.jpg', '26_0_2_20170104023102423.jpg.chip.jpg', '1_0_0_20161219140623097.jpg.chip.jpg'];
     expect(repeatedPeopleHint(utk.map(sample), 'x.csv')).toBeUndefined();
     expect(repeatedPeopleHint(['1.png', '2.png', '3.png'].map(sample), 'x.csv')).toBeUndefined();

@@ -41,7 +41,15 @@ function recorder(): { lines: string[]; log: (line: string) => void } {
   return { lines, log: (line) => lines.push(line) };
 }
 
-const common = (): Partial<ExperimentOptions> => ({ repo, cacheDir: join(root, 'cache'), epochs: 1, batchSize: 16, seed: 3, tsneSamples: 0, priors: ['agegender'] });
+const common = (): Partial<ExperimentOptions> => ({
+  repo,
+  cacheDir: join(root, 'cache'),
+  epochs: 1,
+  batchSize: 16,
+  seed: 3,
+  tsneSamples: 0,
+  priors: ['agegender'],
+});
 
 beforeAll(makeFixtures, 300_000);
 afterAll(async () => {
@@ -54,11 +62,25 @@ describe('kt train on your own CSV', () => {
     await writeFile(csv, `file,age,person\n${images.map((i) => `${i.path},${i.age},${i.subject}`).join('\n')}\n`);
     const exportRepo = join(root, 'experiments', 'run1');
     const { lines, log } = recorder();
-    const results = await runExperiment({ ...common(), task: 'age', data: csv, subjectColumn: 'person', exportRepo, variants: ['kt'], paritySamples: 2, outDir: join(root, 'out-subjects'), log });
+    const results = await runExperiment({
+      ...common(),
+      task: 'age',
+      data: csv,
+      subjectColumn: 'person',
+      exportRepo,
+      variants: ['kt'],
+      paritySamples: 2,
+      outDir: join(root, 'out-subjects'),
+      log,
+    });
     console.log(lines.filter((l) => /split by|exported|encoders from/.test(l)).join('\n'));
     const people = new Set(images.map((i) => i.subject)).size;
     const splitLine = lines.find((l) => l.includes('split by'))!;
-    expect(splitLine).toMatch(new RegExp(`${images.length} samples; split by subject: train \\d+, val \\d+, test \\d+ \\(subjects: train \\d+, val \\d+, test \\d+\\)`));
+    expect(splitLine).toMatch(
+      new RegExp(
+        `${images.length} samples; split by subject: train \\d+, val \\d+, test \\d+ \\(subjects: train \\d+, val \\d+, test \\d+\\)`,
+      ),
+    );
     const [, a, b, c] = /subjects: train (\d+), val (\d+), test (\d+)/.exec(splitLine)!.map(Number);
     expect(a! + b! + c!).toBe(people);
     expect(results.split.by).toBe('subject');
@@ -77,7 +99,14 @@ describe('kt train on your own CSV', () => {
     const rows = [...images.map((i) => `../photos/${i.path.split('/').pop()},${i.age}`), ...missing.map((m) => `${m},33`)];
     await writeFile(join(dir, 'labels.csv'), `file,age\n${rows.join('\n')}\n`);
     const { lines, log } = recorder();
-    const results = await runExperiment({ ...common(), task: 'age', data: dir, variants: ['baseline'], outDir: join(root, 'out-missing'), log });
+    const results = await runExperiment({
+      ...common(),
+      task: 'age',
+      data: dir,
+      variants: ['baseline'],
+      outDir: join(root, 'out-missing'),
+      log,
+    });
     const report = lines.find((l) => l.includes('missing-file'))!;
     console.log(`${report}\n${lines.find((l) => l.startsWith('warning:'))}`);
     expect(report).toContain(`${rows.length} checked, ${images.length} kept, 3 excluded`);
@@ -94,16 +123,43 @@ describe('kt train on your own CSV', () => {
     const dir = join(root, 'all-missing');
     await mkdir(dir, { recursive: true });
     await writeFile(join(dir, 'labels.csv'), 'file,age\nnope1.png,20\nnope2.png,30\n');
-    const run = runExperiment({ ...common(), task: 'age', data: dir, variants: ['baseline'], outDir: join(root, 'out-none'), log: () => {} });
-    await expect(run).rejects.toThrow(/no usable samples in .*labels\.csv; nothing to train on\.\n.*2 checked, 0 kept, 2 excluded[\s\S]*nope1\.png: file does not exist/);
+    const run = runExperiment({
+      ...common(),
+      task: 'age',
+      data: dir,
+      variants: ['baseline'],
+      outDir: join(root, 'out-none'),
+      log: () => {},
+    });
+    await expect(run).rejects.toThrow(
+      /no usable samples in .*labels\.csv; nothing to train on\.\n.*2 checked, 0 kept, 2 excluded[\s\S]*nope1\.png: file does not exist/,
+    );
   });
 
   it('says which repository is missing the encoders', async () => {
     const empty = join(root, 'new-experiments');
-    const run = runExperiment({ ...common(), repo: empty, task: 'age', data: join(root, 'subjects.csv'), variants: ['baseline'], outDir: join(root, 'out-repo'), log: () => {} });
-    await expect(run).rejects.toThrow(/the encoder repository --repo .*new-experiments does not exist; the encoders \(faceres, agegender\) are read from it\. .*--export-repo DIR/);
+    const run = runExperiment({
+      ...common(),
+      repo: empty,
+      task: 'age',
+      data: join(root, 'subjects.csv'),
+      variants: ['baseline'],
+      outDir: join(root, 'out-repo'),
+      log: () => {},
+    });
+    await expect(run).rejects.toThrow(
+      /the encoder repository --repo .*new-experiments does not exist; the encoders \(faceres, agegender\) are read from it\. .*--export-repo DIR/,
+    );
     await mkdir(empty, { recursive: true });
-    const again = runExperiment({ ...common(), repo: empty, task: 'age', data: join(root, 'subjects.csv'), variants: ['baseline'], outDir: join(root, 'out-repo'), log: () => {} });
+    const again = runExperiment({
+      ...common(),
+      repo: empty,
+      task: 'age',
+      data: join(root, 'subjects.csv'),
+      variants: ['baseline'],
+      outDir: join(root, 'out-repo'),
+      log: () => {},
+    });
     await expect(again).rejects.toThrow(/encoder models faceres, agegender not found in the encoder repository --repo .*new-experiments/);
   });
 });

@@ -27,7 +27,8 @@ const FER = ['angry', 'disgust', 'fear', 'happy', 'sad', 'surprise', 'neutral'];
 async function makeFixtures(): Promise<void> {
   root = await mkdtemp(join(tmpdir(), 'kt-train-'));
   repo = join(root, 'repo');
-  for (const name of ['blazeface', 'faceres', 'emotion', 'agegender', 'expression']) await cp(join(defaultRepositoryPath(), name), join(repo, name), { recursive: true });
+  for (const name of ['blazeface', 'faceres', 'emotion', 'agegender', 'expression'])
+    await cp(join(defaultRepositoryPath(), name), join(repo, name), { recursive: true });
   await mkdir(join(root, 'age', 'images'), { recursive: true });
   const ageRows = ['file,age'];
   let k = 0;
@@ -53,8 +54,22 @@ async function makeFixtures(): Promise<void> {
 beforeAll(async () => {
   await makeFixtures();
   const common = { repo, cacheDir: join(root, 'cache'), epochs: 1, batchSize: 16, seed: 3, tsneSamples: 50, log: silent };
-  age = await runExperiment({ ...common, task: 'age', data: join(root, 'age'), priors: ['agegender', 'expression'], variants: ['baseline', 'ensemble', 'kt', 'kt-no-dm', 'kt-priors1'], outDir: join(root, 'out-age') });
-  emotion = await runExperiment({ ...common, task: 'emotion', data: join(root, 'emotion'), priors: ['expression'], variants: ['baseline', 'kt'], outDir: join(root, 'out-emotion') });
+  age = await runExperiment({
+    ...common,
+    task: 'age',
+    data: join(root, 'age'),
+    priors: ['agegender', 'expression'],
+    variants: ['baseline', 'ensemble', 'kt', 'kt-no-dm', 'kt-priors1'],
+    outDir: join(root, 'out-age'),
+  });
+  emotion = await runExperiment({
+    ...common,
+    task: 'emotion',
+    data: join(root, 'emotion'),
+    priors: ['expression'],
+    variants: ['baseline', 'kt'],
+    outDir: join(root, 'out-emotion'),
+  });
 }, 600_000);
 
 afterAll(async () => {
@@ -97,7 +112,13 @@ describe('kt train (tiny fixtures)', () => {
     expect(table).toBe(`${renderMarkdownTable(age)}\n`);
     expect(JSON.parse(await readFile(join(out, 'results.json'), 'utf8')).variants).toHaveLength(7);
     expect(await readFile(join(out, 'report.md'), 'utf8')).toContain('TF.js backend');
-    for (const png of ['curves/kt.png', 'curves/baseline.png', 'curves/validation-metric.png', 'curves/validation-loss.png', 'tsne-tokens.png']) {
+    for (const png of [
+      'curves/kt.png',
+      'curves/baseline.png',
+      'curves/validation-metric.png',
+      'curves/validation-loss.png',
+      'tsne-tokens.png',
+    ]) {
       const bytes = await readFile(join(out, png));
       expect(bytes.subarray(1, 4).toString()).toBe('PNG');
     }
@@ -113,7 +134,10 @@ describe('kt train (tiny fixtures)', () => {
   });
 
   it('exports ONE graph with a kt-adapter manifest; ORT on the images matches TF.js on the cached tokens within 1e-4', async () => {
-    for (const [r, output] of [[age, 'age'], [emotion, 'emotion']] as const) {
+    for (const [r, output] of [
+      [age, 'age'],
+      [emotion, 'emotion'],
+    ] as const) {
       const e = r.export!;
       expect(e.name).toBe(`kt-${r.task}`);
       expect(e.version).toBe(1);
@@ -138,7 +162,9 @@ describe('kt train (tiny fixtures)', () => {
       expect(session.inputNames).toEqual([canonical.input.name]);
       const s = canonical.input.size;
       const ch = canonical.input.colorOrder === 'GRAY' ? 1 : 3;
-      const res = await runFloat(session, { [canonical.input.name]: { data: new Float32Array(2 * s * s * ch).fill(0.3), dims: [2, s, s, ch] } });
+      const res = await runFloat(session, {
+        [canonical.input.name]: { data: new Float32Array(2 * s * s * ch).fill(0.3), dims: [2, s, s, ch] },
+      });
       await session.release();
       const values = res[output]!;
       if (output === 'age') expect(values.dims).toEqual([2, 1]);
@@ -176,7 +202,10 @@ describe('serving the exported model', () => {
         { task: Task.TASK_AGE, model: { name: 'kt-age', version: 0 } },
         { task: Task.TASK_EMOTION, model: { name: 'kt-emotion', version: 1 } },
       ];
-      const res = await analyze(client, analyzeRequest(encodedImage(demoJpeg(1)), [Task.TASK_AGE, Task.TASK_EMOTION], 7, { modelOverrides: overrides }));
+      const res = await analyze(
+        client,
+        analyzeRequest(encodedImage(demoJpeg(1)), [Task.TASK_AGE, Task.TASK_EMOTION], 7, { modelOverrides: overrides }),
+      );
       const result = res.result!;
       expect(result.faces.length).toBeGreaterThan(0);
       expect(result.models.map((m) => m.name)).toEqual(expect.arrayContaining(['kt-age', 'kt-emotion']));

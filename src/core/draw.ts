@@ -53,22 +53,66 @@ export function drawLine(img: RgbImage, x0: number, y0: number, x1: number, y1: 
 
 // 3x5 glyphs, one row per entry, bit 2 = left column. Enough for scores, counts and short tags.
 const glyphs: Record<string, readonly number[]> = {
-  '0': [7, 5, 5, 5, 7], '1': [2, 6, 2, 2, 7], '2': [7, 1, 7, 4, 7], '3': [7, 1, 7, 1, 7], '4': [5, 5, 7, 1, 1],
-  '5': [7, 4, 7, 1, 7], '6': [7, 4, 7, 5, 7], '7': [7, 1, 1, 1, 1], '8': [7, 5, 7, 5, 7], '9': [7, 5, 7, 1, 7],
-  '.': [0, 0, 0, 0, 2], ',': [0, 0, 0, 2, 4], ':': [0, 2, 0, 2, 0], '-': [0, 0, 7, 0, 0], '+': [0, 2, 7, 2, 0],
-  '%': [5, 1, 2, 4, 5], '/': [1, 1, 2, 4, 4], '#': [5, 7, 5, 7, 5], ' ': [0, 0, 0, 0, 0],
-  A: [2, 5, 7, 5, 5], B: [6, 5, 6, 5, 6], C: [7, 4, 4, 4, 7], D: [6, 5, 5, 5, 6], E: [7, 4, 6, 4, 7], F: [7, 4, 6, 4, 4],
-  G: [7, 4, 5, 5, 7], H: [5, 5, 7, 5, 5], I: [7, 2, 2, 2, 7], J: [1, 1, 1, 5, 7], K: [5, 5, 6, 5, 5], L: [4, 4, 4, 4, 7],
-  M: [5, 7, 7, 5, 5], N: [6, 5, 5, 5, 5], O: [7, 5, 5, 5, 7], P: [7, 5, 7, 4, 4], Q: [7, 5, 5, 7, 1], R: [6, 5, 6, 5, 5],
-  S: [7, 4, 7, 1, 7], T: [7, 2, 2, 2, 2], U: [5, 5, 5, 5, 7], V: [5, 5, 5, 5, 2], W: [5, 5, 7, 7, 5], X: [5, 5, 2, 5, 5],
-  Y: [5, 5, 2, 2, 2], Z: [7, 1, 2, 4, 7],
+  '0': [7, 5, 5, 5, 7],
+  '1': [2, 6, 2, 2, 7],
+  '2': [7, 1, 7, 4, 7],
+  '3': [7, 1, 7, 1, 7],
+  '4': [5, 5, 7, 1, 1],
+  '5': [7, 4, 7, 1, 7],
+  '6': [7, 4, 7, 5, 7],
+  '7': [7, 1, 1, 1, 1],
+  '8': [7, 5, 7, 5, 7],
+  '9': [7, 5, 7, 1, 7],
+  '.': [0, 0, 0, 0, 2],
+  ',': [0, 0, 0, 2, 4],
+  ':': [0, 2, 0, 2, 0],
+  '-': [0, 0, 7, 0, 0],
+  '+': [0, 2, 7, 2, 0],
+  '%': [5, 1, 2, 4, 5],
+  '/': [1, 1, 2, 4, 4],
+  '#': [5, 7, 5, 7, 5],
+  ' ': [0, 0, 0, 0, 0],
+  A: [2, 5, 7, 5, 5],
+  B: [6, 5, 6, 5, 6],
+  C: [7, 4, 4, 4, 7],
+  D: [6, 5, 5, 5, 6],
+  E: [7, 4, 6, 4, 7],
+  F: [7, 4, 6, 4, 4],
+  G: [7, 4, 5, 5, 7],
+  H: [5, 5, 7, 5, 5],
+  I: [7, 2, 2, 2, 7],
+  J: [1, 1, 1, 5, 7],
+  K: [5, 5, 6, 5, 5],
+  L: [4, 4, 4, 4, 7],
+  M: [5, 7, 7, 5, 5],
+  N: [6, 5, 5, 5, 5],
+  O: [7, 5, 5, 5, 7],
+  P: [7, 5, 7, 4, 4],
+  Q: [7, 5, 5, 7, 1],
+  R: [6, 5, 6, 5, 5],
+  S: [7, 4, 7, 1, 7],
+  T: [7, 2, 2, 2, 2],
+  U: [5, 5, 5, 5, 7],
+  V: [5, 5, 5, 5, 2],
+  W: [5, 5, 7, 7, 5],
+  X: [5, 5, 2, 5, 5],
+  Y: [5, 5, 2, 2, 2],
+  Z: [7, 1, 2, 4, 7],
 };
 
 /**
  * Writes a short label with its top-left corner at (x, y) on a filled background, each font pixel `scale`
  * image pixels. Letters are drawn upper-case; characters without a glyph are drawn as '#'.
  */
-export function drawText(img: RgbImage, x: number, y: number, text: string, color: Color, scale = 2, background: Color | null = [0, 0, 0]): void {
+export function drawText(
+  img: RgbImage,
+  x: number,
+  y: number,
+  text: string,
+  color: Color,
+  scale = 2,
+  background: Color | null = [0, 0, 0],
+): void {
   const chars = [...text.toUpperCase()];
   const advance = 4 * scale;
   if (background) fillRect(img, { x: x - scale, y: y - scale, width: chars.length * advance + scale, height: 7 * scale }, background);

@@ -2,13 +2,7 @@
 
 /** Codes mirror the gRPC status codes they map to, so the mapping is one table. */
 export type KtErrorCode =
-  | 'INVALID_ARGUMENT'
-  | 'NOT_FOUND'
-  | 'RESOURCE_EXHAUSTED'
-  | 'FAILED_PRECONDITION'
-  | 'UNAVAILABLE'
-  | 'UNIMPLEMENTED'
-  | 'INTERNAL';
+  'INVALID_ARGUMENT' | 'NOT_FOUND' | 'RESOURCE_EXHAUSTED' | 'FAILED_PRECONDITION' | 'UNAVAILABLE' | 'UNIMPLEMENTED' | 'INTERNAL';
 
 export class KtError extends Error {
   override readonly name: string = 'KtError';

@@ -40,7 +40,10 @@ export async function decodeImage(bytes: Uint8Array, limits: ImageLimits = {}): 
   if (bytes.byteLength === 0) throw new InvalidInputError('image is empty (0 bytes)');
   if (bytes[0] === 0x50 && (bytes[1] === 0x35 || bytes[1] === 0x36)) return decodeNetpbm(bytes, maxPixels);
   const format = sniffImageContainer(bytes);
-  if (!format) throw new InvalidInputError(`unsupported image format (expected JPEG, PNG or WebP; first bytes ${Buffer.from(bytes.subarray(0, 8)).toString('hex')})`);
+  if (!format)
+    throw new InvalidInputError(
+      `unsupported image format (expected JPEG, PNG or WebP; first bytes ${Buffer.from(bytes.subarray(0, 8)).toString('hex')})`,
+    );
   const input = asBuffer(bytes);
   let width: number;
   let height: number;
@@ -97,7 +100,8 @@ function decodeNetpbm(bytes: Uint8Array, maxPixels: number): RgbImage {
   }
   const [width, height, maxval] = fields;
   const kind = bytes[1] === 0x35 ? 'PGM' : 'PPM';
-  if (width === undefined || height === undefined || maxval === undefined || width <= 0 || height <= 0) throw new InvalidInputError(`corrupt ${kind} header`);
+  if (width === undefined || height === undefined || maxval === undefined || width <= 0 || height <= 0)
+    throw new InvalidInputError(`corrupt ${kind} header`);
   if (maxval <= 0 || maxval > 255) throw new InvalidInputError(`${kind} with maxval ${maxval} is not supported (8-bit only)`);
   checkPixelCount(width, height, maxPixels, `${kind} image`);
   const channels = kind === 'PGM' ? 1 : 3;
@@ -106,7 +110,9 @@ function decodeNetpbm(bytes: Uint8Array, maxPixels: number): RgbImage {
   if (bytes.length - start < need) throw new InvalidInputError(`truncated ${kind} image: ${bytes.length - start} of ${need} pixel bytes`);
   const px = bytes.subarray(start, start + need);
   const scaled = maxval === 255 ? px : Uint8Array.from(px, (v) => Math.round((v * 255) / maxval));
-  return channels === 3 ? { data: Uint8Array.from(scaled), width, height } : fromRaw({ data: scaled, width, height, format: 'GRAY8' }, { maxPixels });
+  return channels === 3
+    ? { data: Uint8Array.from(scaled), width, height }
+    : fromRaw({ data: scaled, width, height, format: 'GRAY8' }, { maxPixels });
 }
 
 /**
@@ -115,7 +121,8 @@ function decodeNetpbm(bytes: Uint8Array, maxPixels: number): RgbImage {
  * takes ~50 ms. Used for whole-frame detector inputs; face crops stay in JS (small, sub-pixel exact regions).
  */
 export async function resizeRgb(image: RgbImage, width: number, height: number): Promise<RgbImage> {
-  if (!Number.isInteger(width) || !Number.isInteger(height) || width <= 0 || height <= 0) throw new InvalidInputError(`resize target must be positive integers, got ${width}x${height}`);
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width <= 0 || height <= 0)
+    throw new InvalidInputError(`resize target must be positive integers, got ${width}x${height}`);
   const out = await sharp(asBuffer(image.data), { raw: { width: image.width, height: image.height, channels: 3 } })
     .resize(width, height, { fit: 'fill', kernel: 'linear' })
     .raw()
@@ -145,7 +152,8 @@ export function fromRaw(frame: RawFrame, options: RawFrameOptions = {}): RgbImag
   checkDims(width, height, maxPixels);
   if (format === 'NV12') return nv12ToRgb(frame, options);
   const bpp = bytesPerPixel[format];
-  if (bpp === undefined) throw new InvalidInputError(`unsupported raw pixel format "${String(format)}" (expected RGB8, BGR8, GRAY8, RGBA8 or NV12)`);
+  if (bpp === undefined)
+    throw new InvalidInputError(`unsupported raw pixel format "${String(format)}" (expected RGB8, BGR8, GRAY8, RGBA8 or NV12)`);
   const rowBytes = width * bpp;
   const stride = frame.stride ?? rowBytes;
   if (!Number.isInteger(stride) || stride < rowBytes) {
@@ -194,7 +202,9 @@ function nv12ToRgb(frame: RawFrame, options: RawFrameOptions): RgbImage {
   if (!Number.isInteger(stride) || stride < width) throw new InvalidInputError(`NV12 stride ${stride} is less than the width ${width}`);
   const expected = stride * height + stride * (height / 2);
   if (data.byteLength !== expected) {
-    throw new InvalidInputError(`NV12 frame ${width}x${height} with stride ${stride} needs ${expected} bytes (luma ${stride * height} + chroma ${stride * (height / 2)}), got ${data.byteLength}`);
+    throw new InvalidInputError(
+      `NV12 frame ${width}x${height} with stride ${stride} needs ${expected} bytes (luma ${stride * height} + chroma ${stride * (height / 2)}), got ${data.byteLength}`,
+    );
   }
   const full = (options.yuvRange ?? 'limited') === 'full';
   // Kr/Kb of the chosen matrix give the four chroma coefficients; limited range rescales Y 16..235 and C 16..240.
@@ -204,8 +214,8 @@ function nv12ToRgb(frame: RawFrame, options: RawFrameOptions): RgbImage {
   const cGain = full ? 1 : 255 / 224;
   const rv = 2 * (1 - kr) * cGain;
   const bu = 2 * (1 - kb) * cGain;
-  const gu = (2 * kb * (1 - kb) / kg) * cGain;
-  const gv = (2 * kr * (1 - kr) / kg) * cGain;
+  const gu = ((2 * kb * (1 - kb)) / kg) * cGain;
+  const gv = ((2 * kr * (1 - kr)) / kg) * cGain;
   const yOffset = full ? 0 : 16;
   const chroma = stride * height;
   const out = new Uint8Array(width * height * 3);
@@ -229,7 +239,10 @@ function nv12ToRgb(frame: RawFrame, options: RawFrameOptions): RgbImage {
 /** Encodes RGB8 pixels as PNG (annotated frames, debugging). */
 export async function encodePng(image: RgbImage): Promise<Uint8Array> {
   const { data, width, height } = image;
-  if (data.byteLength !== width * height * 3) throw new InvalidInputError(`RGB image ${width}x${height} needs ${width * height * 3} bytes, got ${data.byteLength}`);
-  const png = await sharp(asBuffer(data), { raw: { width, height, channels: 3 } }).png().toBuffer();
+  if (data.byteLength !== width * height * 3)
+    throw new InvalidInputError(`RGB image ${width}x${height} needs ${width * height * 3} bytes, got ${data.byteLength}`);
+  const png = await sharp(asBuffer(data), { raw: { width, height, channels: 3 } })
+    .png()
+    .toBuffer();
   return new Uint8Array(png.buffer, png.byteOffset, png.byteLength);
 }

@@ -49,7 +49,9 @@ export function packageInfo(pkg: string, override?: string): { dir: string; vers
     const path = join(base, pkg, 'package.json');
     if (existsSync(path)) return { dir: dirname(path), version: (JSON.parse(readFileSync(path, 'utf8')) as { version: string }).version };
   }
-  throw new NotFoundError(`npm package ${pkg} is not installed (run \`npm install\` in the project root); it ships the face models the repository is built from`);
+  throw new NotFoundError(
+    `npm package ${pkg} is not installed (run \`npm install\` in the project root); it ships the face models the repository is built from`,
+  );
 }
 
 interface Built {
@@ -63,7 +65,12 @@ interface Built {
 async function buildEntry(entry: ZooEntry, pkgDir: string): Promise<Built> {
   if (entry.source === 'faceapi-weights') {
     const dir = join(pkgDir, dirname(entry.file));
-    const b = entry.net === 'landmark68' ? await buildFaceApiLandmark68(dir) : entry.net === 'expression' ? await buildFaceApiExpression(dir) : await buildFaceApiAgeGender(dir);
+    const b =
+      entry.net === 'landmark68'
+        ? await buildFaceApiLandmark68(dir)
+        : entry.net === 'expression'
+          ? await buildFaceApiExpression(dir)
+          : await buildFaceApiAgeGender(dir);
     return { model: b.model, input: b.input, outputs: b.outputs, encoder: b.encoder, batchForProbe: 1 };
   }
   const tf = await readTfjsGraphModel(join(pkgDir, entry.file));
@@ -75,7 +82,9 @@ async function buildEntry(entry: ZooEntry, pkgDir: string): Promise<Built> {
   });
   const input: InputSpec = { name: conv.inputName, ...entry.input };
   const outputs: OutputSpec[] = entry.outputs.map((o, i) => ({ name: conv.outputNames[i]!, task: o.task, decoding: o.decoding }));
-  const encoder = entry.encoder ? { tensor: conv.extra[entry.encoder.tfTensor]!.name, layout: entry.encoder.layout, head: entry.encoder.head } : undefined;
+  const encoder = entry.encoder
+    ? { tensor: conv.extra[entry.encoder.tfTensor]!.name, layout: entry.encoder.layout, head: entry.encoder.head }
+    : undefined;
   return { model: conv.model, input, outputs, ...(encoder ? { encoder } : {}), batchForProbe: 1 };
 }
 
@@ -92,7 +101,8 @@ async function probe(bytes: Uint8Array, b: Built): Promise<EncoderSpec | undefin
     const data = new Float32Array(dims.reduce((x, y) => x * y, 1)).fill(0.5);
     const out = await runFloat(session, { [b.input.name]: { data, dims } });
     for (const o of b.outputs) if (!out[o.name]) throw new Error(`output ${o.name} missing from the converted model`);
-    for (const [name, t] of Object.entries(out)) if (t.data.some((v) => !Number.isFinite(v))) throw new Error(`output ${name} is not finite on a grey image`);
+    for (const [name, t] of Object.entries(out))
+      if (t.data.some((v) => !Number.isFinite(v))) throw new Error(`output ${name} is not finite on a grey image`);
     if (!b.encoder) return undefined;
     const f = out[b.encoder.tensor];
     if (!f || f.dims.length !== 4) throw new Error(`encoder tensor ${b.encoder.tensor} is not a rank-4 output`);
@@ -107,7 +117,8 @@ const sha256 = (bytes: Uint8Array): string => createHash('sha256').update(bytes)
 
 /** Bump when the converter or builder changes what it writes, so installed repositories rebuild. */
 const BUILDER_VERSION = 1;
-const buildKeyOf = (entry: ZooEntry, pkgVersion: string): string => createHash('sha256').update(JSON.stringify({ entry, pkgVersion, BUILDER_VERSION })).digest('hex').slice(0, 16);
+const buildKeyOf = (entry: ZooEntry, pkgVersion: string): string =>
+  createHash('sha256').update(JSON.stringify({ entry, pkgVersion, BUILDER_VERSION })).digest('hex').slice(0, 16);
 
 async function upToDate(dir: string, buildKey: string): Promise<boolean> {
   try {
@@ -128,7 +139,9 @@ export async function buildRepository(options: BuildOptions = {}): Promise<Build
   const repo = options.repo ?? defaultRepositoryPath();
   const log = options.log ?? ((l: string) => process.stderr.write(`${l}\n`));
   const entries = options.only ? zoo.filter((z) => options.only!.includes(z.name)) : zoo;
-  if (options.only) for (const n of options.only) if (!zoo.some((z) => z.name === n)) throw new NotFoundError(`no zoo model named ${n} (known: ${zoo.map((z) => z.name).join(', ')})`);
+  if (options.only)
+    for (const n of options.only)
+      if (!zoo.some((z) => z.name === n)) throw new NotFoundError(`no zoo model named ${n} (known: ${zoo.map((z) => z.name).join(', ')})`);
   await mkdir(repo, { recursive: true });
   const report: BuildReport = { built: [], skipped: [], repo };
   const progress = createProgress('models build', entries.length, log, 0);

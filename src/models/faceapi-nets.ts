@@ -120,7 +120,11 @@ function samePads(size: number, kernel: number, stride: number): [number, number
 /** Emits face-api's layers as NCHW ONNX nodes, tracking channels and the (square) spatial size. */
 class FaceApiGraph {
   readonly g: GraphBuilder;
-  constructor(name: string, private readonly weights: Weights, private readonly modelName: string) {
+  constructor(
+    name: string,
+    private readonly weights: Weights,
+    private readonly modelName: string,
+  ) {
     this.g = new GraphBuilder(name);
   }
 
@@ -153,16 +157,24 @@ class FaceApiGraph {
     const [kh, kw, cin, cout] = this.shapeOf(`${prefix}/filters`) as [number, number, number, number];
     const f = this.take(`${prefix}/filters`, [kh, kw, cin, cout]);
     const w = new Float32Array(f.length);
-    for (let i = 0; i < kh; i++) for (let j = 0; j < kw; j++) for (let c = 0; c < cin; c++) for (let o = 0; o < cout; o++) {
-      w[((o * cin + c) * kh + i) * kw + j] = f[((i * kw + j) * cin + c) * cout + o]!;
-    }
+    for (let i = 0; i < kh; i++)
+      for (let j = 0; j < kw; j++)
+        for (let c = 0; c < cin; c++)
+          for (let o = 0; o < cout; o++) {
+            w[((o * cin + c) * kh + i) * kw + j] = f[((i * kw + j) * cin + c) * cout + o]!;
+          }
     const [pb, pa] = samePads(size, kh, stride);
     const { g } = this;
-    const out = g.op('Conv', [x, g.initializer(`${prefix}/W`, w, [cout, cin, kh, kw]), g.initializer(`${prefix}/B`, this.take(`${prefix}/bias`, [cout]), [cout])], {
-      kernel_shape: { kind: 'ints', value: [kh, kw] },
-      strides: { kind: 'ints', value: [stride, stride] },
-      pads: { kind: 'ints', value: [pb, pb, pa, pa] },
-    }, prefix);
+    const out = g.op(
+      'Conv',
+      [x, g.initializer(`${prefix}/W`, w, [cout, cin, kh, kw]), g.initializer(`${prefix}/B`, this.take(`${prefix}/bias`, [cout]), [cout])],
+      {
+        kernel_shape: { kind: 'ints', value: [kh, kw] },
+        strides: { kind: 'ints', value: [stride, stride] },
+        pads: { kind: 'ints', value: [pb, pb, pa, pa] },
+      },
+      prefix,
+    );
     return { out, size: Math.ceil(size / stride), channels: cout };
   }
 
@@ -172,21 +184,36 @@ class FaceApiGraph {
     const cout = this.shapeOf(`${prefix}/pointwise_filter`)[3]!;
     const dwSrc = this.take(`${prefix}/depthwise_filter`, [kh, kw, c, 1]);
     const dw = new Float32Array(dwSrc.length);
-    for (let i = 0; i < kh; i++) for (let j = 0; j < kw; j++) for (let ch = 0; ch < c; ch++) dw[(ch * kh + i) * kw + j] = dwSrc[(i * kw + j) * c + ch]!;
+    for (let i = 0; i < kh; i++)
+      for (let j = 0; j < kw; j++) for (let ch = 0; ch < c; ch++) dw[(ch * kh + i) * kw + j] = dwSrc[(i * kw + j) * c + ch]!;
     const pwSrc = this.take(`${prefix}/pointwise_filter`, [1, 1, c, cout]);
     const pw = new Float32Array(pwSrc.length);
     for (let ch = 0; ch < c; ch++) for (let o = 0; o < cout; o++) pw[o * c + ch] = pwSrc[ch * cout + o]!;
     const [pb, pa] = samePads(size, kh, stride);
     const { g } = this;
-    const depthwise = g.op('Conv', [x, g.initializer(`${prefix}/depthwise_W`, dw, [c, 1, kh, kw])], {
-      group: { kind: 'int', value: c },
-      kernel_shape: { kind: 'ints', value: [kh, kw] },
-      strides: { kind: 'ints', value: [stride, stride] },
-      pads: { kind: 'ints', value: [pb, pb, pa, pa] },
-    }, `${prefix}/depthwise`);
-    const out = g.op('Conv', [depthwise, g.initializer(`${prefix}/pointwise_W`, pw, [cout, c, 1, 1]), g.initializer(`${prefix}/B`, this.take(`${prefix}/bias`, [cout]), [cout])], {
-      kernel_shape: { kind: 'ints', value: [1, 1] },
-    }, `${prefix}/pointwise`);
+    const depthwise = g.op(
+      'Conv',
+      [x, g.initializer(`${prefix}/depthwise_W`, dw, [c, 1, kh, kw])],
+      {
+        group: { kind: 'int', value: c },
+        kernel_shape: { kind: 'ints', value: [kh, kw] },
+        strides: { kind: 'ints', value: [stride, stride] },
+        pads: { kind: 'ints', value: [pb, pb, pa, pa] },
+      },
+      `${prefix}/depthwise`,
+    );
+    const out = g.op(
+      'Conv',
+      [
+        depthwise,
+        g.initializer(`${prefix}/pointwise_W`, pw, [cout, c, 1, 1]),
+        g.initializer(`${prefix}/B`, this.take(`${prefix}/bias`, [cout]), [cout]),
+      ],
+      {
+        kernel_shape: { kind: 'ints', value: [1, 1] },
+      },
+      `${prefix}/pointwise`,
+    );
     return { out, size: Math.ceil(size / stride), channels: cout };
   }
 
@@ -200,11 +227,16 @@ class FaceApiGraph {
 
   maxPoolSame(x: string, size: number, hint: string): { out: string; size: number } {
     const [pb, pa] = samePads(size, 3, 2);
-    const out = this.g.op('MaxPool', [x], {
-      kernel_shape: { kind: 'ints', value: [3, 3] },
-      strides: { kind: 'ints', value: [2, 2] },
-      pads: { kind: 'ints', value: [pb, pb, pa, pa] },
-    }, hint);
+    const out = this.g.op(
+      'MaxPool',
+      [x],
+      {
+        kernel_shape: { kind: 'ints', value: [3, 3] },
+        strides: { kind: 'ints', value: [2, 2] },
+        pads: { kind: 'ints', value: [pb, pb, pa, pa] },
+      },
+      hint,
+    );
     return { out, size: Math.ceil(size / 2) };
   }
 
@@ -258,7 +290,11 @@ class FaceApiGraph {
     const weights = this.take(`${prefix}/weights`, [inFeatures, outFeatures]);
     const bias = this.take(`${prefix}/bias`, [outFeatures]);
     const { g } = this;
-    const gemmInputs = [pooled, g.initializer(`head/${prefix}/weights`, weights, [inFeatures, outFeatures]), g.initializer(`head/${prefix}/bias`, bias, [outFeatures])];
+    const gemmInputs = [
+      pooled,
+      g.initializer(`head/${prefix}/weights`, weights, [inFeatures, outFeatures]),
+      g.initializer(`head/${prefix}/bias`, bias, [outFeatures]),
+    ];
     if (activation === 'none') {
       g.node('Gemm', gemmInputs, [output], {}, `head/${prefix}`);
     } else {
@@ -270,12 +306,27 @@ class FaceApiGraph {
 }
 
 async function source(modelName: string): Promise<ModelSource> {
-  return { package: '@vladmandic/face-api', version: await faceApiVersion(), file: `model/${modelName}-weights_manifest.json`, license: 'MIT' };
+  return {
+    package: '@vladmandic/face-api',
+    version: await faceApiVersion(),
+    file: `model/${modelName}-weights_manifest.json`,
+    license: 'MIT',
+  };
 }
 
 /** Tight crop on face-api's detection box, squared; face-api itself zero-pads a non-square box to a square, centred. */
 function faceApiInput(): InputSpec {
-  return { name: FACEAPI_TENSORS.input, layout: 'NHWC', size: FACEAPI_INPUT_SIZE, colorOrder: 'RGB', scale: 1, mean: [0, 0, 0], std: [1, 1, 1], cropMargin: 0, cropSquare: true };
+  return {
+    name: FACEAPI_TENSORS.input,
+    layout: 'NHWC',
+    size: FACEAPI_INPUT_SIZE,
+    colorOrder: 'RGB',
+    scale: 1,
+    mean: [0, 0, 0],
+    std: [1, 1, 1],
+    cropMargin: 0,
+    cropSquare: true,
+  };
 }
 
 function encoderSpec(width: number, size: number): Pick<FaceApiNetBuild, 'encoder' | 'encoderTensor' | 'encoderWidth' | 'encoderSpatial'> {
@@ -312,10 +363,19 @@ export async function buildFaceApiLandmark68(modelDir?: string): Promise<FaceApi
   net.g.output('landmarks', ['N', 136]);
   return {
     name: 'faceapi-landmark68',
-    model: net.g.build({ docString: 'face-api FaceLandmark68Net (68-point iBUG landmarks), built from its weights', metadata: { source: '@vladmandic/face-api', net: 'FaceLandmark68Net' } }),
+    model: net.g.build({
+      docString: 'face-api FaceLandmark68Net (68-point iBUG landmarks), built from its weights',
+      metadata: { source: '@vladmandic/face-api', net: 'FaceLandmark68Net' },
+    }),
     input: faceApiInput(),
     inGraphNormalization: normalization,
-    outputs: [{ name: 'landmarks', task: 'landmarks', decoding: { type: 'landmarks', scheme: 'ibug68', count: 68, dims: 2, coordinateScale: 1, normalized: true } }],
+    outputs: [
+      {
+        name: 'landmarks',
+        task: 'landmarks',
+        decoding: { type: 'landmarks', scheme: 'ibug68', count: 68, dims: 2, coordinateScale: 1, normalized: true },
+      },
+    ],
     ...encoderSpec(features.channels, features.size),
     heads: [head],
     source: await source(modelName),
@@ -334,11 +394,20 @@ export async function buildFaceApiExpression(modelDir?: string): Promise<FaceApi
   net.g.output('expression_logits', ['N', 7]);
   return {
     name: 'faceapi-expression',
-    model: net.g.build({ docString: 'face-api FaceExpressionNet (7 expressions), built from its weights', metadata: { source: '@vladmandic/face-api', net: 'FaceExpressionNet' } }),
+    model: net.g.build({
+      docString: 'face-api FaceExpressionNet (7 expressions), built from its weights',
+      metadata: { source: '@vladmandic/face-api', net: 'FaceExpressionNet' },
+    }),
     input: faceApiInput(),
     inGraphNormalization: normalization,
     // The graph already applies softmax: `expressions` are probabilities.
-    outputs: [{ name: 'expressions', task: 'emotion', decoding: { type: 'classification', labels: [...FACEAPI_EXPRESSION_LABELS], activation: 'none' } }],
+    outputs: [
+      {
+        name: 'expressions',
+        task: 'emotion',
+        decoding: { type: 'classification', labels: [...FACEAPI_EXPRESSION_LABELS], activation: 'none' },
+      },
+    ],
     ...encoderSpec(features.channels, features.size),
     heads: [head],
     source: await source(modelName),
@@ -370,7 +439,10 @@ export async function buildFaceApiAgeGender(modelDir?: string): Promise<FaceApiN
   net.g.output('gender_logits', ['N', 2]);
   return {
     name: 'faceapi-age-gender',
-    model: net.g.build({ docString: 'face-api AgeGenderNet (age in years, gender), built from its weights', metadata: { source: '@vladmandic/face-api', net: 'AgeGenderNet' } }),
+    model: net.g.build({
+      docString: 'face-api AgeGenderNet (age in years, gender), built from its weights',
+      metadata: { source: '@vladmandic/face-api', net: 'AgeGenderNet' },
+    }),
     input: faceApiInput(),
     inGraphNormalization: normalization,
     outputs: [
@@ -389,7 +461,10 @@ export async function buildFaceApiAgeGender(modelDir?: string): Promise<FaceApiN
  * image the crop `box` was cut from, exactly as face-api's postProcess + FaceLandmarks do. For a square box
  * this is `x0 + x*side`.
  */
-export function decodeFaceApiLandmarks(raw: ArrayLike<number>, box: { x: number; y: number; width: number; height: number }): { x: number; y: number }[] {
+export function decodeFaceApiLandmarks(
+  raw: ArrayLike<number>,
+  box: { x: number; y: number; width: number; height: number },
+): { x: number; y: number }[] {
   if (raw.length !== 136) throw new ModelFormatError(`face-api landmarks: expected 136 values, got ${raw.length}`);
   const side = Math.max(box.width, box.height);
   const padX = (side - box.width) / 2;

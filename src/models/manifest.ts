@@ -27,7 +27,16 @@ export interface InputSpec {
 }
 
 export type OutputDecoding =
-  | { type: 'blazeface'; scores: string; boxes: string; anchors: { strides: number[]; anchorsPerCell: number[] }; keypoints: number; scoreThreshold: number; iouThreshold: number; maxFaces: number }
+  | {
+      type: 'blazeface';
+      scores: string;
+      boxes: string;
+      anchors: { strides: number[]; anchorsPerCell: number[] };
+      keypoints: number;
+      scoreThreshold: number;
+      iouThreshold: number;
+      maxFaces: number;
+    }
   | { type: 'classification'; labels: string[]; activation: 'softmax' | 'none' | 'sigmoid' }
   /**
    * One softmax bin per year. 'expectation' (default): sum_i i * p_i. 'argmax-neighbour': human's decoding (argmax
@@ -36,7 +45,14 @@ export type OutputDecoding =
   | { type: 'age-bins'; method?: 'expectation' | 'argmax-neighbour'; note?: string }
   | { type: 'age-years'; scale: number }
   | { type: 'gender-sigmoid'; positive: 'male' | 'female' }
-  | { type: 'landmarks'; scheme: 'ibug68' | 'wflw98' | 'mediapipe468'; count: number; dims: 2 | 3; coordinateScale: number; normalized: boolean }
+  | {
+      type: 'landmarks';
+      scheme: 'ibug68' | 'wflw98' | 'mediapipe468';
+      count: number;
+      dims: 2 | 3;
+      coordinateScale: number;
+      normalized: boolean;
+    }
   | { type: 'embedding'; size: number; normalize: 'l2' | 'none' }
   | { type: 'scalar'; activation: 'sigmoid' | 'none' };
 
@@ -85,7 +101,14 @@ export interface ModelManifest {
   /** sha256 of model.onnx, so caches and clients can key on content. */
   sha256: string;
   /** Trained models: priors used, data and metrics. */
-  training?: { priors: string[]; canonical: string; data: string; metrics: Record<string, number>; adapterFlops?: number; [k: string]: unknown };
+  training?: {
+    priors: string[];
+    canonical: string;
+    data: string;
+    metrics: Record<string, number>;
+    adapterFlops?: number;
+    [k: string]: unknown;
+  };
   createdAt: string;
 }
 
@@ -102,11 +125,16 @@ const inputSpecSchema = Type.Object(
     name: tensorName('ONNX input tensor name.'),
     layout: layoutSchema,
     size: Type.Integer({ minimum: 1, description: 'Square input size in pixels (width = height).' }),
-    colorOrder: literals(['RGB', 'BGR', 'GRAY'] as const, { description: 'Channel order fed to the model: RGB, BGR or GRAY (single channel, ITU-R BT.601 luma).' }),
+    colorOrder: literals(['RGB', 'BGR', 'GRAY'] as const, {
+      description: 'Channel order fed to the model: RGB, BGR or GRAY (single channel, ITU-R BT.601 luma).',
+    }),
     scale: Type.Number({ description: 'value = (pixel * scale - mean[c]) / std[c], pixel in 0..255.' }),
     mean: Type.Array(Type.Number(), { minItems: 1, maxItems: 3 }),
     std: Type.Array(Type.Number({ exclusiveMinimum: 0 }), { minItems: 1, maxItems: 3 }),
-    cropMargin: Type.Number({ minimum: 0, description: 'Crop margin around the detected box as a fraction of its size on each side (0.2 = 20 % per side). Detectors: 0.' }),
+    cropMargin: Type.Number({
+      minimum: 0,
+      description: 'Crop margin around the detected box as a fraction of its size on each side (0.2 = 20 % per side). Detectors: 0.',
+    }),
     cropSquare: Type.Boolean({ description: 'Make the crop square (on the longer side) before the margin.' }),
   },
   { ...strict, description: 'How a face crop (or a whole frame for a detector) becomes the input tensor.' },
@@ -118,7 +146,13 @@ const decodingSchemas = [
       type: Type.Literal('blazeface'),
       scores: tensorName('Output tensor of the scores.'),
       boxes: tensorName('Output tensor of the boxes.'),
-      anchors: Type.Object({ strides: Type.Array(Type.Integer({ minimum: 1 }), { minItems: 1 }), anchorsPerCell: Type.Array(Type.Integer({ minimum: 1 }), { minItems: 1 }) }, strict),
+      anchors: Type.Object(
+        {
+          strides: Type.Array(Type.Integer({ minimum: 1 }), { minItems: 1 }),
+          anchorsPerCell: Type.Array(Type.Integer({ minimum: 1 }), { minItems: 1 }),
+        },
+        strict,
+      ),
       keypoints: Type.Integer({ minimum: 0 }),
       scoreThreshold: Type.Number({ minimum: 0, maximum: 1 }),
       iouThreshold: Type.Number({ minimum: 0, maximum: 1 }),
@@ -126,13 +160,21 @@ const decodingSchemas = [
     },
     strict,
   ),
-  Type.Object({ type: Type.Literal('classification'), labels: Type.Array(Type.String(), { minItems: 1 }), activation: literals(['softmax', 'none', 'sigmoid'] as const) }, strict),
+  Type.Object(
+    {
+      type: Type.Literal('classification'),
+      labels: Type.Array(Type.String(), { minItems: 1 }),
+      activation: literals(['softmax', 'none', 'sigmoid'] as const),
+    },
+    strict,
+  ),
   Type.Object(
     {
       type: Type.Literal('age-bins'),
       method: Type.Optional(
         literals(['expectation', 'argmax-neighbour'] as const, {
-          description: "'expectation' (default): sum_i i * p_i. 'argmax-neighbour': human's decoding (argmax bin moved towards its larger neighbour).",
+          description:
+            "'expectation' (default): sum_i i * p_i. 'argmax-neighbour': human's decoding (argmax bin moved towards its larger neighbour).",
         }),
       ),
       note: Type.Optional(Type.String()),
@@ -152,7 +194,10 @@ const decodingSchemas = [
     },
     strict,
   ),
-  Type.Object({ type: Type.Literal('embedding'), size: Type.Integer({ minimum: 1 }), normalize: literals(['l2', 'none'] as const) }, strict),
+  Type.Object(
+    { type: Type.Literal('embedding'), size: Type.Integer({ minimum: 1 }), normalize: literals(['l2', 'none'] as const) },
+    strict,
+  ),
   Type.Object({ type: Type.Literal('scalar'), activation: literals(['sigmoid', 'none'] as const) }, strict),
 ];
 
@@ -169,9 +214,13 @@ const encoderSpecSchema = Type.Object(
   {
     tensor: tensorName('Tensor name of the feature map inside model.onnx.'),
     width: Type.Integer({ minimum: 1, description: 'Channels C of the feature map (the prior-token width after GAP).' }),
-    spatial: Type.Tuple([Type.Integer({ minimum: 1 }), Type.Integer({ minimum: 1 })], { description: "Spatial size H x W of the feature map at the model's input size." }),
+    spatial: Type.Tuple([Type.Integer({ minimum: 1 }), Type.Integer({ minimum: 1 })], {
+      description: "Spatial size H x W of the feature map at the model's input size.",
+    }),
     layout: layoutSchema,
-    head: literals(['gap-dense', 'conv'] as const, { description: "What follows the cut: 'gap-dense' heads commute with GAP exactly; 'conv' heads do not." }),
+    head: literals(['gap-dense', 'conv'] as const, {
+      description: "What follows the cut: 'gap-dense' heads commute with GAP exactly; 'conv' heads do not.",
+    }),
   },
   { ...strict, description: 'The spatial embedding before a task head: where the KT-Adapter cuts an encoder.' },
 );
@@ -182,7 +231,9 @@ const modelSourceSchema = Type.Object(
     version: Type.String(),
     file: Type.String(),
     license: Type.String(),
-    buildKey: Type.Optional(Type.String({ description: 'Hash of the zoo entry and converter version the model was built with: a change triggers a rebuild.' })),
+    buildKey: Type.Optional(
+      Type.String({ description: 'Hash of the zoo entry and converter version the model was built with: a change triggers a rebuild.' }),
+    ),
   },
   strict,
 );
@@ -203,16 +254,26 @@ const trainingSchema = Type.Object(
 export const modelManifestSchema = Type.Object(
   {
     $schema: Type.Optional(Type.String({ description: 'Path or URL of this JSON Schema, for editor completion; ignored by the server.' })),
-    name: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$', mustBe: 'a repository name (letters, digits, ".", "_", "-")', description: 'Repository name, e.g. "faceres".' }),
+    name: Type.String({
+      pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$',
+      mustBe: 'a repository name (letters, digits, ".", "_", "-")',
+      description: 'Repository name, e.g. "faceres".',
+    }),
     version: Type.Integer({ minimum: 1, description: 'Version: the folder name under the model (higher wins).' }),
     kind: literals(modelKinds.names),
-    tasks: Type.Array(literals(faceTasks), { description: 'Tasks this model answers (an encoder-only "prior" lists the task it was trained for).' }),
+    tasks: Type.Array(literals(faceTasks), {
+      description: 'Tasks this model answers (an encoder-only "prior" lists the task it was trained for).',
+    }),
     description: Type.String(),
     input: inputSpecSchema,
     outputs: Type.Array(outputSpecSchema, { minItems: 1 }),
     encoder: Type.Optional(encoderSpecSchema),
     source: Type.Optional(modelSourceSchema),
-    sha256: Type.String({ pattern: '^[0-9a-f]{64}$', mustBe: 'the sha256 of model.onnx as 64 lower-case hex digits', description: 'sha256 of model.onnx, so caches and clients can key on content.' }),
+    sha256: Type.String({
+      pattern: '^[0-9a-f]{64}$',
+      mustBe: 'the sha256 of model.onnx as 64 lower-case hex digits',
+      description: 'sha256 of model.onnx, so caches and clients can key on content.',
+    }),
     training: Type.Optional(trainingSchema),
     createdAt: Type.String({ description: 'When the model was built (ISO 8601).' }),
   },

@@ -55,7 +55,10 @@ export async function readManifest(dir: string): Promise<ModelManifest> {
  * Every model version in the repository; folders that are not versions (temp builds, files) are ignored, and versions
  * whose manifest or model cannot be read or validated are skipped and passed to `onProblem`.
  */
-export async function listRepository(repo = defaultRepositoryPath(), onProblem?: (dir: string, error: unknown) => void): Promise<RepositoryEntry[]> {
+export async function listRepository(
+  repo = defaultRepositoryPath(),
+  onProblem?: (dir: string, error: unknown) => void,
+): Promise<RepositoryEntry[]> {
   let names: string[];
   try {
     names = (await readdir(repo, { withFileTypes: true })).filter((d) => d.isDirectory() && !d.name.startsWith('.')).map((d) => d.name);
@@ -64,7 +67,9 @@ export async function listRepository(repo = defaultRepositoryPath(), onProblem?:
   }
   const out: RepositoryEntry[] = [];
   for (const name of names.sort()) {
-    const versions = (await readdir(join(repo, name), { withFileTypes: true })).filter((d) => d.isDirectory() && /^\d+$/.test(d.name)).map((d) => Number(d.name));
+    const versions = (await readdir(join(repo, name), { withFileTypes: true }))
+      .filter((d) => d.isDirectory() && /^\d+$/.test(d.name))
+      .map((d) => Number(d.name));
     for (const v of versions.sort((a, b) => a - b)) {
       const dir = versionDir(repo, name, v);
       const modelPath = join(dir, 'model.onnx');
@@ -83,10 +88,14 @@ export async function listRepository(repo = defaultRepositoryPath(), onProblem?:
 /** The named model at `version`, or its highest version. */
 export async function resolveModel(name: string, version?: number, repo = defaultRepositoryPath()): Promise<RepositoryEntry> {
   const problems = new Map<string, unknown>();
-  const all = (await listRepository(repo, (dir, e) => problems.set(dir, e))).filter((e) => e.manifest.name === name && (version === undefined || e.manifest.version === version));
+  const all = (await listRepository(repo, (dir, e) => problems.set(dir, e))).filter(
+    (e) => e.manifest.name === name && (version === undefined || e.manifest.version === version),
+  );
   const best = all.sort((a, b) => b.manifest.version - a.manifest.version)[0];
   // A version that exists but is broken says why, rather than "not found".
-  const broken = [...problems].filter(([dir]) => basename(dirname(dir)) === name && (version === undefined || basename(dir) === String(version))).at(-1);
+  const broken = [...problems]
+    .filter(([dir]) => basename(dirname(dir)) === name && (version === undefined || basename(dir) === String(version)))
+    .at(-1);
   if (!best && broken) throw broken[1];
   if (!best) throw new NotFoundError(`model ${name}${version !== undefined ? ` version ${version}` : ''} not found in ${repo}`);
   return best;

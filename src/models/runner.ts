@@ -35,7 +35,11 @@ export async function loadModel(entry: RepositoryEntry, options: SessionOptions 
 type BlazefaceDecoding = Extract<OutputDecoding, { type: 'blazeface' }>;
 
 /** Finds faces in a frame with a detector model (BlazeFace decoding). */
-export async function detectFaces(detector: LoadedModel, frame: RgbImage, overrides: Partial<BlazefaceOptions> = {}): Promise<DetectedFace[]> {
+export async function detectFaces(
+  detector: LoadedModel,
+  frame: RgbImage,
+  overrides: Partial<BlazefaceOptions> = {},
+): Promise<DetectedFace[]> {
   const decoding = detector.manifest.outputs.find((o) => o.decoding.type === 'blazeface')?.decoding as BlazefaceDecoding | undefined;
   if (!decoding) throw new InvalidInputError(`model ${detector.manifest.name} is not a BlazeFace detector`);
   const options = blazefaceOptionsFromManifest(decoding, { inputSize: detector.manifest.input.size, ...overrides });
@@ -54,7 +58,11 @@ export async function fitFrameNative(frame: RgbImage, size: number, fit: 'letter
     const image = await resizeRgb(frame, size, size);
     const scaleX = frame.width / size;
     const scaleY = frame.height / size;
-    return { image, region: { x: 0, y: 0, width: frame.width, height: frame.height }, transform: { scaleX, scaleY, offsetX: 0, offsetY: 0 } };
+    return {
+      image,
+      region: { x: 0, y: 0, width: frame.width, height: frame.height },
+      transform: { scaleX, scaleY, offsetX: 0, offsetY: 0 },
+    };
   }
   const side = Math.max(frame.width, frame.height);
   const w = Math.max(1, Math.round((frame.width * size) / side));
@@ -67,13 +75,27 @@ export async function fitFrameNative(frame: RgbImage, size: number, fit: 'letter
   const scaleX = frame.width / w;
   const scaleY = frame.height / h;
   const transform = { scaleX, scaleY, offsetX: -offX * scaleX, offsetY: -offY * scaleY };
-  return { image: { data, width: size, height: size }, region: { x: transform.offsetX, y: transform.offsetY, width: size * scaleX, height: size * scaleY }, transform };
+  return {
+    image: { data, width: size, height: size },
+    region: { x: transform.offsetX, y: transform.offsetY, width: size * scaleX, height: size * scaleY },
+    transform,
+  };
 }
 
 /** Crops every face for one model (its margin, squareness and size) and stacks them into one input batch. */
-export function prepareFaceBatch(manifest: ModelManifest, frame: RgbImage, faces: readonly { box: DetectedFace['box'] }[]): { crops: FaceCrop[]; tensor: FloatTensor } {
+export function prepareFaceBatch(
+  manifest: ModelManifest,
+  frame: RgbImage,
+  faces: readonly { box: DetectedFace['box'] }[],
+): { crops: FaceCrop[]; tensor: FloatTensor } {
   const crops = faces.map((f) => cropFace(frame, f.box, manifest.input));
-  return { crops, tensor: normalize(crops.map((c) => c.image), manifest.input) };
+  return {
+    crops,
+    tensor: normalize(
+      crops.map((c) => c.image),
+      manifest.input,
+    ),
+  };
 }
 
 export interface TaskRun {
@@ -91,7 +113,12 @@ export function batchItem(data: Float32Array, count: number, i: number): Float32
 }
 
 /** Runs a task model on all faces of a frame in one batch and decodes each face's outputs. */
-export async function runTaskModel(model: LoadedModel, frame: RgbImage, faces: readonly { box: DetectedFace['box'] }[], extraOutputs: readonly string[] = []): Promise<TaskRun> {
+export async function runTaskModel(
+  model: LoadedModel,
+  frame: RgbImage,
+  faces: readonly { box: DetectedFace['box'] }[],
+  extraOutputs: readonly string[] = [],
+): Promise<TaskRun> {
   if (faces.length === 0) return { crops: [], raw: {}, decoded: [] };
   const { crops, tensor } = prepareFaceBatch(model.manifest, frame, faces);
   const names = [...model.manifest.outputs.map((o) => o.name), ...extraOutputs];

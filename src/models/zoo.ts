@@ -62,7 +62,16 @@ export const zoo: ZooEntry[] = [
     package: HUMAN,
     file: 'models/blazeface.json',
     license: 'Apache-2.0 (MediaPipe) / MIT (human)',
-    input: { layout: 'NHWC', size: 256, colorOrder: 'RGB', scale: 1 / 127.5, mean: [1, 1, 1], std: [1, 1, 1], cropMargin: 0, cropSquare: false },
+    input: {
+      layout: 'NHWC',
+      size: 256,
+      colorOrder: 'RGB',
+      scale: 1 / 127.5,
+      mean: [1, 1, 1],
+      std: [1, 1, 1],
+      cropMargin: 0,
+      cropSquare: false,
+    },
     outputs: [
       { tfName: 'Identity', task: 'detection', decoding: blazefaceDecoding('Identity', 'Identity_2') },
       { tfName: 'Identity_1', task: 'detection', decoding: blazefaceDecoding('Identity_1', 'Identity_3') },
@@ -84,7 +93,15 @@ export const zoo: ZooEntry[] = [
     // (the network comes from an OpenCV pipeline). scale 1: it expects 0..255 (human multiplies its 0..1 crop by 255).
     input: { layout: 'NHWC', size: 224, colorOrder: 'BGR', scale: 1, mean: [0, 0, 0], std: [1, 1, 1], cropMargin: 0.2, cropSquare: true },
     outputs: [
-      { tfName: 'age_pred/Softmax:0', task: 'age', decoding: { type: 'age-bins', method: 'expectation', note: 'one bin per year; expectation MAE 9.9 vs 10.3 years for human\'s argmax-neighbour decoding on 250 UTKFace faces' } },
+      {
+        tfName: 'age_pred/Softmax:0',
+        task: 'age',
+        decoding: {
+          type: 'age-bins',
+          method: 'expectation',
+          note: "one bin per year; expectation MAE 9.9 vs 10.3 years for human's argmax-neighbour decoding on 250 UTKFace faces",
+        },
+      },
       { tfName: 'gender_pred/Sigmoid:0', task: 'gender', decoding: { type: 'gender-sigmoid', positive: 'male' } },
       { tfName: 'global_pooling/Mean', task: 'embedding', decoding: { type: 'embedding', size: 1024, normalize: 'l2' } },
     ],
@@ -101,7 +118,9 @@ export const zoo: ZooEntry[] = [
     file: 'models/emotion.json',
     license: 'MIT (oarriaga/face_classification, human)',
     input: { layout: 'NHWC', size: 64, colorOrder: 'GRAY', scale: 1 / 255, mean: [0.5], std: [0.5], cropMargin: 0.1, cropSquare: true },
-    outputs: [{ tfName: 'Identity', task: 'emotion', decoding: { type: 'classification', labels: EMOTION_LABELS_FER, activation: 'none' } }],
+    outputs: [
+      { tfName: 'Identity', task: 'emotion', decoding: { type: 'classification', labels: EMOTION_LABELS_FER, activation: 'none' } },
+    ],
     encoder: { tfTensor: 'StatefulPartitionedCall/model_1/add_2/add', width: 256, spatial: [8, 8], layout: 'NCHW', head: 'conv' },
     batch: 'N',
   },
@@ -114,9 +133,22 @@ export const zoo: ZooEntry[] = [
     package: HUMAN,
     file: 'models/facemesh.json',
     license: 'Apache-2.0 (MediaPipe)',
-    input: { layout: 'NHWC', size: 192, colorOrder: 'RGB', scale: 1 / 255, mean: [0, 0, 0], std: [1, 1, 1], cropMargin: 0.25, cropSquare: true },
+    input: {
+      layout: 'NHWC',
+      size: 192,
+      colorOrder: 'RGB',
+      scale: 1 / 255,
+      mean: [0, 0, 0],
+      std: [1, 1, 1],
+      cropMargin: 0.25,
+      cropSquare: true,
+    },
     outputs: [
-      { tfName: 'Identity_2', task: 'mesh', decoding: { type: 'landmarks', scheme: 'mediapipe468', count: 468, dims: 3, coordinateScale: 1, normalized: false } },
+      {
+        tfName: 'Identity_2',
+        task: 'mesh',
+        decoding: { type: 'landmarks', scheme: 'mediapipe468', count: 468, dims: 3, coordinateScale: 1, normalized: false },
+      },
       { tfName: 'Identity_1', task: 'mesh', decoding: { type: 'scalar', activation: 'sigmoid' } },
     ],
     encoder: { tfTensor: 'StatefulPartitionedCall/model_1/p_re_lu_15/Relu', width: 128, spatial: [6, 6], layout: 'NCHW', head: 'conv' },

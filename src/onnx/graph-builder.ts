@@ -1,5 +1,15 @@
 // A small ONNX graph builder: inputs, outputs, initializers and nodes with typed attributes, producing a ModelProto.
-import { onnx, elemTypeCode, type ElemType, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto, type AttributeProto, type GraphProto } from './proto.js';
+import {
+  onnx,
+  elemTypeCode,
+  type ElemType,
+  type ModelProto,
+  type NodeProto,
+  type TensorProto,
+  type ValueInfoProto,
+  type AttributeProto,
+  type GraphProto,
+} from './proto.js';
 
 /** Attribute values are tagged so that 1.0 (float) and 1 (int) cannot be confused. */
 export type AttrValue =
@@ -23,12 +33,18 @@ const A = onnx.AttributeProto.AttributeType;
 
 export function toAttributeProto(name: string, v: AttrValue): AttributeProto {
   switch (v.kind) {
-    case 'int': return { name, type: A.INT, i: v.value };
-    case 'float': return { name, type: A.FLOAT, f: v.value };
-    case 'ints': return { name, type: A.INTS, ints: [...v.value] };
-    case 'floats': return { name, type: A.FLOATS, floats: [...v.value] };
-    case 'string': return { name, type: A.STRING, s: new TextEncoder().encode(v.value) };
-    case 'tensor': return { name, type: A.TENSOR, t: v.value };
+    case 'int':
+      return { name, type: A.INT, i: v.value };
+    case 'float':
+      return { name, type: A.FLOAT, f: v.value };
+    case 'ints':
+      return { name, type: A.INTS, ints: [...v.value] };
+    case 'floats':
+      return { name, type: A.FLOATS, floats: [...v.value] };
+    case 'string':
+      return { name, type: A.STRING, s: new TextEncoder().encode(v.value) };
+    case 'tensor':
+      return { name, type: A.TENSOR, t: v.value };
   }
 }
 
@@ -42,7 +58,10 @@ export function makeTensor(name: string, data: TensorData, dims: readonly number
 }
 
 export function makeValueInfo(name: string, elemType: ElemType, dims?: readonly (number | string | null)[]): ValueInfoProto {
-  const shape = dims === undefined ? undefined : { dim: dims.map((d) => (typeof d === 'number' && d >= 0 ? { dimValue: d } : typeof d === 'string' ? { dimParam: d } : {})) };
+  const shape =
+    dims === undefined
+      ? undefined
+      : { dim: dims.map((d) => (typeof d === 'number' && d >= 0 ? { dimValue: d } : typeof d === 'string' ? { dimParam: d } : {})) };
   return { name, type: { tensorType: { elemType: elemTypeCode[elemType], ...(shape ? { shape } : {}) } } };
 }
 
@@ -104,9 +123,18 @@ export class GraphBuilder {
   }
 
   /** Adds a node; returns its output names (fresh ones derived from the node name when a count is given). */
-  node(opType: string, inputs: readonly string[], outputs: readonly string[] | number = 1, attrs: Record<string, AttrValue> = {}, nameHint?: string): string[] {
+  node(
+    opType: string,
+    inputs: readonly string[],
+    outputs: readonly string[] | number = 1,
+    attrs: Record<string, AttrValue> = {},
+    nameHint?: string,
+  ): string[] {
     const nodeName = this.unique(nameHint ?? opType);
-    const outs = typeof outputs === 'number' ? Array.from({ length: outputs }, (_, i) => this.unique(outputs === 1 ? `${nodeName}:out` : `${nodeName}:out${i}`)) : [...outputs];
+    const outs =
+      typeof outputs === 'number'
+        ? Array.from({ length: outputs }, (_, i) => this.unique(outputs === 1 ? `${nodeName}:out` : `${nodeName}:out${i}`))
+        : [...outputs];
     for (const o of outs) this.used.add(o);
     this.nodes.push({
       name: nodeName,

@@ -23,12 +23,29 @@ export const defaultMergeOptions = { prefix2: 'head/' } as const;
  * axis changed). Raising a model's opset across one of these versions is refused rather than silently miscomputed.
  */
 const breakingOpsetChanges: Readonly<Record<string, readonly number[]>> = {
-  Slice: [10], TopK: [10], Upsample: [10],
-  Pad: [11], Clip: [11], Resize: [11],
+  Slice: [10],
+  TopK: [10],
+  Upsample: [10],
+  Pad: [11],
+  Clip: [11],
+  Resize: [11],
   Dropout: [12],
-  Squeeze: [13], Unsqueeze: [13], ReduceSum: [13], Split: [13], Softmax: [13], LogSoftmax: [13], Hardmax: [13],
-  ReduceMean: [18], ReduceMax: [18], ReduceMin: [18], ReduceProd: [18], ReduceL1: [18], ReduceL2: [18],
-  ReduceLogSum: [18], ReduceLogSumExp: [18], ReduceSumSquare: [18],
+  Squeeze: [13],
+  Unsqueeze: [13],
+  ReduceSum: [13],
+  Split: [13],
+  Softmax: [13],
+  LogSoftmax: [13],
+  Hardmax: [13],
+  ReduceMean: [18],
+  ReduceMax: [18],
+  ReduceMin: [18],
+  ReduceProd: [18],
+  ReduceL1: [18],
+  ReduceL2: [18],
+  ReduceLogSum: [18],
+  ReduceLogSumExp: [18],
+  ReduceSumSquare: [18],
   GroupNormalization: [21],
 };
 
@@ -59,7 +76,9 @@ function assertOpsetUpgradeSafe(model: ModelProto, label: string, target: number
     if (changes?.some((v) => v > from && v <= target)) offending.add(node.opType ?? '');
   });
   if (offending.size > 0) {
-    throw new InvalidInputError(`cannot merge: the ${label} model uses opset ${from} and its ${[...offending].join(', ')} node(s) changed inputs or semantics by opset ${target}; re-export it at opset ${target}`);
+    throw new InvalidInputError(
+      `cannot merge: the ${label} model uses opset ${from} and its ${[...offending].join(', ')} node(s) changed inputs or semantics by opset ${target}; re-export it at opset ${target}`,
+    );
   }
 }
 
@@ -92,7 +111,11 @@ function renameGraph(graph: GraphProto, rename: (name: string) => string): Graph
   const renameInfo = (v: ValueInfoProto): ValueInfoProto => ({ ...v, name: r(v.name) });
   const renameAttr = (a: AttributeProto): AttributeProto => {
     if (!a.g && !(a.graphs && a.graphs.length > 0)) return a;
-    return { ...a, ...(a.g ? { g: renameGraph(a.g, rename) } : {}), ...(a.graphs ? { graphs: a.graphs.map((g) => renameGraph(g, rename)) } : {}) };
+    return {
+      ...a,
+      ...(a.g ? { g: renameGraph(a.g, rename) } : {}),
+      ...(a.graphs ? { graphs: a.graphs.map((g) => renameGraph(g, rename)) } : {}),
+    };
   };
   return {
     ...graph,
@@ -104,7 +127,10 @@ function renameGraph(graph: GraphProto, rename: (name: string) => string): Graph
       attribute: (node.attribute ?? []).map(renameAttr),
     })),
     initializer: (graph.initializer ?? []).map((t) => ({ ...t, name: r(t.name) })),
-    sparseInitializer: (graph.sparseInitializer ?? []).map((s) => ({ ...s, ...(s.values ? { values: { ...s.values, name: r(s.values.name) } } : {}) })),
+    sparseInitializer: (graph.sparseInitializer ?? []).map((s) => ({
+      ...s,
+      ...(s.values ? { values: { ...s.values, name: r(s.values.name) } } : {}),
+    })),
     input: (graph.input ?? []).map(renameInfo),
     output: (graph.output ?? []).map(renameInfo),
     valueInfo: (graph.valueInfo ?? []).map(renameInfo),
@@ -118,14 +144,21 @@ function uniqueByName(infos: ValueInfoProto[]): ValueInfoProto[] {
   return infos.filter((v) => !!v.name && !seen.has(v.name) && !!seen.add(v.name));
 }
 
-function validateConnections(firstIndex: GraphIndex, secondIndex: GraphIndex, second: GraphProto, connect: MergeOptions['connect']): Map<string, string> {
+function validateConnections(
+  firstIndex: GraphIndex,
+  secondIndex: GraphIndex,
+  second: GraphProto,
+  connect: MergeOptions['connect'],
+): Map<string, string> {
   if (!Array.isArray(connect) || connect.length === 0) {
     throw new InvalidInputError('mergeModels: connect must list at least one [firstOutputName, secondInputName] pair');
   }
   const feeds = new Map<string, string>();
   for (const pair of connect) {
     if (!Array.isArray(pair) || pair.length !== 2 || typeof pair[0] !== 'string' || typeof pair[1] !== 'string') {
-      throw new InvalidInputError(`mergeModels: each connection must be a [firstOutputName, secondInputName] pair, got ${JSON.stringify(pair)}`);
+      throw new InvalidInputError(
+        `mergeModels: each connection must be a [firstOutputName, secondInputName] pair, got ${JSON.stringify(pair)}`,
+      );
     }
     const [from, to] = pair;
     if (feeds.has(to)) throw new InvalidInputError(`mergeModels: second-model input "${to}" is connected twice`);
@@ -136,14 +169,18 @@ function validateConnections(firstIndex: GraphIndex, secondIndex: GraphIndex, se
   const notInputs = [...feeds.keys()].filter((n) => !graphInputs.has(n));
   if (notInputs.length > 0) {
     const known = (second.input ?? []).map((v) => `"${v.name}"`).join(', ');
-    throw new NotFoundError(`mergeModels: ${notInputs.map((n) => `"${n}"`).join(', ')} is not a graph input of the second model (its inputs: ${known})`);
+    throw new NotFoundError(
+      `mergeModels: ${notInputs.map((n) => `"${n}"`).join(', ')} is not a graph input of the second model (its inputs: ${known})`,
+    );
   }
   for (const [to, from] of feeds) {
     const fromType = firstIndex.knownElemType(from);
     const toType = secondIndex.knownElemType(to);
     if (fromType !== undefined && toType !== undefined && fromType !== toType) {
       const typeName = (t: number) => onnx.TensorProto.DataType[t] ?? String(t);
-      throw new InvalidInputError(`mergeModels: "${from}" is ${typeName(fromType)} but second-model input "${to}" expects ${typeName(toType)}`);
+      throw new InvalidInputError(
+        `mergeModels: "${from}" is ${typeName(fromType)} but second-model input "${to}" expects ${typeName(toType)}`,
+      );
     }
   }
   return feeds;
@@ -179,7 +216,12 @@ export function mergeModels(first: ModelProto, second: ModelProto, options: Merg
   const fed = new Set(feeds.values());
   const clashes = [...allNames(renamed)].filter((n) => firstNames.has(n) && !fed.has(n));
   if (clashes.length > 0) {
-    throw new InvalidInputError(`mergeModels: prefix "${prefix}" leaves name(s) ${clashes.slice(0, 5).map((n) => `"${n}"`).join(', ')} in both models; choose another prefix2`);
+    throw new InvalidInputError(
+      `mergeModels: prefix "${prefix}" leaves name(s) ${clashes
+        .slice(0, 5)
+        .map((n) => `"${n}"`)
+        .join(', ')} in both models; choose another prefix2`,
+    );
   }
 
   const secondOutputs = (renamed.output ?? []).map((v) => v.name!);
@@ -201,9 +243,15 @@ export function mergeModels(first: ModelProto, second: ModelProto, options: Merg
   header.opsetImport = opsetImport.map((o) => onnx.OperatorSetIdProto.create(o));
   header.irVersion = Math.max(Number(first.irVersion ?? 0), Number(second.irVersion ?? 0));
   const metadataKeys = new Set((first.metadataProps ?? []).map((m) => m.key));
-  header.metadataProps = [...header.metadataProps, ...(second.metadataProps ?? []).filter((m) => !metadataKeys.has(m.key)).map((m) => onnx.StringStringEntryProto.create(m))];
+  header.metadataProps = [
+    ...header.metadataProps,
+    ...(second.metadataProps ?? []).filter((m) => !metadataKeys.has(m.key)).map((m) => onnx.StringStringEntryProto.create(m)),
+  ];
   const functionKeys = new Set((first.functions ?? []).map((f) => `${f.domain ?? ''}:${f.name ?? ''}`));
-  header.functions = [...header.functions, ...(second.functions ?? []).filter((f) => !functionKeys.has(`${f.domain ?? ''}:${f.name ?? ''}`))];
+  header.functions = [
+    ...header.functions,
+    ...(second.functions ?? []).filter((f) => !functionKeys.has(`${f.domain ?? ''}:${f.name ?? ''}`)),
+  ];
 
   const mergedIndex = new GraphIndex(mergedGraph);
   mergedIndex.requireAll(options.outputs ?? [], 'requested output(s)', 'merged');

@@ -47,14 +47,17 @@ export async function createSession(model: string | Uint8Array, options: Session
       ...(options.intraOpThreads ? { intraOpNumThreads: options.intraOpThreads } : {}),
     };
     try {
-      const session = typeof model === 'string' ? await ort.InferenceSession.create(model, opts) : await ort.InferenceSession.create(model, opts);
+      const session =
+        typeof model === 'string' ? await ort.InferenceSession.create(model, opts) : await ort.InferenceSession.create(model, opts);
       return { session, provider, skipped };
     } catch (e) {
       skipped.push({ provider, reason: errorMessage(e) });
     }
   }
   const where = typeof model === 'string' ? model : `${model.byteLength}-byte model`;
-  throw new ModelFormatError(`cannot create an ONNX Runtime session for ${where}: ${skipped.map((s) => `${s.provider}: ${s.reason}`).join('; ')}`);
+  throw new ModelFormatError(
+    `cannot create an ONNX Runtime session for ${where}: ${skipped.map((s) => `${s.provider}: ${s.reason}`).join('; ')}`,
+  );
 }
 
 export function floatTensor(data: Float32Array, dims: readonly number[]): ort.Tensor {
@@ -62,7 +65,11 @@ export function floatTensor(data: Float32Array, dims: readonly number[]): ort.Te
 }
 
 /** Runs a session on named float inputs and returns every output as Float32Array with dims. */
-export async function runFloat(session: ort.InferenceSession, feeds: Record<string, { data: Float32Array; dims: readonly number[] }>, outputs?: readonly string[]): Promise<Record<string, { data: Float32Array; dims: number[] }>> {
+export async function runFloat(
+  session: ort.InferenceSession,
+  feeds: Record<string, { data: Float32Array; dims: readonly number[] }>,
+  outputs?: readonly string[],
+): Promise<Record<string, { data: Float32Array; dims: number[] }>> {
   const ortFeeds: Record<string, ort.Tensor> = {};
   for (const [k, v] of Object.entries(feeds)) ortFeeds[k] = floatTensor(v.data, v.dims);
   const res = outputs ? await session.run(ortFeeds, [...outputs]) : await session.run(ortFeeds);

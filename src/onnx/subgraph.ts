@@ -67,7 +67,9 @@ export class GraphIndex {
     const missing = names.filter((n) => !this.has(n));
     if (missing.length === 0) return;
     const hint = this.suggest(missing[0]!);
-    throw new NotFoundError(`${role} ${missing.map((n) => `"${n}"`).join(', ')} not found in ${modelLabel} graph "${this.graph.name ?? ''}"${hint ? ` (did you mean "${hint}"?)` : ''}`);
+    throw new NotFoundError(
+      `${role} ${missing.map((n) => `"${n}"`).join(', ')} not found in ${modelLabel} graph "${this.graph.name ?? ''}"${hint ? ` (did you mean "${hint}"?)` : ''}`,
+    );
   }
 
   /** Element type code of a tensor: declared type, initializer type, or inferred from its producer; float32 when nothing says otherwise. */
@@ -88,7 +90,8 @@ export class GraphIndex {
     const known = this.declared.get(name);
     if (known?.type?.tensorType?.elemType) return { ...known, name };
     const init = this.initializers.get(name);
-    if (init?.dataType) return { name, type: { tensorType: { elemType: init.dataType, shape: { dim: (init.dims ?? []).map((d) => ({ dimValue: d })) } } } };
+    if (init?.dataType)
+      return { name, type: { tensorType: { elemType: init.dataType, shape: { dim: (init.dims ?? []).map((d) => ({ dimValue: d })) } } } };
     return { name, type: { tensorType: { elemType: this.elemType(name) } } };
   }
 
@@ -104,7 +107,7 @@ export class GraphIndex {
   private inferredElemTypes(): Map<string, number> {
     if (this.elemTypes) return this.elemTypes;
     const types = new Map<string, number>();
-    const typeOf = (n: string | undefined): number | undefined => (n ? this.declaredElemType(n) ?? types.get(n) : undefined);
+    const typeOf = (n: string | undefined): number | undefined => (n ? (this.declaredElemType(n) ?? types.get(n)) : undefined);
     for (const node of this.nodes) {
       const outs = node.output ?? [];
       outs.forEach((out, i) => {
@@ -120,7 +123,10 @@ export class GraphIndex {
   private suggest(name: string): string | undefined {
     const lower = name.toLowerCase();
     const all = [...this.producer.keys(), ...this.initializers.keys(), ...this.inputs.keys()];
-    return all.find((n) => n.toLowerCase() === lower) ?? all.find((n) => n.toLowerCase().endsWith(`/${lower}`) || lower.endsWith(`/${n.toLowerCase()}`));
+    return (
+      all.find((n) => n.toLowerCase() === lower) ??
+      all.find((n) => n.toLowerCase().endsWith(`/${lower}`) || lower.endsWith(`/${n.toLowerCase()}`))
+    );
   }
 }
 
@@ -131,18 +137,42 @@ function outputElemType(node: NodeProto, outputIndex: number, typeOf: (n: string
   const isDefaultDomain = !node.domain || node.domain === 'ai.onnx';
   if (isDefaultDomain) {
     switch (node.opType) {
-      case 'Cast': return Number(attrOf('to')?.i ?? 0) || undefined;
-      case 'CastLike': return typeOf(inputs[1]);
-      case 'Shape': case 'Size': case 'NonZero': case 'ArgMax': case 'ArgMin': return INT64;
-      case 'Equal': case 'Less': case 'Greater': case 'LessOrEqual': case 'GreaterOrEqual':
-      case 'Not': case 'And': case 'Or': case 'Xor': case 'IsNaN': case 'IsInf': return BOOL;
-      case 'TopK': return outputIndex === 1 ? INT64 : typeOf(inputs[0]);
-      case 'MaxPool': return outputIndex === 1 ? INT64 : typeOf(inputs[0]);
-      case 'Dropout': return outputIndex === 1 ? BOOL : typeOf(inputs[0]);
-      case 'Unique': return outputIndex === 0 ? typeOf(inputs[0]) : INT64;
-      case 'Where': return typeOf(inputs[1]);
-      case 'DequantizeLinear': return FLOAT;
-      case 'QuantizeLinear': return typeOf(inputs[2]) ?? UINT8;
+      case 'Cast':
+        return Number(attrOf('to')?.i ?? 0) || undefined;
+      case 'CastLike':
+        return typeOf(inputs[1]);
+      case 'Shape':
+      case 'Size':
+      case 'NonZero':
+      case 'ArgMax':
+      case 'ArgMin':
+        return INT64;
+      case 'Equal':
+      case 'Less':
+      case 'Greater':
+      case 'LessOrEqual':
+      case 'GreaterOrEqual':
+      case 'Not':
+      case 'And':
+      case 'Or':
+      case 'Xor':
+      case 'IsNaN':
+      case 'IsInf':
+        return BOOL;
+      case 'TopK':
+        return outputIndex === 1 ? INT64 : typeOf(inputs[0]);
+      case 'MaxPool':
+        return outputIndex === 1 ? INT64 : typeOf(inputs[0]);
+      case 'Dropout':
+        return outputIndex === 1 ? BOOL : typeOf(inputs[0]);
+      case 'Unique':
+        return outputIndex === 0 ? typeOf(inputs[0]) : INT64;
+      case 'Where':
+        return typeOf(inputs[1]);
+      case 'DequantizeLinear':
+        return FLOAT;
+      case 'QuantizeLinear':
+        return typeOf(inputs[2]) ?? UINT8;
       case 'Constant': {
         const value = attrOf('value');
         if (value?.t?.dataType) return value.t.dataType;
@@ -150,10 +180,16 @@ function outputElemType(node: NodeProto, outputIndex: number, typeOf: (n: string
         if (attrOf('value_int') || attrOf('value_ints')) return INT64;
         return undefined;
       }
-      case 'ConstantOfShape': return attrOf('value')?.t?.dataType ?? FLOAT;
-      case 'EyeLike': case 'RandomNormalLike': case 'RandomUniformLike': case 'Multinomial':
+      case 'ConstantOfShape':
+        return attrOf('value')?.t?.dataType ?? FLOAT;
+      case 'EyeLike':
+      case 'RandomNormalLike':
+      case 'RandomUniformLike':
+      case 'Multinomial':
         return Number(attrOf('dtype')?.i ?? 0) || typeOf(inputs[0]);
-      case 'RandomNormal': case 'RandomUniform': return Number(attrOf('dtype')?.i ?? 0) || FLOAT;
+      case 'RandomNormal':
+      case 'RandomUniform':
+        return Number(attrOf('dtype')?.i ?? 0) || FLOAT;
     }
   }
   // Most ops (element-wise, Conv, MatMul, Reshape, Gather, Concat, pooling, Softmax...) keep their data input's type.
@@ -265,7 +301,9 @@ export function extractSubgraph(model: ModelProto, options: ExtractOptions): Mod
     }
   }
   if (keptNodes.size === 0) {
-    throw new InvalidInputError(`extractSubgraph: outputs ${outputs.map((n) => `"${n}"`).join(', ')} need no computation (they are inputs or initializers)`);
+    throw new InvalidInputError(
+      `extractSubgraph: outputs ${outputs.map((n) => `"${n}"`).join(', ')} need no computation (they are inputs or initializers)`,
+    );
   }
 
   const nodes = index.nodes.filter((_, i) => keptNodes.has(i)).map(copyNode);
@@ -273,7 +311,9 @@ export function extractSubgraph(model: ModelProto, options: ExtractOptions): Mod
   // A multi-output node (Split, TopK...) kept for a sibling output would define a cut input a second time.
   const redefined = cutInputs.filter((n) => produced.has(n));
   if (redefined.length > 0) {
-    throw new InvalidInputError(`extractSubgraph: input(s) ${redefined.map((n) => `"${n}"`).join(', ')} would still be computed by a node the outputs need; cut at its other outputs too`);
+    throw new InvalidInputError(
+      `extractSubgraph: input(s) ${redefined.map((n) => `"${n}"`).join(', ')} would still be computed by a node the outputs need; cut at its other outputs too`,
+    );
   }
   const outputSet = new Set(outputs);
   const inputs = [
@@ -284,7 +324,9 @@ export function extractSubgraph(model: ModelProto, options: ExtractOptions): Mod
     name: graph.name ?? 'subgraph',
     node: nodes,
     initializer: (graph.initializer ?? []).filter((t) => t.name && keptInitializers.has(t.name) && !cut.has(t.name)),
-    sparseInitializer: (graph.sparseInitializer ?? []).filter((s) => s.values?.name && keptInitializers.has(s.values.name) && !cut.has(s.values.name)),
+    sparseInitializer: (graph.sparseInitializer ?? []).filter(
+      (s) => s.values?.name && keptInitializers.has(s.values.name) && !cut.has(s.values.name),
+    ),
     input: inputs,
     output: outputs.map((n) => index.valueInfo(n)),
     // Shapes of the tensors still computed inside are worth keeping for tools and ORT's planner.
@@ -319,7 +361,7 @@ export function listTensors(model: ModelProto): TensorListing[] {
   const graph = requireGraph(model);
   const listing: TensorListing[] = [];
   for (const node of graph.node ?? []) {
-    const opType = node.domain && node.domain !== 'ai.onnx' ? `${node.domain}.${node.opType ?? ''}` : node.opType ?? '';
+    const opType = node.domain && node.domain !== 'ai.onnx' ? `${node.domain}.${node.opType ?? ''}` : (node.opType ?? '');
     for (const out of node.output ?? []) if (out) listing.push({ name: out, opType, nodeName: node.name ?? '' });
   }
   return listing;

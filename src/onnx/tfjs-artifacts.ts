@@ -58,10 +58,12 @@ export function decodeWeights(buffer: ArrayBuffer, specs: readonly TfjsWeightSpe
     const q = spec.quantization;
     const bytesPer = q ? (q.dtype === 'float16' || q.dtype === 'uint16' ? 2 : 1) : 4;
     const byteLength = size * bytesPer;
-    if (offset + byteLength > buffer.byteLength) throw new ModelFormatError(`weights truncated at ${spec.name}: need ${offset + byteLength} bytes, have ${buffer.byteLength}`);
+    if (offset + byteLength > buffer.byteLength)
+      throw new ModelFormatError(`weights truncated at ${spec.name}: need ${offset + byteLength} bytes, have ${buffer.byteLength}`);
     const slice = buffer.slice(offset, offset + byteLength);
     offset += byteLength;
-    if (spec.dtype !== 'float32' && spec.dtype !== 'int32') throw new ModelFormatError(`weight ${spec.name}: unsupported dtype ${spec.dtype}`);
+    if (spec.dtype !== 'float32' && spec.dtype !== 'int32')
+      throw new ModelFormatError(`weight ${spec.name}: unsupported dtype ${spec.dtype}`);
     let values: Float32Array | Int32Array;
     if (!q) {
       values = spec.dtype === 'int32' ? new Int32Array(slice) : new Float32Array(slice);
@@ -92,15 +94,17 @@ export async function readTfjsGraphModel(jsonPath: string): Promise<TfjsGraphMod
   }
   const topology = json['modelTopology'] as { node?: TfjsNodeDef[] } | undefined;
   const manifest = json['weightsManifest'] as { paths: string[]; weights: TfjsWeightSpec[] }[] | undefined;
-  if (!topology?.node || !manifest) throw new ModelFormatError(`${jsonPath}: not a TF.js graph model (no modelTopology.node or weightsManifest)`);
+  if (!topology?.node || !manifest)
+    throw new ModelFormatError(`${jsonPath}: not a TF.js graph model (no modelTopology.node or weightsManifest)`);
   const shards: Buffer[] = [];
-  for (const group of manifest) for (const p of group.paths) {
-    try {
-      shards.push(await readFile(join(dirname(jsonPath), p)));
-    } catch (e) {
-      throw new ModelFormatError(`${jsonPath}: cannot read weight shard ${p}: ${errorMessage(e)}`, { cause: e });
+  for (const group of manifest)
+    for (const p of group.paths) {
+      try {
+        shards.push(await readFile(join(dirname(jsonPath), p)));
+      } catch (e) {
+        throw new ModelFormatError(`${jsonPath}: cannot read weight shard ${p}: ${errorMessage(e)}`, { cause: e });
+      }
     }
-  }
   const all = Buffer.concat(shards);
   const weightData = all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength) as ArrayBuffer;
   const weightSpecs = manifest.flatMap((g) => g.weights);

@@ -37,7 +37,10 @@ class Converter implements ConversionContext {
   private readonly nodes = new Map<string, TfjsNodeDef>();
   readonly opCounts: Record<string, number> = {};
 
-  constructor(private readonly tf: TfjsGraphModel, graphName: string) {
+  constructor(
+    private readonly tf: TfjsGraphModel,
+    graphName: string,
+  ) {
     this.graph = new GraphBuilder(graphName);
     for (const n of tf.nodes) this.nodes.set(n.name, n);
   }
@@ -70,10 +73,12 @@ class Converter implements ConversionContext {
       if (want === 'nchw-broadcast') {
         if (dims.length === 1 && dims[0]! > 1) dims = [dims[0]!, 1, 1];
         else if (dims.length === 4) {
-          if (dims[0] !== 1 || dims[1] !== 1 || dims[2] !== 1) throw new ModelFormatError(`constant ${node} of shape [${dims}] cannot broadcast against NCHW`);
+          if (dims[0] !== 1 || dims[1] !== 1 || dims[2] !== 1)
+            throw new ModelFormatError(`constant ${node} of shape [${dims}] cannot broadcast against NCHW`);
           dims = [1, dims[3]!, 1, 1];
         } else if (dims.length === 3) {
-          if (dims[0] !== 1 || dims[1] !== 1) throw new ModelFormatError(`constant ${node} of shape [${dims}] cannot broadcast against NCHW`);
+          if (dims[0] !== 1 || dims[1] !== 1)
+            throw new ModelFormatError(`constant ${node} of shape [${dims}] cannot broadcast against NCHW`);
           dims = [dims[2]!, 1, 1];
         }
         const name = this.graph.initializer(`${node}/nchw`, values, dims);
@@ -114,12 +119,17 @@ class Converter implements ConversionContext {
     this.opCounts[n.op] = (this.opCounts[n.op] ?? 0) + 1;
     const handler = Object.hasOwn(opHandlers, n.op) ? opHandlers[n.op] : undefined;
     if (!handler) throw new UnsupportedOpError(n.op, n.name);
-    handler(this, n, (n.input ?? []).filter((r) => !parseRef(r).control));
+    handler(
+      this,
+      n,
+      (n.input ?? []).filter((r) => !parseRef(r).control),
+    );
   }
 
   convert(options: ConvertOptions): ConvertResult {
     const placeholders = this.tf.nodes.filter((n) => n.op === 'Placeholder');
-    if (placeholders.length !== 1) throw new ModelFormatError(`${this.tf.path}: expected one input placeholder, found ${placeholders.length}`);
+    if (placeholders.length !== 1)
+      throw new ModelFormatError(`${this.tf.path}: expected one input placeholder, found ${placeholders.length}`);
     const ph = placeholders[0]!;
     const tfShape = shapeOf(ph.attr?.['shape']);
     if (tfShape.length !== 4) throw new ModelFormatError(`${this.tf.path}: input ${ph.name} is not rank 4 (NHWC)`);
@@ -153,7 +163,10 @@ class Converter implements ConversionContext {
       extra[e] = { name, layout: t.layout === 'nchw' ? 'NCHW' : 'plain' };
     }
     return {
-      model: this.graph.build({ ...(options.opset !== undefined ? { opset: options.opset } : {}), docString: `converted from TF.js graph model ${this.tf.path}` }),
+      model: this.graph.build({
+        ...(options.opset !== undefined ? { opset: options.opset } : {}),
+        docString: `converted from TF.js graph model ${this.tf.path}`,
+      }),
       inputName: ph.name,
       inputShape,
       outputNames,

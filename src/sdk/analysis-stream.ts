@@ -139,7 +139,8 @@ export class AnalysisStream implements AsyncIterable<StreamResult> {
   ) {
     checkStreamId(init.streamId);
     const maxInFlight = init.maxInFlight ?? 2;
-    if (!Number.isInteger(maxInFlight) || maxInFlight < 1) throw new InvalidInputError(`maxInFlight must be an integer >= 1, got ${String(init.maxInFlight)}`);
+    if (!Number.isInteger(maxInFlight) || maxInFlight < 1)
+      throw new InvalidInputError(`maxInFlight must be an integer >= 1, got ${String(init.maxInFlight)}`);
     this.streamId = init.streamId;
     this.maxInFlight = maxInFlight;
     this.frameTimeoutMs = init.frameTimeoutMs ?? transport.defaultFrameTimeoutMs;
@@ -303,7 +304,10 @@ export class AnalysisStream implements AsyncIterable<StreamResult> {
       ok = c.call.write({ request: { $case: 'frame', value: frame } });
     } catch (e) {
       // A call that failed between the check and the write; its 'error' event says why.
-      breakCall(c, new UnavailableError(`stream ${this.streamId}: write failed: ${e instanceof Error ? e.message : String(e)}`, { cause: e }));
+      breakCall(
+        c,
+        new UnavailableError(`stream ${this.streamId}: write failed: ${e instanceof Error ? e.message : String(e)}`, { cause: e }),
+      );
       this.totals.framesLost += 1;
       return;
     }
@@ -320,7 +324,8 @@ export class AnalysisStream implements AsyncIterable<StreamResult> {
 
   private toFrame(input: FrameInput | ImageInput): { image: ReturnType<typeof imageToProto>; sequence: number; captureTimeUnixMs: number } {
     const frame: FrameInput = input instanceof Uint8Array || isRawImageInput(input) ? { image: input } : input;
-    if (frame === null || typeof frame !== 'object' || !('image' in frame)) throw new InvalidInputError('a stream item must be an image (Uint8Array or raw image) or { image, sequence?, captureTimeUnixMs? }');
+    if (frame === null || typeof frame !== 'object' || !('image' in frame))
+      throw new InvalidInputError('a stream item must be an image (Uint8Array or raw image) or { image, sequence?, captureTimeUnixMs? }');
     const sequence = frame.sequence ?? this.nextSequence;
     this.nextSequence = sequence + 1;
     return { image: imageToProto(frame.image), sequence, captureTimeUnixMs: frame.captureTimeUnixMs ?? Date.now() };
@@ -397,7 +402,10 @@ export class AnalysisStream implements AsyncIterable<StreamResult> {
     for (;;) {
       const elapsed = Date.now() - streak.startedMs;
       if (elapsed >= r.maxReconnectMs) {
-        throw new UnavailableError(`stream ${this.streamId}: server unavailable, gave up re-opening after ${elapsed} ms (${streak.attempts} attempts): ${cause.message}`, { cause });
+        throw new UnavailableError(
+          `stream ${this.streamId}: server unavailable, gave up re-opening after ${elapsed} ms (${streak.attempts} attempts): ${cause.message}`,
+          { cause },
+        );
       }
       const delayMs = Math.min(backoffDelayMs(reconnectBackoffPolicy(r), streak.attempts), r.maxReconnectMs - elapsed);
       streak.attempts += 1;
@@ -442,7 +450,12 @@ export class AnalysisStream implements AsyncIterable<StreamResult> {
     this.watchdog = setInterval(() => {
       if (this.halted() || this.current === undefined || this.broken()) return;
       if (this.inFlight > 0 && Date.now() - this.lastProgressMs > this.frameTimeoutMs) {
-        this.fail(new DeadlineExceededError(`StreamAnalyze(${this.streamId}): no answer for ${this.frameTimeoutMs} ms with ${this.inFlight} frame(s) in flight`, this.frameTimeoutMs));
+        this.fail(
+          new DeadlineExceededError(
+            `StreamAnalyze(${this.streamId}): no answer for ${this.frameTimeoutMs} ms with ${this.inFlight} frame(s) in flight`,
+            this.frameTimeoutMs,
+          ),
+        );
         this.closeCall();
         this.wake();
       }

@@ -80,7 +80,10 @@ const clientInitSchema = Type.Partial(
       tls: Type.Union([
         Type.Partial(
           Type.Object(
-            { rootCerts: Type.Uint8Array(), privateKey: Type.Uint8Array(), certChain: Type.Uint8Array() } satisfies Record<keyof ClientTlsOptions, TSchema>,
+            { rootCerts: Type.Uint8Array(), privateKey: Type.Uint8Array(), certChain: Type.Uint8Array() } satisfies Record<
+              keyof ClientTlsOptions,
+              TSchema
+            >,
             { additionalProperties: false },
           ),
         ),
@@ -89,9 +92,15 @@ const clientInitSchema = Type.Partial(
       deadlineMs: positiveInt,
       maxMessageBytes: positiveInt,
       keepalive: Type.Partial(
-        Type.Object({ timeMs: positiveInt, timeoutMs: positiveInt, permitWithoutCalls: Type.Boolean() } satisfies Record<keyof ClientKeepaliveOptions, TSchema>, {
-          additionalProperties: false,
-        }),
+        Type.Object(
+          { timeMs: positiveInt, timeoutMs: positiveInt, permitWithoutCalls: Type.Boolean() } satisfies Record<
+            keyof ClientKeepaliveOptions,
+            TSchema
+          >,
+          {
+            additionalProperties: false,
+          },
+        ),
       ),
       reconnect: Type.Partial(
         Type.Object(
@@ -128,7 +137,9 @@ export function resolveClientOptions(init: FaceAnalysisClientInit = {}): FaceAna
     channelOptions: { ...d.channelOptions, ...(init.channelOptions ?? {}) },
   };
   if (o.reconnect.maxBackoffMs < o.reconnect.initialBackoffMs) {
-    throw new InvalidInputError(`client option "reconnect.maxBackoffMs" must be >= reconnect.initialBackoffMs (${o.reconnect.initialBackoffMs}), got ${o.reconnect.maxBackoffMs}`);
+    throw new InvalidInputError(
+      `client option "reconnect.maxBackoffMs" must be >= reconnect.initialBackoffMs (${o.reconnect.initialBackoffMs}), got ${o.reconnect.maxBackoffMs}`,
+    );
   }
   return o;
 }

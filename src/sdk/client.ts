@@ -2,14 +2,38 @@
 import { Channel, Metadata, credentials } from '@grpc/grpc-js';
 import type { ChannelCredentials, ClientDuplexStream, ClientUnaryCall, ServiceError } from '@grpc/grpc-js';
 import { InvalidInputError } from '../core/errors.js';
-import { HealthCheckRequest, HealthCheckResponse_ServingStatus, HealthClient as GeneratedHealthClient } from '../gen/grpc/health/v1/health.js';
+import {
+  HealthCheckRequest,
+  HealthCheckResponse_ServingStatus,
+  HealthClient as GeneratedHealthClient,
+} from '../gen/grpc/health/v1/health.js';
 import type { HealthCheckResponse } from '../gen/grpc/health/v1/health.js';
 import { AnalyzeRequest, FaceAnalysisClient as GeneratedFaceAnalysisClient } from '../gen/kt/v1/face_analysis.js';
 import type { AnalyzeResponse, StreamRequest, StreamResponse } from '../gen/kt/v1/face_analysis.js';
-import { DeletePersonRequest, EnrolRequest, GalleryClient as GeneratedGalleryClient, IdentifyRequest, ListPeopleRequest } from '../gen/kt/v1/gallery.js';
+import {
+  DeletePersonRequest,
+  EnrolRequest,
+  GalleryClient as GeneratedGalleryClient,
+  IdentifyRequest,
+  ListPeopleRequest,
+} from '../gen/kt/v1/gallery.js';
 import type { DeletePersonResponse, EnrolResponse, IdentifyResponse, ListPeopleResponse, Person } from '../gen/kt/v1/gallery.js';
-import { DescribeModelRequest, ListModelsRequest, LoadModelRequest, ModelsClient as GeneratedModelsClient, ReloadModelRequest, UnloadModelRequest } from '../gen/kt/v1/models.js';
-import type { DescribeModelResponse, ListModelsResponse, LoadModelResponse, ModelInfo as ProtoModelInfo, ReloadModelResponse, UnloadModelResponse } from '../gen/kt/v1/models.js';
+import {
+  DescribeModelRequest,
+  ListModelsRequest,
+  LoadModelRequest,
+  ModelsClient as GeneratedModelsClient,
+  ReloadModelRequest,
+  UnloadModelRequest,
+} from '../gen/kt/v1/models.js';
+import type {
+  DescribeModelResponse,
+  ListModelsResponse,
+  LoadModelResponse,
+  ModelInfo as ProtoModelInfo,
+  ReloadModelResponse,
+  UnloadModelResponse,
+} from '../gen/kt/v1/models.js';
 import { modelKinds, modelStates } from '../contract/wire-names.js';
 import type { ModelKindName as ContractModelKindName, ModelStateName as ContractModelStateName } from '../contract/wire-names.js';
 import { AnalysisStream } from './analysis-stream.js';
@@ -108,7 +132,12 @@ export interface GalleryApi {
 }
 
 type UnaryCallback<Res> = (error: ServiceError | null, response: Res) => void;
-type UnaryMethod<Req, Res> = (request: Req, metadata: Metadata, options: { deadline: Date }, callback: UnaryCallback<Res>) => ClientUnaryCall;
+type UnaryMethod<Req, Res> = (
+  request: Req,
+  metadata: Metadata,
+  options: { deadline: Date },
+  callback: UnaryCallback<Res>,
+) => ClientUnaryCall;
 
 function modelFromProto(m: ProtoModelInfo | undefined): ModelInfo {
   if (m === undefined) throw new InvalidInputError('the server answered without a model');
@@ -153,7 +182,8 @@ export class FaceAnalysisClient {
   private closed = false;
 
   constructor(address: string, init: FaceAnalysisClientInit = {}) {
-    if (typeof address !== 'string' || address.length === 0) throw new InvalidInputError('FaceAnalysisClient needs a server address, e.g. "127.0.0.1:50051"');
+    if (typeof address !== 'string' || address.length === 0)
+      throw new InvalidInputError('FaceAnalysisClient needs a server address, e.g. "127.0.0.1:50051"');
     this.address = address;
     this.options = Object.freeze(resolveClientOptions(init));
     const creds = credentialsOf(this.options);
@@ -174,7 +204,12 @@ export class FaceAnalysisClient {
       frame: { image: imageToProto(image), sequence: init.sequence ?? 0, captureTimeUnixMs: init.captureTimeUnixMs ?? 0 },
       analysis: analysisToProto(init),
     });
-    const response = await this.unary<AnalyzeRequest, AnalyzeResponse>('Analyze', this.analysis.analyze.bind(this.analysis) as UnaryMethod<AnalyzeRequest, AnalyzeResponse>, request, init);
+    const response = await this.unary<AnalyzeRequest, AnalyzeResponse>(
+      'Analyze',
+      this.analysis.analyze.bind(this.analysis) as UnaryMethod<AnalyzeRequest, AnalyzeResponse>,
+      request,
+      init,
+    );
     return frameResultFromProto(response.result);
   }
 
@@ -279,7 +314,11 @@ export class FaceAnalysisClient {
       method(request, metadata, { deadline: new Date(Date.now() + deadlineMs) }, (error, response) => {
         if (error) {
           const typed = errorFromStatus(error, what);
-          reject(typed instanceof DeadlineExceededError ? new DeadlineExceededError(`${what}: no answer within ${deadlineMs} ms (${error.details})`, deadlineMs, { cause: error }) : typed);
+          reject(
+            typed instanceof DeadlineExceededError
+              ? new DeadlineExceededError(`${what}: no answer within ${deadlineMs} ms (${error.details})`, deadlineMs, { cause: error })
+              : typed,
+          );
         } else {
           resolve(response);
         }
@@ -291,23 +330,48 @@ export class FaceAnalysisClient {
     const c = this.modelsClient;
     return {
       list: async (task = '', call = {}) => {
-        const r = await this.unary<ListModelsRequest, ListModelsResponse>('Models.ListModels', c.listModels.bind(c) as UnaryMethod<ListModelsRequest, ListModelsResponse>, ListModelsRequest.fromPartial({ task }), call);
+        const r = await this.unary<ListModelsRequest, ListModelsResponse>(
+          'Models.ListModels',
+          c.listModels.bind(c) as UnaryMethod<ListModelsRequest, ListModelsResponse>,
+          ListModelsRequest.fromPartial({ task }),
+          call,
+        );
         return r.models.map(modelFromProto);
       },
       describe: async (name, version = 0, call = {}) => {
-        const r = await this.unary<DescribeModelRequest, DescribeModelResponse>('Models.DescribeModel', c.describeModel.bind(c) as UnaryMethod<DescribeModelRequest, DescribeModelResponse>, DescribeModelRequest.fromPartial({ name, version }), call);
+        const r = await this.unary<DescribeModelRequest, DescribeModelResponse>(
+          'Models.DescribeModel',
+          c.describeModel.bind(c) as UnaryMethod<DescribeModelRequest, DescribeModelResponse>,
+          DescribeModelRequest.fromPartial({ name, version }),
+          call,
+        );
         return modelFromProto(r.model);
       },
       load: async (name, version = 0, call = {}) => {
-        const r = await this.unary<LoadModelRequest, LoadModelResponse>('Models.LoadModel', c.loadModel.bind(c) as UnaryMethod<LoadModelRequest, LoadModelResponse>, LoadModelRequest.fromPartial({ name, version }), call);
+        const r = await this.unary<LoadModelRequest, LoadModelResponse>(
+          'Models.LoadModel',
+          c.loadModel.bind(c) as UnaryMethod<LoadModelRequest, LoadModelResponse>,
+          LoadModelRequest.fromPartial({ name, version }),
+          call,
+        );
         return modelFromProto(r.model);
       },
       unload: async (name, version = 0, call = {}) => {
-        const r = await this.unary<UnloadModelRequest, UnloadModelResponse>('Models.UnloadModel', c.unloadModel.bind(c) as UnaryMethod<UnloadModelRequest, UnloadModelResponse>, UnloadModelRequest.fromPartial({ name, version }), call);
+        const r = await this.unary<UnloadModelRequest, UnloadModelResponse>(
+          'Models.UnloadModel',
+          c.unloadModel.bind(c) as UnaryMethod<UnloadModelRequest, UnloadModelResponse>,
+          UnloadModelRequest.fromPartial({ name, version }),
+          call,
+        );
         return r.models.map(modelFromProto);
       },
       reload: async (name = '', call = {}) => {
-        const r = await this.unary<ReloadModelRequest, ReloadModelResponse>('Models.ReloadModel', c.reloadModel.bind(c) as UnaryMethod<ReloadModelRequest, ReloadModelResponse>, ReloadModelRequest.fromPartial({ name }), call);
+        const r = await this.unary<ReloadModelRequest, ReloadModelResponse>(
+          'Models.ReloadModel',
+          c.reloadModel.bind(c) as UnaryMethod<ReloadModelRequest, ReloadModelResponse>,
+          ReloadModelRequest.fromPartial({ name }),
+          call,
+        );
         return { models: r.models.map(modelFromProto), failed: r.failed.map((f) => ({ name: f.name, version: f.version })) };
       },
     };
@@ -318,26 +382,58 @@ export class FaceAnalysisClient {
     return {
       enrol: async (init) => {
         if (!init.images || init.images.length === 0) throw new InvalidInputError('gallery.enrol needs at least one image');
-        const request = EnrolRequest.fromPartial({ name: init.name ?? '', personId: init.personId ?? '', images: init.images.map(imageToProto) });
-        const r = await this.unary<EnrolRequest, EnrolResponse>('Gallery.Enrol', c.enrol.bind(c) as UnaryMethod<EnrolRequest, EnrolResponse>, request, init);
+        const request = EnrolRequest.fromPartial({
+          name: init.name ?? '',
+          personId: init.personId ?? '',
+          images: init.images.map(imageToProto),
+        });
+        const r = await this.unary<EnrolRequest, EnrolResponse>(
+          'Gallery.Enrol',
+          c.enrol.bind(c) as UnaryMethod<EnrolRequest, EnrolResponse>,
+          request,
+          init,
+        );
         return {
           personId: r.personId,
           facesUsed: r.facesUsed,
-          skipped: r.skipped.map((s) => ({ imageIndex: s.imageIndex, code: (s.error?.code ?? 'ERROR_CODE_UNKNOWN').replace(/^ERROR_CODE_/, ''), message: s.error?.message ?? '' })),
+          skipped: r.skipped.map((s) => ({
+            imageIndex: s.imageIndex,
+            code: (s.error?.code ?? 'ERROR_CODE_UNKNOWN').replace(/^ERROR_CODE_/, ''),
+            message: s.error?.message ?? '',
+          })),
           person: r.person,
         };
       },
       list: async (call = {}) => {
-        const r = await this.unary<ListPeopleRequest, ListPeopleResponse>('Gallery.ListPeople', c.listPeople.bind(c) as UnaryMethod<ListPeopleRequest, ListPeopleResponse>, ListPeopleRequest.fromPartial({}), call);
+        const r = await this.unary<ListPeopleRequest, ListPeopleResponse>(
+          'Gallery.ListPeople',
+          c.listPeople.bind(c) as UnaryMethod<ListPeopleRequest, ListPeopleResponse>,
+          ListPeopleRequest.fromPartial({}),
+          call,
+        );
         return r.people;
       },
       delete: async (personId, call = {}) => {
-        const r = await this.unary<DeletePersonRequest, DeletePersonResponse>('Gallery.DeletePerson', c.deletePerson.bind(c) as UnaryMethod<DeletePersonRequest, DeletePersonResponse>, DeletePersonRequest.fromPartial({ personId }), call);
+        const r = await this.unary<DeletePersonRequest, DeletePersonResponse>(
+          'Gallery.DeletePerson',
+          c.deletePerson.bind(c) as UnaryMethod<DeletePersonRequest, DeletePersonResponse>,
+          DeletePersonRequest.fromPartial({ personId }),
+          call,
+        );
         return r.person;
       },
       identify: async (image, init = {}) => {
-        const request = IdentifyRequest.fromPartial({ image: imageToProto(image), maxMatches: init.maxMatches ?? 0, threshold: init.threshold ?? 0 });
-        const r = await this.unary<IdentifyRequest, IdentifyResponse>('Gallery.Identify', c.identify.bind(c) as UnaryMethod<IdentifyRequest, IdentifyResponse>, request, init);
+        const request = IdentifyRequest.fromPartial({
+          image: imageToProto(image),
+          maxMatches: init.maxMatches ?? 0,
+          threshold: init.threshold ?? 0,
+        });
+        const r = await this.unary<IdentifyRequest, IdentifyResponse>(
+          'Gallery.Identify',
+          c.identify.bind(c) as UnaryMethod<IdentifyRequest, IdentifyResponse>,
+          request,
+          init,
+        );
         return {
           threshold: r.threshold,
           faces: r.faces.map((f) => ({

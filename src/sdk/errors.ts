@@ -1,6 +1,14 @@
 // Typed client-side errors, and the one function that maps a gRPC status (or a per-frame ItemError) to them.
 import { status as GrpcStatus } from '@grpc/grpc-js';
-import { FailedPreconditionError, InvalidInputError, KtError, NotFoundError, ResourceExhaustedError, UnavailableError, isUnavailableError } from '../core/errors.js';
+import {
+  FailedPreconditionError,
+  InvalidInputError,
+  KtError,
+  NotFoundError,
+  ResourceExhaustedError,
+  UnavailableError,
+  isUnavailableError,
+} from '../core/errors.js';
 import type { KtErrorCode } from '../core/errors.js';
 
 // The domain classes are the core ones, so `instanceof` works the same on both sides of the wire.
@@ -79,7 +87,8 @@ function isStatusLike(e: unknown): e is StatusLike {
  */
 export function errorFromStatus(e: unknown, what: string): KtError {
   if (e instanceof KtError) return e;
-  if (!isStatusLike(e)) return new RpcError('INTERNAL', GrpcStatus.UNKNOWN, `${what}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+  if (!isStatusLike(e))
+    return new RpcError('INTERNAL', GrpcStatus.UNKNOWN, `${what}: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
   const details = e.details ?? e.message ?? '';
   const message = `${what}: ${grpcStatusName(e.code)}${details ? `: ${details}` : ''}`;
   const options = { cause: e };

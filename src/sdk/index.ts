@@ -17,7 +17,13 @@ export type {
 export { AnalysisStream } from './analysis-stream.js';
 export type { StreamEvent, StreamInit, StreamState } from './analysis-stream.js';
 export { defaultClientOptions, resolveClientOptions } from './client-options.js';
-export type { ClientKeepaliveOptions, ClientReconnectOptions, ClientTlsOptions, FaceAnalysisClientInit, FaceAnalysisClientOptions } from './client-options.js';
+export type {
+  ClientKeepaliveOptions,
+  ClientReconnectOptions,
+  ClientTlsOptions,
+  FaceAnalysisClientInit,
+  FaceAnalysisClientOptions,
+} from './client-options.js';
 export {
   DeadlineExceededError,
   FailedPreconditionError,
@@ -57,7 +63,18 @@ export type {
   TimingsMs,
 } from './results.js';
 export { PluginOptionError, PluginRegistry, PluginRunner, Type, definePlugin, isPluginOptionError } from './plugin.js';
-export type { Plugin, PluginDefinition, PluginFactory, PluginInit, PluginInstance, PluginResultContext, PluginRunnerStats, Static, TObject, TSchema } from './plugin.js';
+export type {
+  Plugin,
+  PluginDefinition,
+  PluginFactory,
+  PluginInit,
+  PluginInstance,
+  PluginResultContext,
+  PluginRunnerStats,
+  Static,
+  TObject,
+  TSchema,
+} from './plugin.js';
 export { webhookPlugin } from './plugin-webhook.js';
 export type { WebhookOptions } from './plugin-webhook.js';
 export { mqttForwardPlugin } from './plugin-mqtt-forward.js';

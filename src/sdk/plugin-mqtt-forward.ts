@@ -33,7 +33,10 @@ export const mqttForwardPlugin: PluginFactory<MqttForwardOptions> = definePlugin
   schema: Type.Object(
     {
       url: brokerUrlSchema({ default: 'mqtt://127.0.0.1:1883', description: 'Broker URL. Default `mqtt://127.0.0.1:1883`.' }),
-      topicPrefix: topicPrefixSchema({ default: 'kt-gateway', description: 'First topic level(s): events go to `<topicPrefix>/<nodeId>/<stream>/faces`. Default `kt-gateway`.' }),
+      topicPrefix: topicPrefixSchema({
+        default: 'kt-gateway',
+        description: 'First topic level(s): events go to `<topicPrefix>/<nodeId>/<stream>/faces`. Default `kt-gateway`.',
+      }),
       nodeId: nodeIdOrHostSchema({ default: '', description: 'Second topic level. Default "": the host name.' }),
       qos: qosSchema({ default: 1, description: 'QoS of the events. Default 1.' }),
       maxQueuedMessages: Type.Integer({
@@ -59,7 +62,13 @@ export const mqttForwardPlugin: PluginFactory<MqttForwardOptions> = definePlugin
     // mqtt is an optional peer of the SDK package: load the publisher (and with it mqtt) only when this plugin runs.
     const open = (): Promise<MqttEventPublisher> =>
       (opening ??= loadPublisherModule().then(({ createMqttPublisher }) => {
-        const init = { url: o.url, topicPrefix: o.topicPrefix, qos: o.qos as MqttQos, maxQueuedMessages: o.maxQueuedMessages, statsIntervalMs: 0 };
+        const init = {
+          url: o.url,
+          topicPrefix: o.topicPrefix,
+          qos: o.qos as MqttQos,
+          maxQueuedMessages: o.maxQueuedMessages,
+          statsIntervalMs: 0,
+        };
         publisher = createMqttPublisher({ ...init, ...(o.nodeId !== '' ? { nodeId: o.nodeId } : {}) }, log);
         return publisher;
       }));
@@ -75,7 +84,11 @@ export const mqttForwardPlugin: PluginFactory<MqttForwardOptions> = definePlugin
         const event = facesEventOfResult(result);
         forwarded += 1;
         if (publisher) publisher.publishFaces(ctx.streamId, event);
-        else open().then((p) => p.publishFaces(ctx.streamId, event), (e: unknown) => log.error({ error: String(e) }, 'mqtt-forward: no publisher'));
+        else
+          open().then(
+            (p) => p.publishFaces(ctx.streamId, event),
+            (e: unknown) => log.error({ error: String(e) }, 'mqtt-forward: no publisher'),
+          );
       },
       async onStop() {
         if (!opening) return;

@@ -36,23 +36,47 @@ export const webhookPlugin = definePlugin<WebhookOptions>({
   description: 'POST each result as JSON to a URL, with timeout and bounded retries',
   schema: Type.Object(
     {
-      url: Type.String({ pattern: '^https?://.', mustBe: 'an http or https URL', default: '', description: 'Where to send events (http or https). Required.' }),
+      url: Type.String({
+        pattern: '^https?://.',
+        mustBe: 'an http or https URL',
+        default: '',
+        description: 'Where to send events (http or https). Required.',
+      }),
       method: Type.Union([Type.Literal('POST'), Type.Literal('PUT')], { default: 'POST', description: 'HTTP method. Default "POST".' }),
-      headers: Type.Record(Type.String(), Type.String(), { default: {}, description: 'Extra request headers (e.g. Authorization). Default none.' }),
-      timeoutMs: Type.Integer({ minimum: 1, maximum: 600_000, default: 5000, description: 'Time allowed per attempt, in milliseconds. Default 5000.' }),
+      headers: Type.Record(Type.String(), Type.String(), {
+        default: {},
+        description: 'Extra request headers (e.g. Authorization). Default none.',
+      }),
+      timeoutMs: Type.Integer({
+        minimum: 1,
+        maximum: 600_000,
+        default: 5000,
+        description: 'Time allowed per attempt, in milliseconds. Default 5000.',
+      }),
       maxRetries: Type.Integer({
         minimum: 0,
         maximum: 100,
         default: 3,
         description: 'Retries after the first attempt for 5xx, 429, timeouts and network errors (4xx are not retried). Default 3.',
       }),
-      retryBackoffMs: Type.Integer({ minimum: 1, maximum: 600_000, default: 500, description: 'Delay before the first retry, in milliseconds; doubles per retry. Default 500.' }),
-      maxRetryBackoffMs: Type.Integer({ minimum: 1, maximum: 3_600_000, default: 10_000, description: 'Longest delay between retries, in milliseconds. Default 10000.' }),
+      retryBackoffMs: Type.Integer({
+        minimum: 1,
+        maximum: 600_000,
+        default: 500,
+        description: 'Delay before the first retry, in milliseconds; doubles per retry. Default 500.',
+      }),
+      maxRetryBackoffMs: Type.Integer({
+        minimum: 1,
+        maximum: 3_600_000,
+        default: 10_000,
+        description: 'Longest delay between retries, in milliseconds. Default 10000.',
+      }),
       maxQueued: Type.Integer({
         minimum: 1,
         maximum: 1_000_000,
         default: 100,
-        description: 'Events waiting for delivery (including the one being retried); when full the oldest is discarded and counted. Default 100.',
+        description:
+          'Events waiting for delivery (including the one being retried); when full the oldest is discarded and counted. Default 100.',
       }),
       onlyWithFaces: Type.Boolean({ default: true, description: 'Send only results with at least one face. Default true.' }),
       nodeId: Type.String({ default: '', description: '`node` field of the events. Default "" (left out).' }),
@@ -65,7 +89,10 @@ export const webhookPlugin = definePlugin<WebhookOptions>({
     } satisfies Record<keyof WebhookOptions, TSchema>,
     { additionalProperties: false, title: 'webhook plugin options' },
   ),
-  validate: (o) => (o.maxRetryBackoffMs < o.retryBackoffMs ? `maxRetryBackoffMs (${o.maxRetryBackoffMs}) must be >= retryBackoffMs (${o.retryBackoffMs})` : undefined),
+  validate: (o) =>
+    o.maxRetryBackoffMs < o.retryBackoffMs
+      ? `maxRetryBackoffMs (${o.maxRetryBackoffMs}) must be >= retryBackoffMs (${o.retryBackoffMs})`
+      : undefined,
   create({ options: o, log }) {
     const queue = new DeliveryQueue<string>({
       maxQueued: o.maxQueued,
@@ -93,7 +120,12 @@ async function postOnce(o: WebhookOptions, body: string, stopSignal: AbortSignal
   stopSignal.addEventListener('abort', abort, { once: true });
   const timer = setTimeout(() => controller.abort(new Error(`timed out after ${o.timeoutMs} ms`)), o.timeoutMs);
   try {
-    const res = await fetch(o.url, { method: o.method, headers: { 'content-type': 'application/json', ...o.headers }, body, signal: controller.signal });
+    const res = await fetch(o.url, {
+      method: o.method,
+      headers: { 'content-type': 'application/json', ...o.headers },
+      body,
+      signal: controller.signal,
+    });
     await res.arrayBuffer().catch(() => undefined); // free the connection
     if (res.ok) return 'ok';
     log.debug({ url: o.url, status: res.status }, 'webhook answered with an error status');

@@ -111,8 +111,13 @@ function schemaOfDefaults(defaults: object): TObject {
 }
 
 function optionsOf(definition: PluginDefinition<object>): { schema: TObject; defaults: Readonly<Record<string, unknown>> } {
-  if (definition.schema) return { schema: definition.schema, defaults: Object.freeze({ ...(withDefaults(definition.schema, {}) as object), ...definition.defaults }) };
-  if (definition.defaults) return { schema: schemaOfDefaults(definition.defaults), defaults: definition.defaults as Record<string, unknown> };
+  if (definition.schema)
+    return {
+      schema: definition.schema,
+      defaults: Object.freeze({ ...(withDefaults(definition.schema, {}) as object), ...definition.defaults }),
+    };
+  if (definition.defaults)
+    return { schema: schemaOfDefaults(definition.defaults), defaults: definition.defaults as Record<string, unknown> };
   throw new InvalidInputError(`plugin ${definition.name}: definePlugin needs a schema or defaults`);
 }
 
@@ -122,12 +127,14 @@ function optionsOf(definition: PluginDefinition<object>): { schema: TObject; def
  * problem (`option` names the first), then calls `create`.
  */
 export function definePlugin<O extends object>(definition: PluginDefinition<O>): PluginFactory<O> {
-  if (!pluginNamePattern.test(definition.name)) throw new InvalidInputError(`plugin name must be lower-case letters, digits and '-', got ${JSON.stringify(definition.name)}`);
+  if (!pluginNamePattern.test(definition.name))
+    throw new InvalidInputError(`plugin name must be lower-case letters, digits and '-', got ${JSON.stringify(definition.name)}`);
   const name = definition.name;
   const { schema, defaults } = optionsOf(definition as PluginDefinition<object>);
 
   const resolveOptions = (options: Partial<O> = {}): O => {
-    if (typeof options !== 'object' || options === null || Array.isArray(options)) throw new PluginOptionError(name, '', 'options must be an object');
+    if (typeof options !== 'object' || options === null || Array.isArray(options))
+      throw new PluginOptionError(name, '', 'options must be an object');
     const merged = { ...defaults } as Record<string, unknown>;
     for (const [key, value] of Object.entries(options)) if (value !== undefined) merged[key] = value;
     const issues = schemaIssues(schema, merged, { noun: 'option' });
@@ -139,11 +146,22 @@ export function definePlugin<O extends object>(definition: PluginDefinition<O>):
 
   const factory = async (options: Partial<O> = {}, env: { log?: Logger } = {}): Promise<Plugin<O>> => {
     const resolved = Object.freeze(resolveOptions(options));
-    const instance = await definition.create({ name, options: resolved, log: env.log ?? createBasicLogger('plugins').child({ plugin: name }) });
-    if (typeof instance?.onResult !== 'function') throw new KtError('INTERNAL', `plugin ${name}: create() must return an object with onResult()`);
+    const instance = await definition.create({
+      name,
+      options: resolved,
+      log: env.log ?? createBasicLogger('plugins').child({ plugin: name }),
+    });
+    if (typeof instance?.onResult !== 'function')
+      throw new KtError('INTERNAL', `plugin ${name}: create() must return an object with onResult()`);
     return { name, options: resolved, instance };
   };
-  return Object.assign(factory, { pluginName: name, description: definition.description, defaults: defaults as Readonly<O>, schema, resolveOptions });
+  return Object.assign(factory, {
+    pluginName: name,
+    description: definition.description,
+    defaults: defaults as Readonly<O>,
+    schema,
+    resolveOptions,
+  });
 }
 
 /** Named plugin factories. Built-ins are registered explicitly by the entry point (see registerBuiltinPlugins). */

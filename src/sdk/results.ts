@@ -65,7 +65,10 @@ export function analysisToProto(init: AnalysisInit): AnalysisOptions {
   return AnalysisOptions.fromPartial({
     // The contract reads an empty list as "the server's default tasks"; in the SDK `[]` keeps meaning detection only.
     tasks: init.tasks?.length === 0 ? [Task.TASK_DETECTION] : (init.tasks ?? defaultTasks).map(taskToProto),
-    modelOverrides: (init.modelOverrides ?? []).map((o) => ({ task: taskToProto(o.task), model: { name: o.model, version: o.version ?? 0 } })),
+    modelOverrides: (init.modelOverrides ?? []).map((o) => ({
+      task: taskToProto(o.task),
+      model: { name: o.model, version: o.version ?? 0 },
+    })),
     minFaceSizePx: init.minFaceSizePx ?? 0,
     maxFaces: init.maxFaces ?? 0,
     minScore: init.minScore ?? 0,
@@ -79,7 +82,8 @@ const legacyDropPolicyNames: Readonly<Record<string, DropPolicyName>> = { 'lates
 export function dropPolicyToProto(policy: DropPolicyName | undefined): DropPolicy {
   if (policy === undefined) return DropPolicy.DROP_POLICY_UNSPECIFIED;
   const name: unknown = legacyDropPolicyNames[policy] ?? policy;
-  if (!dropPolicies.has(name)) throw new InvalidInputError(`unknown drop policy "${String(policy)}" (known: ${dropPolicies.names.join(', ')})`);
+  if (!dropPolicies.has(name))
+    throw new InvalidInputError(`unknown drop policy "${String(policy)}" (known: ${dropPolicies.names.join(', ')})`);
   return dropPolicies.toWire[name];
 }
 
@@ -93,14 +97,23 @@ export function isRawImageInput(image: unknown): image is RawImageInput {
 }
 
 export function imageToProto(image: ImageInput): Image {
-  if (image instanceof Uint8Array) return { source: { $case: 'encoded', value: { data: asBuffer(image), format: ImageFormat.IMAGE_FORMAT_UNSPECIFIED } } };
-  if (!isRawImageInput(image)) throw new InvalidInputError('an image must be encoded bytes (Uint8Array) or { data, widthPx, heightPx, pixelFormat }');
-  if (!pixelFormats.has(image.pixelFormat)) throw new InvalidInputError(`unknown pixel format "${String(image.pixelFormat)}" (known: ${pixelFormats.names.join(', ')})`);
+  if (image instanceof Uint8Array)
+    return { source: { $case: 'encoded', value: { data: asBuffer(image), format: ImageFormat.IMAGE_FORMAT_UNSPECIFIED } } };
+  if (!isRawImageInput(image))
+    throw new InvalidInputError('an image must be encoded bytes (Uint8Array) or { data, widthPx, heightPx, pixelFormat }');
+  if (!pixelFormats.has(image.pixelFormat))
+    throw new InvalidInputError(`unknown pixel format "${String(image.pixelFormat)}" (known: ${pixelFormats.names.join(', ')})`);
   const pixelFormat = pixelFormats.toWire[image.pixelFormat];
   return {
     source: {
       $case: 'raw',
-      value: { data: asBuffer(image.data), widthPx: image.widthPx, heightPx: image.heightPx, strideBytes: image.strideBytes ?? 0, pixelFormat },
+      value: {
+        data: asBuffer(image.data),
+        widthPx: image.widthPx,
+        heightPx: image.heightPx,
+        strideBytes: image.strideBytes ?? 0,
+        pixelFormat,
+      },
     },
   };
 }
@@ -212,7 +225,12 @@ export interface StreamResult extends AnalysisResult {
 
 const point = (p: ProtoPoint): PointPx => ({ x: p.xPx, y: p.yPx, z: p.zPx });
 const landmarks = (l: ProtoLandmarks): LandmarkSet => ({ scheme: l.scheme, points: l.points.map(point) });
-const identity = (m: ProtoIdentityMatch): IdentityResult => ({ known: m.known, personId: m.personId, name: m.name, similarity: m.similarity });
+const identity = (m: ProtoIdentityMatch): IdentityResult => ({
+  known: m.known,
+  personId: m.personId,
+  name: m.name,
+  similarity: m.similarity,
+});
 
 export function faceFromProto(f: ProtoFace): FaceResult {
   const face: FaceResult = {
@@ -222,10 +240,19 @@ export function faceFromProto(f: ProtoFace): FaceResult {
   };
   if (f.age) face.age = { years: f.age.years };
   if (f.gender) face.gender = { label: f.gender.label, confidence: f.gender.confidence };
-  if (f.emotion) face.emotion = { label: f.emotion.label, confidence: f.emotion.confidence, scores: f.emotion.scores.map((s) => ({ label: s.label, score: s.score })) };
+  if (f.emotion)
+    face.emotion = {
+      label: f.emotion.label,
+      confidence: f.emotion.confidence,
+      scores: f.emotion.scores.map((s) => ({ label: s.label, score: s.score })),
+    };
   if (f.landmarks) face.landmarks = landmarks(f.landmarks);
   if (f.mesh) face.mesh = landmarks(f.mesh);
-  if (f.embedding) face.embedding = { values: [...f.embedding.values], model: f.embedding.model ? { name: f.embedding.model.name, version: f.embedding.model.version } : undefined };
+  if (f.embedding)
+    face.embedding = {
+      values: [...f.embedding.values],
+      model: f.embedding.model ? { name: f.embedding.model.name, version: f.embedding.model.version } : undefined,
+    };
   if (f.identity) face.identity = identity(f.identity);
   return face;
 }
@@ -243,7 +270,13 @@ export function frameResultFromProto(r: FrameResult | undefined): AnalysisResult
     frameWidthPx: r.frameWidthPx,
     frameHeightPx: r.frameHeightPx,
     faces: r.faces.map(faceFromProto),
-    timings: { queueMs: r.timings?.queueMs ?? 0, decodeMs: r.timings?.decodeMs ?? 0, detectMs: r.timings?.detectMs ?? 0, tasks, totalMs: r.timings?.totalMs ?? 0 },
+    timings: {
+      queueMs: r.timings?.queueMs ?? 0,
+      decodeMs: r.timings?.decodeMs ?? 0,
+      detectMs: r.timings?.detectMs ?? 0,
+      tasks,
+      totalMs: r.timings?.totalMs ?? 0,
+    },
     models: r.models.map((m) => ({ name: m.name, version: m.version })),
   };
   if (r.error && r.error.code !== ErrorCode.ERROR_CODE_UNSPECIFIED) {

@@ -1,6 +1,7 @@
 // `kt serve`: config file + device profile + flags merged into one ServerConfig; logs providers and broker; clean shutdown.
 import { parse, type RegisterCommand } from '../core/cli-args.js';
 import { InvalidInputError, errorMessage } from '../core/errors.js';
+import type { Logger } from '../core/log-types.js';
 import type { ServerConfigOverlay, TaskName } from './config.js';
 
 const help = `kt serve [options]
@@ -54,7 +55,8 @@ export function registerServeCommands(register: RegisterCommand): void {
       process.stdout.write(help);
       return 0;
     }
-    const [{ loadDeviceProfile }, { loadServerConfigFile, resolveServerConfig, validateConfigOverlay }, { createLogger }] = await Promise.all([import('./device-profile.js'), import('./config.js'), import('../core/log.js')]);
+    const [{ loadDeviceProfile }, { loadServerConfigFile, resolveServerConfig, validateConfigOverlay }, { createLogger }] =
+      await Promise.all([import('./device-profile.js'), import('./config.js'), import('../core/log.js')]);
     const log = createLogger('serve');
     const profile = await loadDeviceProfile(values.device ?? 'x86-cpu');
     let fileOverlay: ServerConfigOverlay = {};
@@ -66,7 +68,8 @@ export function registerServeCommands(register: RegisterCommand): void {
     if (values.tasks !== undefined) flags['tasks'] = values.tasks.split(',').filter(Boolean) as TaskName[];
     if (values.providers !== undefined) flags['executionProviders'] = values.providers.split(',').filter(Boolean);
     if (values.threads !== undefined) flags['intraOpThreads'] = positiveInt('--threads', values.threads);
-    if (values['max-concurrent'] !== undefined) flags['maxConcurrentInferences'] = positiveInt('--max-concurrent', values['max-concurrent']);
+    if (values['max-concurrent'] !== undefined)
+      flags['maxConcurrentInferences'] = positiveInt('--max-concurrent', values['max-concurrent']);
     if (values['max-streams'] !== undefined) flags['maxStreams'] = positiveInt('--max-streams', values['max-streams']);
     if (values['mqtt-url'] !== undefined) flags['mqttUrl'] = values['mqtt-url'];
     if (values['no-mqtt']) flags['mqttEnabled'] = false;
@@ -76,7 +79,9 @@ export function registerServeCommands(register: RegisterCommand): void {
     if (values['print-config']) {
       process.stdout.write(`${JSON.stringify(config, null, 2)}\n`);
       // stderr, so that stdout stays a config file: what `tasks` means for a client that names none.
-      process.stderr.write(`tasks [${config.tasks.join(', ')}]: warmed before SERVING and run for every request that names no task ([TASK_DETECTION]: detection only)\n`);
+      process.stderr.write(
+        `tasks [${config.tasks.join(', ')}]: warmed before SERVING and run for every request that names no task ([TASK_DETECTION]: detection only)\n`,
+      );
       return 0;
     }
     log.info({ profile: profile.name, description: profile.description }, 'device profile');
@@ -85,22 +90,34 @@ export function registerServeCommands(register: RegisterCommand): void {
 
     const { startServer } = await import('./server.js');
     const server = await startServer(config, { logger: log });
-    log.info({ address: server.address, mqtt: server.mqtt ? server.mqtt.url : 'off', ...(server.mqtt ? { brokerSource: server.mqtt.source } : {}) }, 'serving');
-    await new Promise<void>((resolve) => {
-      const stop = (signal: string): void => {
-        log.info({ signal }, 'shutting down (publishing offline, finishing calls in flight)');
-        process.off('SIGINT', onInt);
-        process.off('SIGTERM', onTerm);
-        server.close().then(resolve, (e: unknown) => {
-          log.error({ error: errorMessage(e) }, 'shutdown failed');
-          resolve();
-        });
-      };
-      const onInt = (): void => stop('SIGINT');
-      const onTerm = (): void => stop('SIGTERM');
-      process.on('SIGINT', onInt);
-      process.on('SIGTERM', onTerm);
-    });
+    log.info(
+      {
+        address: server.address,
+        mqtt: server.mqtt ? server.mqtt.url : 'off',
+        ...(server.mqtt ? { brokerSource: server.mqtt.source } : {}),
+      },
+      'serving',
+    );
+    await closeOnSignal(server, log);
     return 0;
+  });
+}
+
+/** Resolves once SIGINT or SIGTERM has closed the server (offline published, calls in flight finished). */
+async function closeOnSignal(server: { close(): Promise<void> }, log: Logger): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string): void => {
+      log.info({ signal }, 'shutting down (publishing offline, finishing calls in flight)');
+      process.off('SIGINT', onInt);
+      process.off('SIGTERM', onTerm);
+      server.close().then(resolve, (e: unknown) => {
+        log.error({ error: errorMessage(e) }, 'shutdown failed');
+        resolve();
+      });
+    };
+    const onInt = (): void => stop('SIGINT');
+    const onTerm = (): void => stop('SIGTERM');
+    process.on('SIGINT', onInt);
+    process.on('SIGTERM', onTerm);
   });
 }

@@ -21,7 +21,8 @@ const providers: readonly ExecutionProviderName[] = ['tensorrt', 'cuda', 'dml', 
 
 const int = (minimum: number, maximum: number | undefined, defaultValue: number, description: string) =>
   Type.Integer({ minimum, ...(maximum === undefined ? {} : { maximum }), default: defaultValue, description });
-const num = (minimum: number, maximum: number, defaultValue: number, description: string) => Type.Number({ minimum, maximum, default: defaultValue, description });
+const num = (minimum: number, maximum: number, defaultValue: number, description: string) =>
+  Type.Number({ minimum, maximum, default: defaultValue, description });
 const bool = (defaultValue: boolean, description: string) => Type.Boolean({ default: defaultValue, description });
 const text = (defaultValue: string, description: string) => Type.String({ minLength: 1, default: defaultValue, description });
 const modelName = (defaultValue: string) => Type.String({ minLength: 1, default: defaultValue });
@@ -62,7 +63,12 @@ export const serverConfigSchema = Type.Object(
       16 * 1024 * 1024,
       "Largest request message accepted, in bytes. Default 16 MiB (16 777 216), raised deliberately from gRPC's 4 MiB: raw 1080p RGB8 is 6.2 MB and raw 4K NV12 is 12.4 MB. Larger messages fail with RESOURCE_EXHAUSTED.",
     ),
-    maxSendMessageBytes: int(1024, 2 ** 31 - 1, 16 * 1024 * 1024, 'Largest response message, in bytes. Default 16 MiB (a frame with 20 meshes is about 0.5 MB).'),
+    maxSendMessageBytes: int(
+      1024,
+      2 ** 31 - 1,
+      16 * 1024 * 1024,
+      'Largest response message, in bytes. Default 16 MiB (a frame with 20 meshes is about 0.5 MB).',
+    ),
     maxFramePixels: int(
       1,
       undefined,
@@ -74,7 +80,8 @@ export const serverConfigSchema = Type.Object(
     // No `default` keyword: the default depends on the installation (and would make the emitted schema machine-specific).
     modelRepository: Type.String({
       minLength: 1,
-      description: 'Model repository folder (`<repo>/<name>/<version>/model.onnx + model.json`). Default `$KT_MODEL_REPOSITORY` or `./model-repository` of the package.',
+      description:
+        'Model repository folder (`<repo>/<name>/<version>/model.onnx + model.json`). Default `$KT_MODEL_REPOSITORY` or `./model-repository` of the package.',
     }),
     tasks: Type.Array(literals(taskNames), {
       default: [...taskNames],
@@ -86,20 +93,41 @@ export const serverConfigSchema = Type.Object(
     executionProviders: Type.Array(literals(providers), {
       minItems: 1,
       default: ['cpu'],
-      description: "Execution providers in order of preference; one that fails to initialise is skipped with a logged reason. Default `['cpu']`.",
+      description:
+        "Execution providers in order of preference; one that fails to initialise is skipped with a logged reason. Default `['cpu']`.",
     }),
     deviceId: int(0, 64, 0, 'GPU device id for cuda / tensorrt (the only option the Node binding passes to them). Default 0.'),
     intraOpThreads: int(0, 1024, 0, 'ONNX Runtime intra-op threads per session; 0 lets ORT choose (all physical cores). Default 0.'),
     warmupRuns: int(0, 100, 1, 'Warm-up runs per model (on a zero input) before a session serves. Default 1.'),
     watchRepository: bool(true, 'Watch the repository (fs.watch) and swap in higher model versions as they appear. Default true.'),
-    repositoryRescanMs: int(0, undefined, 5000, 'Period of the repository rescan that backs up fs.watch, in milliseconds; 0 disables it. Default 5000.'),
+    repositoryRescanMs: int(
+      0,
+      undefined,
+      5000,
+      'Period of the repository rescan that backs up fs.watch, in milliseconds; 0 disables it. Default 5000.',
+    ),
 
     // ---- detection and analysis defaults (a request's non-zero values win) ----
-    detectorInputSize: int(0, 4096, 0, "Detector input size in pixels; 0 uses the detector manifest's size (BlazeFace's graph is fixed at 256). Default 0."),
+    detectorInputSize: int(
+      0,
+      4096,
+      0,
+      "Detector input size in pixels; 0 uses the detector manifest's size (BlazeFace's graph is fixed at 256). Default 0.",
+    ),
     detectorScoreThreshold: num(0, 1, 0.5, "Minimum detector score (0..1) for a face. Default 0.5 (MediaPipe's threshold for BlazeFace)."),
-    detectorIouThreshold: num(0, 1, 0.3, 'Non-maximum suppression IoU (0..1): a box overlapping a better one by more is dropped. Default 0.3.'),
+    detectorIouThreshold: num(
+      0,
+      1,
+      0.3,
+      'Non-maximum suppression IoU (0..1): a box overlapping a better one by more is dropped. Default 0.3.',
+    ),
     maxFacesPerFrame: int(1, 1000, 20, 'At most this many faces per frame, best first. Default 20.'),
-    minFaceSizePx: int(0, 100_000, 0, 'Faces whose box is smaller than this on its shorter side, in frame pixels, are ignored. Default 0 (keep all).'),
+    minFaceSizePx: int(
+      0,
+      100_000,
+      0,
+      'Faces whose box is smaller than this on its shorter side, in frame pixels, are ignored. Default 0 (keep all).',
+    ),
     identityThreshold: num(
       -1,
       1,
@@ -108,10 +136,25 @@ export const serverConfigSchema = Type.Object(
     ),
 
     // ---- backpressure ----
-    maxConcurrentInferences: int(1, 1024, 2, 'Frames analysed at the same time over all streams and calls (the inference semaphore). Default 2.'),
-    maxQueuedRequests: int(1, 100_000, 32, 'Unary calls (Analyze, Enrol, Identify) that may wait for an inference slot; more are RESOURCE_EXHAUSTED. Default 32.'),
+    maxConcurrentInferences: int(
+      1,
+      1024,
+      2,
+      'Frames analysed at the same time over all streams and calls (the inference semaphore). Default 2.',
+    ),
+    maxQueuedRequests: int(
+      1,
+      100_000,
+      32,
+      'Unary calls (Analyze, Enrol, Identify) that may wait for an inference slot; more are RESOURCE_EXHAUSTED. Default 32.',
+    ),
     maxStreams: int(1, 10_000, 16, 'Open StreamAnalyze calls; more are refused with RESOURCE_EXHAUSTED. Default 16.'),
-    streamQueueDepth: int(1, 1024, 1, 'Frames that may wait per stream when its StreamConfig says 0. Default 1 (with LATEST_WINS: analyse the newest frame).'),
+    streamQueueDepth: int(
+      1,
+      1024,
+      1,
+      'Frames that may wait per stream when its StreamConfig says 0. Default 1 (with LATEST_WINS: analyse the newest frame).',
+    ),
     maxStreamQueueDepth: int(1, 1024, 8, "Cap on a stream's requested queue depth. Default 8."),
     dropPolicy: literals(dropPolicyNames, {
       default: 'LATEST_WINS',
@@ -129,7 +172,10 @@ export const serverConfigSchema = Type.Object(
     mqttQos: qosSchema({ default: 1, description: 'QoS of faces and stats events. Default 1.' }),
     statsIntervalMs: int(0, undefined, 10_000, 'Period of `<prefix>/<node>/stats`, in milliseconds; 0 disables it. Default 10000.'),
     embeddedBrokerPort: int(0, 65535, 1883, 'Port of the embedded broker when one is started. Default 1883.'),
-    embeddedBrokerHost: text('127.0.0.1', 'Interface of the embedded broker. Default `127.0.0.1` (not exposed to the network unless asked for).'),
+    embeddedBrokerHost: text(
+      '127.0.0.1',
+      'Interface of the embedded broker. Default `127.0.0.1` (not exposed to the network unless asked for).',
+    ),
 
     // ---- gallery ----
     galleryPath: text(
@@ -138,7 +184,12 @@ export const serverConfigSchema = Type.Object(
     ),
 
     // ---- lifecycle ----
-    shutdownGraceMs: int(0, undefined, 5000, 'How long close() lets calls in flight finish before cancelling them, in milliseconds. Default 5000.'),
+    shutdownGraceMs: int(
+      0,
+      undefined,
+      5000,
+      'How long close() lets calls in flight finish before cancelling them, in milliseconds. Default 5000.',
+    ),
   },
   { additionalProperties: false, title: 'kt serve configuration' },
 );
@@ -159,14 +210,23 @@ export type ServerConfigOverlay = Partial<Omit<ServerConfig, 'taskModels'>> & { 
 
 /** What `kt serve --config FILE` reads: an overlay that may name its JSON Schema (`"$schema"`) for editors. */
 export const serverConfigFileSchema = Type.Object(
-  { $schema: Type.Optional(Type.String({ description: 'Path or URL of this JSON Schema, for editor completion; ignored by the server.' })), ...serverConfigOverlaySchema.properties },
-  { additionalProperties: false, title: 'kt serve --config file', description: 'Fields override the device profile; flags override the file.' },
+  {
+    $schema: Type.Optional(Type.String({ description: 'Path or URL of this JSON Schema, for editor completion; ignored by the server.' })),
+    ...serverConfigOverlaySchema.properties,
+  },
+  {
+    additionalProperties: false,
+    title: 'kt serve --config file',
+    description: 'Fields override the device profile; flags override the file.',
+  },
 );
 
 export const defaultTaskModels: Readonly<Record<TaskName, string>> = Object.freeze(parseValue(taskModelsSchema, {}, 'default task models'));
 
 /** The defaults; `modelRepository` is resolved when the module loads (it reads $KT_MODEL_REPOSITORY). */
-export const defaultServerConfig: Readonly<ServerConfig> = Object.freeze(parseValue(serverConfigSchema, { modelRepository: defaultRepositoryPath() }, 'default server config'));
+export const defaultServerConfig: Readonly<ServerConfig> = Object.freeze(
+  parseValue(serverConfigSchema, { modelRepository: defaultRepositoryPath() }, 'default server config'),
+);
 
 export const serverConfigKeys = Object.keys(serverConfigSchema.properties) as (keyof ServerConfig)[];
 
@@ -195,7 +255,12 @@ export async function loadServerConfigFile(path: string): Promise<ServerConfigOv
  * is validated, and so is the result (cross-field rules).
  */
 export function resolveServerConfig(...overlays: readonly (ServerConfigOverlay | undefined)[]): ServerConfig {
-  const merged: ServerConfig = { ...defaultServerConfig, tasks: [...defaultServerConfig.tasks], taskModels: { ...defaultServerConfig.taskModels }, executionProviders: [...defaultServerConfig.executionProviders] };
+  const merged: ServerConfig = {
+    ...defaultServerConfig,
+    tasks: [...defaultServerConfig.tasks],
+    taskModels: { ...defaultServerConfig.taskModels },
+    executionProviders: [...defaultServerConfig.executionProviders],
+  };
   overlays.forEach((overlay, i) => {
     if (overlay === undefined) return;
     validateConfigOverlay(overlay, `config overlay ${i + 1}`);
@@ -206,7 +271,9 @@ export function resolveServerConfig(...overlays: readonly (ServerConfigOverlay |
     }
   });
   if (merged.streamQueueDepth > merged.maxStreamQueueDepth) {
-    throw new InvalidInputError(`streamQueueDepth (${merged.streamQueueDepth}) must not exceed maxStreamQueueDepth (${merged.maxStreamQueueDepth})`);
+    throw new InvalidInputError(
+      `streamQueueDepth (${merged.streamQueueDepth}) must not exceed maxStreamQueueDepth (${merged.maxStreamQueueDepth})`,
+    );
   }
   return merged;
 }

@@ -57,7 +57,12 @@ export function parseDeviceProfile(value: unknown, source: string): DeviceProfil
   if (messages.length > 0) throw new InvalidInputError(messages.join('; '));
   // Valid now; defaults are not applied through the schema, which would fill `config` with every server default.
   const profile = top as Omit<Static<typeof deviceProfileSchema>, 'config'>;
-  return { name: profile.name, description: profile.description, notes: profile.notes ?? [], config: (config ?? {}) as ServerConfigOverlay };
+  return {
+    name: profile.name,
+    description: profile.description,
+    notes: profile.notes ?? [],
+    config: (config ?? {}) as ServerConfigOverlay,
+  };
 }
 
 const isProfilePath = (nameOrPath: string): boolean => configFileExtensions.some((ext) => nameOrPath.toLowerCase().endsWith(ext));
@@ -66,7 +71,13 @@ const isProfilePath = (nameOrPath: string): boolean => configFileExtensions.some
 async function profileFile(name: string, directory: string): Promise<string | undefined> {
   for (const ext of configFileExtensions) {
     const path = join(directory, `${name}${ext}`);
-    if (await access(path).then(() => true, () => false)) return path;
+    if (
+      await access(path).then(
+        () => true,
+        () => false,
+      )
+    )
+      return path;
   }
   return undefined;
 }
@@ -74,9 +85,11 @@ async function profileFile(name: string, directory: string): Promise<string | un
 /** Loads `devices/<name>.json` (or `.yaml`/`.yml`), or a profile file when `nameOrPath` ends in one of those. */
 export async function loadDeviceProfile(nameOrPath: string, directory = devicesDirectory()): Promise<DeviceProfile> {
   const isPath = isProfilePath(nameOrPath);
-  if (!isPath && !/^[A-Za-z0-9._-]+$/.test(nameOrPath)) throw new InvalidInputError(`device profile name "${nameOrPath}" may only contain letters, digits, '.', '_' and '-'`);
+  if (!isPath && !/^[A-Za-z0-9._-]+$/.test(nameOrPath))
+    throw new InvalidInputError(`device profile name "${nameOrPath}" may only contain letters, digits, '.', '_' and '-'`);
   const path = isPath ? resolve(nameOrPath) : await profileFile(nameOrPath, directory);
-  if (path === undefined) throw new NotFoundError(`device profile "${nameOrPath}" not found (no ${nameOrPath}.json or .yaml in ${directory})`);
+  if (path === undefined)
+    throw new NotFoundError(`device profile "${nameOrPath}" not found (no ${nameOrPath}.json or .yaml in ${directory})`);
   let parsed: unknown;
   try {
     parsed = await readConfigFile(path);

@@ -14,14 +14,18 @@ export async function decodeFrameImage(image: Image | undefined, maxPixels: numb
     if (format === ImageFormat.UNRECOGNIZED) throw new InvalidInputError('image.encoded.format is not a known ImageFormat');
     const declared = imageContainers.fromWire(format);
     if (declared !== undefined && data.length > 0 && sniffImageContainer(data) !== declared) {
-      throw new InvalidInputError(`image.encoded.format says ${format.replace('IMAGE_FORMAT_', '')} but the bytes are not one (first bytes ${Buffer.from(data.subarray(0, 8)).toString('hex')})`);
+      throw new InvalidInputError(
+        `image.encoded.format says ${format.replace('IMAGE_FORMAT_', '')} but the bytes are not one (first bytes ${Buffer.from(data.subarray(0, 8)).toString('hex')})`,
+      );
     }
     return decodeImage(data, { maxPixels });
   }
   const raw = source.value;
   const format = pixelFormats.fromWire(raw.pixelFormat);
   if (format === undefined) {
-    throw new InvalidInputError(`image.raw.pixel_format ${raw.pixelFormat === PixelFormat.PIXEL_FORMAT_UNSPECIFIED ? 'is unspecified' : 'is not a known PixelFormat'}: set RGB8, BGR8, GRAY8, RGBA8 or NV12`);
+    throw new InvalidInputError(
+      `image.raw.pixel_format ${raw.pixelFormat === PixelFormat.PIXEL_FORMAT_UNSPECIFIED ? 'is unspecified' : 'is not a known PixelFormat'}: set RGB8, BGR8, GRAY8, RGBA8 or NV12`,
+    );
   }
   const { widthPx: width, heightPx: height, strideBytes } = raw;
   let data: Uint8Array = raw.data;

@@ -1,6 +1,11 @@
 // grpc.health.v1: per-service serving status with Check and Watch; NOT_SERVING until warm-up is done.
 import { status as GrpcStatus, type ServerUnaryCall, type ServerWritableStream, type sendUnaryData } from '@grpc/grpc-js';
-import { HealthCheckResponse, HealthCheckResponse_ServingStatus as ServingStatus, type HealthCheckRequest, type HealthServer } from '../gen/grpc/health/v1/health.js';
+import {
+  HealthCheckResponse,
+  HealthCheckResponse_ServingStatus as ServingStatus,
+  type HealthCheckRequest,
+  type HealthServer,
+} from '../gen/grpc/health/v1/health.js';
 
 export { ServingStatus };
 

@@ -112,7 +112,10 @@ export class FramePipeline {
           tasks: plan.tasks.map((t) => TaskTiming.fromPartial({ task: enumOfTask[t], durationMs: taskMs.get(t) ?? 0 })),
           totalMs: now() - start,
         }),
-        models: [ModelRef.fromPartial({ name: detector.name, version: detector.version }), ...[...groups.values()].map((g) => ModelRef.fromPartial({ name: g.lease.name, version: g.lease.version }))],
+        models: [
+          ModelRef.fromPartial({ name: detector.name, version: detector.version }),
+          ...[...groups.values()].map((g) => ModelRef.fromPartial({ name: g.lease.name, version: g.lease.version })),
+        ],
       });
     } finally {
       for (const lease of leases) lease.release();
@@ -163,14 +166,16 @@ export class FramePipeline {
   private fill(face: Face, task: TaskName, decoded: DecodedOutput[], model: ModelRef, plan: AnalysisPlan): void {
     const wanted = manifestTaskOf[task];
     // facemesh answers 'mesh' twice (points and a face score): take the points.
-    const out = decoded.find((d) => d.task === wanted && (task !== 'mesh' || d.type === 'landmarks')) ?? decoded.find((d) => d.task === wanted);
+    const out =
+      decoded.find((d) => d.task === wanted && (task !== 'mesh' || d.type === 'landmarks')) ?? decoded.find((d) => d.task === wanted);
     if (!out) return;
     switch (task) {
       case 'age':
         if (out.type === 'age') face.age = { years: out.years };
         return;
       case 'gender':
-        if (out.type === 'gender') face.gender = { label: out.value.gender, confidence: Math.max(out.value.probability, 1 - out.value.probability) };
+        if (out.type === 'gender')
+          face.gender = { label: out.value.gender, confidence: Math.max(out.value.probability, 1 - out.value.probability) };
         return;
       case 'emotion':
         if (out.type === 'classification') {
@@ -178,7 +183,11 @@ export class FramePipeline {
           const decoding = manifest.outputs.find((o) => o.task === 'emotion')?.decoding;
           const order = decoding?.type === 'classification' ? decoding.labels : out.value.scores.map((s) => s.label);
           const byLabel = new Map(out.value.scores.map((s) => [s.label, s.score]));
-          face.emotion = { label: out.value.label, confidence: out.value.score, scores: order.map((label) => ({ label, score: byLabel.get(label) ?? 0 })) };
+          face.emotion = {
+            label: out.value.label,
+            confidence: out.value.score,
+            scores: order.map((label) => ({ label, score: byLabel.get(label) ?? 0 })),
+          };
         }
         return;
       case 'landmarks':
@@ -202,7 +211,8 @@ export class FramePipeline {
     const gallery = this.deps.gallery;
     if (!gallery) return IdentityMatch.fromPartial({ known: false });
     const result = gallery.identify(vector, threshold, { name: model.name, version: String(model.version) });
-    if (result.known) return IdentityMatch.fromPartial({ known: true, personId: result.personId, name: result.name, similarity: result.similarity });
+    if (result.known)
+      return IdentityMatch.fromPartial({ known: true, personId: result.personId, name: result.name, similarity: result.similarity });
     return IdentityMatch.fromPartial({ known: false, similarity: result.nearest?.similarity ?? 0 });
   }
 }

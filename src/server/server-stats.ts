@@ -55,7 +55,12 @@ export class ServerStats {
       unaryCalls: this.unaryCalls,
       unaryFailed: this.unaryFailed,
       fps: Math.round(fps * 100) / 100,
-      latencyMs: { mean: n === 0 ? 0 : sorted.reduce((a, b) => a + b, 0) / n, p50: pick(0.5), p95: pick(0.95), max: n === 0 ? 0 : sorted[n - 1]! },
+      latencyMs: {
+        mean: n === 0 ? 0 : sorted.reduce((a, b) => a + b, 0) / n,
+        p50: pick(0.5),
+        p95: pick(0.95),
+        max: n === 0 ? 0 : sorted[n - 1]!,
+      },
       inferenceSlotsBusy: live.inferenceSlotsBusy,
       unaryQueued: live.unaryQueued,
     };

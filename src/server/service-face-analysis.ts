@@ -1,7 +1,13 @@
 // kt.v1.FaceAnalysis: Analyze (one frame, errors as status) and StreamAnalyze (per-frame errors inside the stream).
 import type { ServerDuplexStream, ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
 import { errorMessage } from '../core/errors.js';
-import { AnalyzeResponse, type AnalyzeRequest, type FaceAnalysisServer, type StreamRequest, type StreamResponse } from '../gen/kt/v1/face_analysis.js';
+import {
+  AnalyzeResponse,
+  type AnalyzeRequest,
+  type FaceAnalysisServer,
+  type StreamRequest,
+  type StreamResponse,
+} from '../gen/kt/v1/face_analysis.js';
 import { planAnalysis } from './analysis-plan.js';
 import { facesEventOf } from './faces-event.js';
 import type { ServingContext } from './serving-context.js';

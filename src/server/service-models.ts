@@ -54,9 +54,20 @@ export function modelInfoOf(v: ModelVersionView): ModelInfo {
       decodingJson: JSON.stringify(o.decoding),
     })),
     ...(m.encoder
-      ? { encoder: { tensorName: m.encoder.tensor, width: m.encoder.width, spatialHeight: m.encoder.spatial[0], spatialWidth: m.encoder.spatial[1], layout: m.encoder.layout, head: m.encoder.head } }
+      ? {
+          encoder: {
+            tensorName: m.encoder.tensor,
+            width: m.encoder.width,
+            spatialHeight: m.encoder.spatial[0],
+            spatialWidth: m.encoder.spatial[1],
+            layout: m.encoder.layout,
+            head: m.encoder.head,
+          },
+        }
       : {}),
-    ...(m.training ? { training: { priors: m.training.priors, canonicalTask: m.training.canonical, data: m.training.data, metrics: m.training.metrics } } : {}),
+    ...(m.training
+      ? { training: { priors: m.training.priors, canonicalTask: m.training.canonical, data: m.training.data, metrics: m.training.metrics } }
+      : {}),
     sha256: m.sha256,
     createdAtUnixMs: Number.isFinite(createdAt) ? createdAt : 0,
     state: modelStates.toWire[v.state],
@@ -78,24 +89,38 @@ export function modelsService(ctx: ServingContext): ModelsServer {
       answer(callback, async () => {
         await registry.scan();
         const task = call.request.task;
-        return ListModelsResponse.fromPartial({ models: registry.list().filter((v) => task === '' || v.manifest.tasks.includes(task as never) || v.manifest.outputs.some((o) => o.task === task)).map(modelInfoOf) });
+        return ListModelsResponse.fromPartial({
+          models: registry
+            .list()
+            .filter((v) => task === '' || v.manifest.tasks.includes(task as never) || v.manifest.outputs.some((o) => o.task === task))
+            .map(modelInfoOf),
+        });
       }),
     describeModel: (call: ServerUnaryCall<DescribeModelRequest, DescribeModelResponse>, callback: sendUnaryData<DescribeModelResponse>) =>
       answer(callback, async () => {
         await registry.scan();
-        return DescribeModelResponse.fromPartial({ model: modelInfoOf(registry.describe(required(call.request.name), call.request.version)) });
+        return DescribeModelResponse.fromPartial({
+          model: modelInfoOf(registry.describe(required(call.request.name), call.request.version)),
+        });
       }),
     loadModel: (call: ServerUnaryCall<LoadModelRequest, LoadModelResponse>, callback: sendUnaryData<LoadModelResponse>) =>
       answer(callback, async () => {
         await registry.scan();
-        return LoadModelResponse.fromPartial({ model: modelInfoOf(await registry.load(required(call.request.name), call.request.version)) });
+        return LoadModelResponse.fromPartial({
+          model: modelInfoOf(await registry.load(required(call.request.name), call.request.version)),
+        });
       }),
     unloadModel: (call: ServerUnaryCall<UnloadModelRequest, UnloadModelResponse>, callback: sendUnaryData<UnloadModelResponse>) =>
-      answer(callback, () => UnloadModelResponse.fromPartial({ models: registry.unload(required(call.request.name), call.request.version).map(modelInfoOf) })),
+      answer(callback, () =>
+        UnloadModelResponse.fromPartial({ models: registry.unload(required(call.request.name), call.request.version).map(modelInfoOf) }),
+      ),
     reloadModel: (call: ServerUnaryCall<ReloadModelRequest, ReloadModelResponse>, callback: sendUnaryData<ReloadModelResponse>) =>
       answer(callback, async () => {
         const outcome = await registry.reload(call.request.name === '' ? undefined : call.request.name);
-        return ReloadModelResponse.fromPartial({ models: outcome.serving.map(modelInfoOf), failed: outcome.failed.map((f) => ModelRef.fromPartial(f)) });
+        return ReloadModelResponse.fromPartial({
+          models: outcome.serving.map(modelInfoOf),
+          failed: outcome.failed.map((f) => ModelRef.fromPartial(f)),
+        });
       }),
   };
 }

@@ -38,7 +38,10 @@ export function toServiceError(e: unknown): Partial<StatusObject> {
 export function toItemError(e: unknown, prefix = ''): ItemError {
   const { code, details } = toGrpcStatus(e);
   const errorCode = errorCodeFromJSON(code);
-  return ItemError.fromPartial({ code: errorCode === ErrorCode.UNRECOGNIZED ? ErrorCode.ERROR_CODE_INTERNAL : errorCode, message: `${prefix}${details}` });
+  return ItemError.fromPartial({
+    code: errorCode === ErrorCode.UNRECOGNIZED ? ErrorCode.ERROR_CODE_INTERNAL : errorCode,
+    message: `${prefix}${details}`,
+  });
 }
 
 /** Runs a unary handler body and answers the callback with its value or its mapped status. */

@@ -1,7 +1,15 @@
 // One StreamAnalyze call: config first, then frames into a bounded drop-policy queue, analysed in order, one at a time.
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import { InvalidInputError, ResourceExhaustedError, UnavailableError, errorMessage } from '../core/errors.js';
-import { DropPolicy, FrameResult, StreamCounters, StreamResponse, type Frame, type StreamConfig, type StreamRequest } from '../gen/kt/v1/face_analysis.js';
+import {
+  DropPolicy,
+  FrameResult,
+  StreamCounters,
+  StreamResponse,
+  type Frame,
+  type StreamConfig,
+  type StreamRequest,
+} from '../gen/kt/v1/face_analysis.js';
 import { planAnalysis, type AnalysisPlan } from './analysis-plan.js';
 import { checkStreamId } from '../contract/stream-id.js';
 import { dropPolicies } from '../contract/wire-names.js';
@@ -85,11 +93,13 @@ export class StreamSession implements SchedulerLane, OpenStream {
     if (this.finished) return;
     const message = req.request;
     if (!this.plan) {
-      if (message?.$case !== 'config') throw new InvalidInputError('the first StreamAnalyze message must be a StreamConfig (request.config)');
+      if (message?.$case !== 'config')
+        throw new InvalidInputError('the first StreamAnalyze message must be a StreamConfig (request.config)');
       this.open(message.value);
       return;
     }
-    if (message?.$case === 'config') throw new InvalidInputError(`stream ${this.streamId}: StreamConfig is allowed only as the first message`);
+    if (message?.$case === 'config')
+      throw new InvalidInputError(`stream ${this.streamId}: StreamConfig is allowed only as the first message`);
     this.count('framesReceived');
     if (message?.$case !== 'frame') {
       // An empty message is a bad frame, not a bad stream: report it in order and keep going.
@@ -103,11 +113,14 @@ export class StreamSession implements SchedulerLane, OpenStream {
     const { ctx } = this;
     if (!ctx.serving()) throw notServingError();
     checkStreamId(config.streamId, 'stream_id');
-    const policy = config.dropPolicy === DropPolicy.DROP_POLICY_UNSPECIFIED ? ctx.config.dropPolicy : dropPolicies.fromWire(config.dropPolicy);
+    const policy =
+      config.dropPolicy === DropPolicy.DROP_POLICY_UNSPECIFIED ? ctx.config.dropPolicy : dropPolicies.fromWire(config.dropPolicy);
     if (policy === undefined) throw new InvalidInputError(`stream ${config.streamId}: unknown drop_policy ${String(config.dropPolicy)}`);
     const plan = planAnalysis(config.analysis, ctx.config, ctx.registry);
     if (ctx.streams.size >= ctx.config.maxStreams) {
-      throw new ResourceExhaustedError(`too many streams: ${ctx.streams.size} are open (maxStreams ${ctx.config.maxStreams}); close one or retry later`);
+      throw new ResourceExhaustedError(
+        `too many streams: ${ctx.streams.size} are open (maxStreams ${ctx.config.maxStreams}); close one or retry later`,
+      );
     }
     const depth = Math.min(config.queueDepth || ctx.config.streamQueueDepth, ctx.config.maxStreamQueueDepth);
     this.streamId = config.streamId;
@@ -116,7 +129,10 @@ export class StreamSession implements SchedulerLane, OpenStream {
     ctx.streams.add(this);
     ctx.scheduler.add(this);
     this.registered = true;
-    ctx.log.debug({ stream: this.streamId, peer: this.call.getPeer(), tasks: plan.tasks, dropPolicy: policy, queueDepth: depth }, 'stream opened');
+    ctx.log.debug(
+      { stream: this.streamId, peer: this.call.getPeer(), tasks: plan.tasks, dropPolicy: policy, queueDepth: depth },
+      'stream opened',
+    );
   }
 
   private queueFrame(item: QueuedFrame): void {

@@ -25,7 +25,11 @@ export class UnaryLane implements SchedulerLane {
   /** Runs `work` in an inference slot, waiting in line behind other unary calls (and taking turns with streams). */
   run<T>(work: () => Promise<T>): Promise<T> {
     if (this.waiting.length >= this.maxWaiting) {
-      return Promise.reject(new ResourceExhaustedError(`server overloaded: ${this.waiting.length} calls already wait for an inference slot (maxQueuedRequests ${this.maxWaiting}); retry later`));
+      return Promise.reject(
+        new ResourceExhaustedError(
+          `server overloaded: ${this.waiting.length} calls already wait for an inference slot (maxQueuedRequests ${this.maxWaiting}); retry later`,
+        ),
+      );
     }
     return new Promise<T>((resolve, reject) => {
       this.waiting.push({

@@ -89,7 +89,9 @@ async function runTrainCommand(argv: string[]): Promise<number> {
 async function runEvalCommand(argv: string[]): Promise<number> {
   const { values } = parse(argv, { run: { type: 'string' }, help: { type: 'boolean', default: false } });
   if (values.help || !values.run) {
-    process.stdout.write('kt eval --run DIR\n  Re-renders report.md, table.md and the curves from DIR/results.json and prints the table.\n');
+    process.stdout.write(
+      'kt eval --run DIR\n  Re-renders report.md, table.md and the curves from DIR/results.json and prints the table.\n',
+    );
     return values.help ? 0 : 2;
   }
   const { readResults, writeReport, renderMarkdownTable } = await import('./report.js');
@@ -97,7 +99,9 @@ async function runEvalCommand(argv: string[]): Promise<number> {
     throw new InvalidInputError(`kt eval: no readable results.json in ${values.run}`, { cause: e });
   });
   await writeReport(results, values.run);
-  process.stdout.write(`${results.task} on ${results.data} (seed ${results.seed}, TF.js backend ${results.backend})\n\n${renderMarkdownTable(results)}\n`);
+  process.stdout.write(
+    `${results.task} on ${results.data} (seed ${results.seed}, TF.js backend ${results.backend})\n\n${renderMarkdownTable(results)}\n`,
+  );
   return 0;
 }
 
@@ -115,7 +119,13 @@ function numberFlag(name: string, v: string | undefined): number | undefined {
   return n;
 }
 
-const listFlag = (v: string | undefined): string[] | undefined => (v === undefined ? undefined : v.split(',').map((s) => s.trim()).filter(Boolean));
+const listFlag = (v: string | undefined): string[] | undefined =>
+  v === undefined
+    ? undefined
+    : v
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
 
 /** The experiment options of the parsed flags (unset flags left out, so the experiment's defaults apply). */
 function experimentOptionsOf(values: ParsedFlags<typeof TRAIN_FLAGS>['values'], argv: readonly string[]): ExperimentOptions {

@@ -59,7 +59,14 @@ function glorotKernel(random: UniformRandom, inputs: number, outputs: number): F
  * the standardisation is folded into its weights, so the decoder reads raw tokens (like a pre-trained head) but starts
  * well-conditioned.
  */
-export function createMlp(tf: Tf, inputs: number, init: DecoderInit, random: UniformRandom, inputStats?: TokenStats, outputActivation: OutputActivation = 'none'): Mlp {
+export function createMlp(
+  tf: Tf,
+  inputs: number,
+  init: DecoderInit,
+  random: UniformRandom,
+  inputStats?: TokenStats,
+  outputActivation: OutputActivation = 'none',
+): Mlp {
   if ('pretrained' in init) return mlpFromPretrained(tf, inputs, init.pretrained, outputActivation);
   const widths = [inputs, ...(init.hidden ?? []), init.outputs];
   const layers: DenseLayer[] = [];
@@ -98,7 +105,8 @@ function mlpFromPretrained(tf: Tf, inputs: number, pretrained: readonly Pretrain
   const layers = pretrained.map((p, i): DenseLayer => {
     const last = i === pretrained.length - 1;
     if (p.inputs !== width) throw new InvalidInputError(`pre-trained decoder layer ${i} expects ${p.inputs} inputs, got ${width}`);
-    if (p.kernel.length !== p.inputs * p.outputs || p.bias.length !== p.outputs) throw new InvalidInputError(`pre-trained decoder layer ${i}: kernel/bias sizes do not match ${p.inputs}x${p.outputs}`);
+    if (p.kernel.length !== p.inputs * p.outputs || p.bias.length !== p.outputs)
+      throw new InvalidInputError(`pre-trained decoder layer ${i}: kernel/bias sizes do not match ${p.inputs}x${p.outputs}`);
     let activation: HiddenActivation;
     if (p.activation === 'softmax') {
       if (!last) throw new InvalidInputError(`pre-trained decoder layer ${i}: softmax is only allowed on the last layer`);
@@ -125,7 +133,13 @@ export function mlpVariables(mlp: Mlp): Variable[] {
 }
 
 export function readMlp(mlp: Mlp): DenseWeights[] {
-  return mlp.layers.map((l) => ({ kernel: l.kernel.dataSync() as Float32Array, bias: l.bias.dataSync() as Float32Array, inputs: l.kernel.shape[0]!, outputs: l.kernel.shape[1]!, activation: l.activation }));
+  return mlp.layers.map((l) => ({
+    kernel: l.kernel.dataSync() as Float32Array,
+    bias: l.bias.dataSync() as Float32Array,
+    inputs: l.kernel.shape[0]!,
+    outputs: l.kernel.shape[1]!,
+    activation: l.activation,
+  }));
 }
 
 export function mlpOutputs(mlp: Mlp): number {

@@ -23,11 +23,16 @@ export interface RepositoryCheck {
  */
 export async function checkRepositories({ repo, exportRepo, encoders, exportEnabled, log }: RepositoryCheck): Promise<void> {
   const hint = 'To keep trained models apart, leave --repo at the encoders and write with --export-repo DIR.';
-  if (!existsSync(repo)) throw new InvalidInputError(`the encoder repository --repo ${repo} does not exist; the encoders (${encoders.join(', ')}) are read from it. ${hint}`);
+  if (!existsSync(repo))
+    throw new InvalidInputError(
+      `the encoder repository --repo ${repo} does not exist; the encoders (${encoders.join(', ')}) are read from it. ${hint}`,
+    );
   const present = new Set((await listRepository(repo)).map((e) => e.manifest.name));
   const missing = encoders.filter((name) => !present.has(name));
   if (missing.length > 0) {
-    throw new InvalidInputError(`encoder model${missing.length > 1 ? 's' : ''} ${missing.join(', ')} not found in the encoder repository --repo ${repo} (run \`kt models build\` there, or point --repo at a built repository). ${hint}`);
+    throw new InvalidInputError(
+      `encoder model${missing.length > 1 ? 's' : ''} ${missing.join(', ')} not found in the encoder repository --repo ${repo} (run \`kt models build\` there, or point --repo at a built repository). ${hint}`,
+    );
   }
   if (!exportEnabled) return;
   try {
@@ -42,7 +47,8 @@ export async function checkRepositories({ repo, exportRepo, encoders, exportEnab
 /** Prints the data problems (counts and first examples); stops with that report when no sample is left. */
 export function checkUsableData(dataset: FaceDataset, data: string, dataOptions: TaskDataOptions, log: (line: string) => void): void {
   const report = dataset.problems;
-  if (dataset.samples.length === 0) throw new InvalidInputError(`no usable samples in ${dataset.source}; nothing to train on.\n${formatProblems(report, dataset.name)}`);
+  if (dataset.samples.length === 0)
+    throw new InvalidInputError(`no usable samples in ${dataset.source}; nothing to train on.\n${formatProblems(report, dataset.name)}`);
   if (report.excluded > 0 || report.warnings > 0) log(formatProblems(report, dataset.name));
   const userCsv = !(SHARED_DATASETS as readonly string[]).includes(data) && dataset.source.toLowerCase().endsWith('.csv');
   if (userCsv && !dataOptions.subjectColumn && !dataOptions.groupColumn) {

@@ -19,28 +19,47 @@ import { cropFor, decodeSample, tokenSampleOf } from './token-cache.js';
 import { tsne } from './tsne.js';
 
 /** t-SNE of the rows of Z (k' and p'_c) for test samples: what the knowledge token carries next to the canonical row. */
-export async function plotTokens(inner: KtAdapterModel, canonicalTokens: Float32Array, count: number, maxSamples: number, seed: number, outDir: string, results: ExperimentResults, log: (l: string) => void): Promise<void> {
+export async function plotTokens(
+  inner: KtAdapterModel,
+  canonicalTokens: Float32Array,
+  count: number,
+  maxSamples: number,
+  seed: number,
+  outDir: string,
+  results: ExperimentResults,
+  log: (l: string) => void,
+): Promise<void> {
   const n = Math.min(count, maxSamples);
   if (n < 4) return;
   const C = inner.params.config.canonicalWidth;
   const { rows, width } = await knowledgeTokenRows(inner.params, canonicalTokens.slice(0, n * C), n);
   const points: Float32Array[] = [];
-  for (let i = 0; i < n; i++) points.push(rows.slice((2 * i) * width, (2 * i + 1) * width));
+  for (let i = 0; i < n; i++) points.push(rows.slice(2 * i * width, (2 * i + 1) * width));
   for (let i = 0; i < n; i++) points.push(rows.slice((2 * i + 1) * width, (2 * i + 2) * width));
   const progress = createProgress('t-SNE', 1000, log, 5000);
   let last = 0;
-  const embedded = tsne(points, { seed, iterations: 1000, onProgress: (it) => { progress.tick(undefined, it - last); last = it; } });
+  const embedded = tsne(points, {
+    seed,
+    iterations: 1000,
+    onProgress: (it) => {
+      progress.tick(undefined, it - last);
+      last = it;
+    },
+  });
   progress.done(`KL ${embedded.kl.toFixed(3)}`);
   const file = join(outDir, 'tsne-tokens.png');
-  await writePng(file, renderScatterPlot({
-    title: `${results.task}: t-SNE of k' and p'_c (test)`,
-    width: 1100,
-    height: 720,
-    groups: [
-      { name: "k' (knowledge)", points: embedded.embedding.slice(0, n).map((p) => [p[0]!, p[1]!] as const) },
-      { name: "p'_c (canonical)", points: embedded.embedding.slice(n).map((p) => [p[0]!, p[1]!] as const) },
-    ],
-  }));
+  await writePng(
+    file,
+    renderScatterPlot({
+      title: `${results.task}: t-SNE of k' and p'_c (test)`,
+      width: 1100,
+      height: 720,
+      groups: [
+        { name: "k' (knowledge)", points: embedded.embedding.slice(0, n).map((p) => [p[0]!, p[1]!] as const) },
+        { name: "p'_c (canonical)", points: embedded.embedding.slice(n).map((p) => [p[0]!, p[1]!] as const) },
+      ],
+    }),
+  );
   results.tsne = { file, samples: n, kl: embedded.kl };
 }
 
@@ -57,7 +76,16 @@ export interface ParityResult {
  * Runs the exported graph with ONNX Runtime on test images (preprocessed as the token cache does) and compares it with
  * the TF.js inference path (ktPredict) on the cached canonical tokens of the same images.
  */
-export async function checkExportParity(tf: Tf, inner: KtAdapterModel, wrapped: TaskModel, task: PreparedTask, modelPath: string, canonical: RepositoryEntry, samples: readonly FaceSample[], canonicalTokens: Float32Array): Promise<ParityResult> {
+export async function checkExportParity(
+  tf: Tf,
+  inner: KtAdapterModel,
+  wrapped: TaskModel,
+  task: PreparedTask,
+  modelPath: string,
+  canonical: RepositoryEntry,
+  samples: readonly FaceSample[],
+  canonicalTokens: Float32Array,
+): Promise<ParityResult> {
   const m = canonical.manifest;
   const n = samples.length;
   const C = inner.params.config.canonicalWidth;
@@ -81,5 +109,10 @@ export async function checkExportParity(tf: Tf, inner: KtAdapterModel, wrapped: 
   probs.dispose();
   taskOut.dispose();
   const maxDiff = (a: Float32Array, b: Float32Array): number => a.reduce((acc, v, i) => Math.max(acc, Math.abs(v - b[i]!)), 0);
-  return { samples: n, maxAbsDiff: maxDiff(ort['kt/y']!.data, tfProbs), outputMaxAbsDiff: maxDiff(ort[outputName]!.data, tfOut), output: outputName };
+  return {
+    samples: n,
+    maxAbsDiff: maxDiff(ort['kt/y']!.data, tfProbs),
+    outputMaxAbsDiff: maxDiff(ort[outputName]!.data, tfOut),
+    output: outputName,
+  };
 }

@@ -9,8 +9,31 @@ import { withDefaults, type ExperimentOptions, type ResolvedExperimentOptions } 
 import { checkExportParity, plotTokens } from './experiment-outputs.js';
 import { exportKtModel } from './export-model.js';
 import { gateValue, type KtAdapterModel } from './kt-adapter.js';
-import { prepareTask, readTaskData, splitTaskData, splitUnitFor, targetsOf, taskDefinition, SPLIT_FRACTIONS, type PreparedTask, type TaskDataOptions, type TaskDefinition, type TaskRows, type TaskSplit } from './pipeline-tasks.js';
-import { CAPACITY_CONTROL_ID, DEFAULT_VARIANTS, buildVariant, inferenceCost, trainableParameterCount, variantPriorIndices, variantSpec, type TaskModel, type VariantSpec } from './pipeline-variants.js';
+import {
+  prepareTask,
+  readTaskData,
+  splitTaskData,
+  splitUnitFor,
+  targetsOf,
+  taskDefinition,
+  SPLIT_FRACTIONS,
+  type PreparedTask,
+  type TaskDataOptions,
+  type TaskDefinition,
+  type TaskRows,
+  type TaskSplit,
+} from './pipeline-tasks.js';
+import {
+  CAPACITY_CONTROL_ID,
+  DEFAULT_VARIANTS,
+  buildVariant,
+  inferenceCost,
+  trainableParameterCount,
+  variantPriorIndices,
+  variantSpec,
+  type TaskModel,
+  type VariantSpec,
+} from './pipeline-variants.js';
 import { writeReport, type ExperimentResults, type VariantResult } from './report.js';
 import { loadTf, type Tf } from './tfjs-backend.js';
 import { computePriorTokens, tokenSampleOf, type PriorTokenSet } from './token-cache.js';
@@ -20,7 +43,13 @@ import { trainModel, evaluateModel, accuracyMetric, meanAbsoluteErrorMetric } fr
 export { defaultExperimentOptions, type ExperimentOptions } from './experiment-options.js';
 export { checkExportParity, type ParityResult } from './experiment-outputs.js';
 
-function datasetFor(tokens: PriorTokenSet, canonical: string, priors: readonly string[], rows: readonly number[], targets: Float32Array): TokenDataset {
+function datasetFor(
+  tokens: PriorTokenSet,
+  canonical: string,
+  priors: readonly string[],
+  rows: readonly number[],
+  targets: Float32Array,
+): TokenDataset {
   const matrix = (name: string) => {
     const m = tokens.models[name]!;
     const values = new Float32Array(rows.length * m.width);
@@ -116,7 +145,8 @@ function planExperiment(options: ExperimentOptions): ExperimentPlan {
   if (new Set(priorNames).size !== priorNames.length) throw new InvalidInputError('--priors lists a model twice');
   const variantIds = [...(o.variants ?? DEFAULT_VARIANTS)];
   const specs = variantIds.map((id) => variantSpec(id, priorNames));
-  if (specs.some((s) => s.kind === 'kt') && !variantIds.includes(CAPACITY_CONTROL_ID)) specs.push(variantSpec(CAPACITY_CONTROL_ID, priorNames));
+  if (specs.some((s) => s.kind === 'kt') && !variantIds.includes(CAPACITY_CONTROL_ID))
+    specs.push(variantSpec(CAPACITY_CONTROL_ID, priorNames));
   const repo = resolve(o.repo ?? defaultRepositoryPath());
   const exportRepo = o.exportRepo !== undefined ? resolve(o.exportRepo) : repo;
   const outDir = resolve(o.outDir ?? join('out', 'train', task.name));
@@ -136,8 +166,11 @@ async function prepareExperiment(plan: ExperimentPlan): Promise<ExperimentData> 
   const dataset = await readTaskData(task, plan.data, plan.dataOptions);
   checkUsableData(dataset, plan.data, plan.dataOptions, log);
   const split = splitTaskData(task, dataset, o.seed, splitUnitFor(task, plan.dataOptions));
-  const units = split.by === 'sample' ? '' : ` (${split.by}s: train ${split.units.train}, val ${split.units.val}, test ${split.units.test})`;
-  log(`${dataset.name}: ${dataset.samples.length} samples; split by ${split.by}: train ${split.train.length}, val ${split.val.length}, test ${split.test.length}${units}`);
+  const units =
+    split.by === 'sample' ? '' : ` (${split.by}s: train ${split.units.train}, val ${split.units.val}, test ${split.units.test})`;
+  log(
+    `${dataset.name}: ${dataset.samples.length} samples; split by ${split.by}: train ${split.train.length}, val ${split.val.length}, test ${split.test.length}${units}`,
+  );
   const all: FaceSample[] = [...split.train, ...split.val, ...split.test];
   const rows = {
     train: split.train.map((_, i) => i),
@@ -162,7 +195,21 @@ async function prepareExperiment(plan: ExperimentPlan): Promise<ExperimentData> 
   const prepared = await prepareTask(task, tokens.models[canonicalName]!, canonicalEntry.modelPath, rows, dataset.classNames);
   const stats = computeDatasetStats(train);
   const tokenWidth = Math.max(train.canonical.width, ...train.priors.map((p) => p.width));
-  return { split, tokens, tokensMs, canonicalEntry, classNames: dataset.classNames, rows, targets, train, val, test, prepared, stats, tokenWidth };
+  return {
+    split,
+    tokens,
+    tokensMs,
+    canonicalEntry,
+    classNames: dataset.classNames,
+    rows,
+    targets,
+    train,
+    val,
+    test,
+    prepared,
+    stats,
+    tokenWidth,
+  };
 }
 
 /** The training settings as the report states them. */
@@ -199,7 +246,14 @@ function initialResults(plan: ExperimentPlan, data: ExperimentData, backend: str
     seed: o.seed,
     backend,
     settings: experimentSettings(plan, data),
-    split: { train: data.train.count, val: data.val.count, test: data.test.count, by: data.split.by, stratifiedBy: task.name === 'age' ? 'age decade' : 'class', fractions: SPLIT_FRACTIONS },
+    split: {
+      train: data.train.count,
+      val: data.val.count,
+      test: data.test.count,
+      by: data.split.by,
+      stratifiedBy: task.name === 'age' ? 'age decade' : 'class',
+      fractions: SPLIT_FRACTIONS,
+    },
     columns: [...task.columns],
     earlyStopping: prepared.spec.kind === 'regression' ? 'MAE' : 'accuracy',
     ...(prepared.decoderFit ? { decoderFit: prepared.decoderFit } : {}),
@@ -231,7 +285,15 @@ async function runVariant(run: ExperimentRun, spec: VariantSpec): Promise<{ buil
   const trainSet = selectPriors(train, indices);
   const valSet = selectPriors(val, indices);
   const testSet = selectPriors(test, indices);
-  const built = buildVariant(tf, spec, { task: prepared, canonicalWidth: train.canonical.width, priorWidths: train.priors.map((p) => p.width), stats: run.stats, tokenWidth: run.tokenWidth, seed: o.seed, dropMaskThreshold: o.dropMaskThreshold });
+  const built = buildVariant(tf, spec, {
+    task: prepared,
+    canonicalWidth: train.canonical.width,
+    priorWidths: train.priors.map((p) => p.width),
+    stats: run.stats,
+    tokenWidth: run.tokenWidth,
+    seed: o.seed,
+    dropMaskThreshold: o.dropMaskThreshold,
+  });
   const epochs = spec.ablation ? (o.ablationEpochs ?? o.epochs) : o.epochs;
   log(`variant ${spec.id}: ${spec.label}; priors [${indices.map((i) => priorNames[i]).join(', ')}]; ${epochs} epochs max`);
   const metricName = prepared.spec.kind === 'regression' ? 'MAE' : 'accuracy';
@@ -247,7 +309,10 @@ async function runVariant(run: ExperimentRun, spec: VariantSpec): Promise<{ buil
     seed: o.seed,
     metric: prepared.spec.kind === 'regression' ? meanAbsoluteErrorMetric : accuracyMetric,
     log,
-    onEpoch: (e) => log(`  ${spec.id} epoch ${e.epoch}: train loss ${e.trainLoss.toFixed(4)}, val loss ${e.validationLoss.toFixed(4)}, val ${metricName} ${e.validationMetric.toFixed(4)} (${(e.elapsedMs / 1000).toFixed(0)} s)`),
+    onEpoch: (e) =>
+      log(
+        `  ${spec.id} epoch ${e.epoch}: train loss ${e.trainLoss.toFixed(4)}, val loss ${e.validationLoss.toFixed(4)}, val ${metricName} ${e.validationMetric.toFixed(4)} (${(e.elapsedMs / 1000).toFixed(0)} s)`,
+      ),
   });
   const trainMs = Date.now() - t0;
   const testEval = evaluateModel(built.model, testSet, prepared.spec);
@@ -300,8 +365,18 @@ async function finishKt(run: ExperimentRun, built: TaskModel, inner: KtAdapterMo
     },
   });
   log(`exported ${written.manifest.name} version ${written.manifest.version} to ${written.dir}`);
-  const parity = await checkExportParity(run.tf, inner, built, prepared, written.modelPath, canonicalEntry, run.split.test.slice(0, o.paritySamples), testTokens);
-  log(`export parity on ${parity.samples} test images: decoder output max |diff| ${parity.maxAbsDiff.toExponential(2)}, ${parity.output} max |diff| ${parity.outputMaxAbsDiff.toExponential(2)}`);
+  const parity = await checkExportParity(
+    run.tf,
+    inner,
+    built,
+    prepared,
+    written.modelPath,
+    canonicalEntry,
+    run.split.test.slice(0, o.paritySamples),
+    testTokens,
+  );
+  log(
+    `export parity on ${parity.samples} test images: decoder output max |diff| ${parity.maxAbsDiff.toExponential(2)}, ${parity.output} max |diff| ${parity.outputMaxAbsDiff.toExponential(2)}`,
+  );
   results.export = { name: written.manifest.name, version: written.manifest.version, dir: written.dir, parity };
 }
-

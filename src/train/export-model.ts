@@ -37,7 +37,10 @@ export interface BuiltKtModel {
 }
 
 /** Canonical encoder -> GlobalAveragePool + Flatten -> folded adapter + decoder -> task tail, merged into one graph. */
-export async function buildKtModel(params: KtAdapterParams, options: Pick<KtExportOptions, 'canonical' | 'output' | 'expectedValueBins'>): Promise<BuiltKtModel> {
+export async function buildKtModel(
+  params: KtAdapterParams,
+  options: Pick<KtExportOptions, 'canonical' | 'output' | 'expectedValueBins'>,
+): Promise<BuiltKtModel> {
   const manifest = options.canonical.manifest;
   if (!manifest.encoder) throw new ModelFormatError(`canonical model ${manifest.name} declares no encoder tensor`);
   const encoder = cutAtEncoder(await readModel(options.canonical.modelPath), manifest).encoder;
@@ -47,7 +50,12 @@ export async function buildKtModel(params: KtAdapterParams, options: Pick<KtExpo
   pool.node('Flatten', [pool.op('GlobalAveragePool', [features], {}, 'gap')], ['pooled'], { axis: attr.int(1) }, 'flatten');
   pool.output('pooled', ['N', manifest.encoder.width]);
 
-  const adapter = exportKtAdapterOnnx(params, { namePrefix: 'kt/', inputName: 'p_c', outputName: 'y', metadata: { canonical: manifest.name } });
+  const adapter = exportKtAdapterOnnx(params, {
+    namePrefix: 'kt/',
+    inputName: 'p_c',
+    outputName: 'y',
+    metadata: { canonical: manifest.name },
+  });
   const outputs = params.decoder.layers[params.decoder.layers.length - 1]!.kernel.shape[1]!;
 
   const tail = new GraphBuilder('task-output');
@@ -77,7 +85,9 @@ function layerNormTensor(adapter: ModelProto): string {
 /** The next free version number of `name` in the repository (1 when there is none). */
 export async function nextVersion(repo: string, name: string): Promise<number> {
   try {
-    const versions = (await readdir(join(repo, name), { withFileTypes: true })).filter((d) => d.isDirectory() && /^\d+$/.test(d.name)).map((d) => Number(d.name));
+    const versions = (await readdir(join(repo, name), { withFileTypes: true }))
+      .filter((d) => d.isDirectory() && /^\d+$/.test(d.name))
+      .map((d) => Number(d.name));
     return versions.length === 0 ? 1 : Math.max(...versions) + 1;
   } catch {
     return 1;
@@ -105,8 +115,11 @@ export async function exportKtModel(repo: string, params: KtAdapterParams, optio
     const s = c.input.size;
     const ch = c.input.colorOrder === 'GRAY' ? 1 : 3;
     const dims = c.input.layout === 'NHWC' ? [1, s, s, ch] : [1, ch, s, s];
-    const out = await runFloat(session, { [c.input.name]: { data: new Float32Array(dims.reduce((a, b) => a * b, 1)).fill(0.5), dims } }, [options.output.name]);
-    if (!out[options.output.name]?.data.every(Number.isFinite)) throw new ModelFormatError(`exported ${options.name}: output ${options.output.name} is not finite on a grey image`);
+    const out = await runFloat(session, { [c.input.name]: { data: new Float32Array(dims.reduce((a, b) => a * b, 1)).fill(0.5), dims } }, [
+      options.output.name,
+    ]);
+    if (!out[options.output.name]?.data.every(Number.isFinite))
+      throw new ModelFormatError(`exported ${options.name}: output ${options.output.name} is not finite on a grey image`);
   } finally {
     await session.release();
   }
@@ -147,12 +160,18 @@ export async function exportKtModel(repo: string, params: KtAdapterParams, optio
 }
 
 /** Runs the adapter part of an exported graph on pooled tokens and returns the LayerNorm rows Z [N, 2, D]. */
-export async function knowledgeTokenRows(params: KtAdapterParams, canonicalTokens: Float32Array, count: number): Promise<{ rows: Float32Array; width: number }> {
+export async function knowledgeTokenRows(
+  params: KtAdapterParams,
+  canonicalTokens: Float32Array,
+  count: number,
+): Promise<{ rows: Float32Array; width: number }> {
   const adapter = exportKtAdapterOnnx(params);
   const ln = layerNormTensor(adapter.model);
   const { session } = await createSession(encodeModel(addOutputs(adapter.model, [ln])));
   try {
-    const out = await runFloat(session, { [adapter.inputName]: { data: canonicalTokens, dims: [count, params.config.canonicalWidth] } }, [ln]);
+    const out = await runFloat(session, { [adapter.inputName]: { data: canonicalTokens, dims: [count, params.config.canonicalWidth] } }, [
+      ln,
+    ]);
     return { rows: out[ln]!.data, width: params.config.tokenWidth };
   } finally {
     await session.release();

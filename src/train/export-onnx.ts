@@ -43,9 +43,15 @@ export interface OnnxExportResult {
 class CostCounter {
   macs = 0;
   elementwise = 0;
-  mac(n: number): void { this.macs += n; }
-  ew(n: number): void { this.elementwise += n; }
-  get result(): InferenceCost { return { macs: this.macs, flops: 2 * this.macs + this.elementwise }; }
+  mac(n: number): void {
+    this.macs += n;
+  }
+  ew(n: number): void {
+    this.elementwise += n;
+  }
+  get result(): InferenceCost {
+    return { macs: this.macs, flops: 2 * this.macs + this.elementwise };
+  }
 }
 
 const read = (v: { dataSync(): unknown }): Float32Array => Float32Array.from(v.dataSync() as Float32Array);
@@ -73,25 +79,58 @@ function concatColumns(rows: number, parts: readonly { data: Float32Array; cols:
   const out = new Float32Array(rows * total);
   for (let r = 0; r < rows; r++) {
     let offset = 0;
-    for (const p of parts) { out.set(p.data.subarray(r * p.cols, (r + 1) * p.cols), r * total + offset); offset += p.cols; }
+    for (const p of parts) {
+      out.set(p.data.subarray(r * p.cols, (r + 1) * p.cols), r * total + offset);
+      offset += p.cols;
+    }
   }
   return out;
 }
 
-function emitActivation(b: GraphBuilder, x: string, activation: HiddenActivation | OutputActivation, prefix: string, count: number, cost: CostCounter, finalName?: string): string {
+function emitActivation(
+  b: GraphBuilder,
+  x: string,
+  activation: HiddenActivation | OutputActivation,
+  prefix: string,
+  count: number,
+  cost: CostCounter,
+  finalName?: string,
+): string {
   const outs = finalName ? [finalName] : 1;
   const single = (op: string, attrs = {}): string => b.node(op, [x], outs, attrs, `${prefix}${op.toLowerCase()}`)[0]!;
   switch (activation) {
-    case 'none': return finalName ? b.node('Identity', [x], [finalName], {}, `${prefix}identity`)[0]! : x;
-    case 'relu': cost.ew(count); return single('Relu');
-    case 'sigmoid': cost.ew(count); return single('Sigmoid');
-    case 'tanh': cost.ew(count); return single('Tanh');
-    case 'softmax': cost.ew(3 * count); return single('Softmax', { axis: attr.int(-1) });
-    case 'relu6': cost.ew(count); return b.node('Clip', [x, b.constF(`${prefix}relu6_min`, [0], []), b.constF(`${prefix}relu6_max`, [6], [])], outs, {}, `${prefix}relu6`)[0]!;
+    case 'none':
+      return finalName ? b.node('Identity', [x], [finalName], {}, `${prefix}identity`)[0]! : x;
+    case 'relu':
+      cost.ew(count);
+      return single('Relu');
+    case 'sigmoid':
+      cost.ew(count);
+      return single('Sigmoid');
+    case 'tanh':
+      cost.ew(count);
+      return single('Tanh');
+    case 'softmax':
+      cost.ew(3 * count);
+      return single('Softmax', { axis: attr.int(-1) });
+    case 'relu6':
+      cost.ew(count);
+      return b.node(
+        'Clip',
+        [x, b.constF(`${prefix}relu6_min`, [0], []), b.constF(`${prefix}relu6_max`, [6], [])],
+        outs,
+        {},
+        `${prefix}relu6`,
+      )[0]!;
     case 'gelu': {
       // 0.5 x (1 + erf(x / sqrt 2)), as in TF.js tensor-ops.gelu (opset 17 has no Gelu).
       cost.ew(5 * count);
-      const erf = b.op('Erf', [b.op('Mul', [x, b.constF(`${prefix}gelu_rsqrt2`, [Math.SQRT1_2], [])], {}, `${prefix}gelu_scale`)], {}, `${prefix}gelu_erf`);
+      const erf = b.op(
+        'Erf',
+        [b.op('Mul', [x, b.constF(`${prefix}gelu_rsqrt2`, [Math.SQRT1_2], [])], {}, `${prefix}gelu_scale`)],
+        {},
+        `${prefix}gelu_erf`,
+      );
       const onePlus = b.op('Add', [erf, b.constF(`${prefix}gelu_one`, [1], [])], {}, `${prefix}gelu_add`);
       const half = b.op('Mul', [x, b.constF(`${prefix}gelu_half`, [0.5], [])], {}, `${prefix}gelu_half_x`);
       return b.node('Mul', [half, onePlus], outs, {}, `${prefix}gelu`)[0]!;
@@ -100,13 +139,29 @@ function emitActivation(b: GraphBuilder, x: string, activation: HiddenActivation
 }
 
 /** MatMul + Add (+ activation) per layer, then the output activation into `outputName`. */
-function emitMlp(b: GraphBuilder, input: string, layers: readonly DenseWeights[], outputActivation: OutputActivation, prefix: string, outputName: string, cost: CostCounter): void {
+function emitMlp(
+  b: GraphBuilder,
+  input: string,
+  layers: readonly DenseWeights[],
+  outputActivation: OutputActivation,
+  prefix: string,
+  outputName: string,
+  cost: CostCounter,
+): void {
   let x = input;
   layers.forEach((layer, i) => {
     const p = `${prefix}decoder/dense${i}/`;
     cost.mac(layer.inputs * layer.outputs);
     cost.ew(layer.outputs);
-    const y = b.op('Add', [b.op('MatMul', [x, b.constF(`${p}kernel`, layer.kernel, [layer.inputs, layer.outputs])], {}, `${p}matmul`), b.constF(`${p}bias`, layer.bias, [layer.outputs])], {}, `${p}bias_add`);
+    const y = b.op(
+      'Add',
+      [
+        b.op('MatMul', [x, b.constF(`${p}kernel`, layer.kernel, [layer.inputs, layer.outputs])], {}, `${p}matmul`),
+        b.constF(`${p}bias`, layer.bias, [layer.outputs]),
+      ],
+      {},
+      `${p}bias_add`,
+    );
     x = emitActivation(b, y, layer.activation, p, layer.outputs, cost);
   });
   emitActivation(b, x, outputActivation, `${prefix}decoder/output_`, layers[layers.length - 1]!.outputs, cost, outputName);
@@ -161,7 +216,16 @@ export function exportKtAdapterOnnx(params: KtAdapterParams, options: OnnxExport
   const h = config.heads;
   const batch = options.batchDim ?? 'N';
   const b = new GraphBuilder(options.graphName ?? 'kt-adapter');
-  const e: AdapterEmitter = { b, cost: new CostCounter(), p: (name) => `${prefix}adapter/${name}`, params, D, Cc: config.canonicalWidth, h, dh: D / h };
+  const e: AdapterEmitter = {
+    b,
+    cost: new CostCounter(),
+    p: (name) => `${prefix}adapter/${name}`,
+    params,
+    D,
+    Cc: config.canonicalWidth,
+    h,
+    dh: D / h,
+  };
   const inputName = b.input(`${prefix}${options.inputName ?? 'p_c'}`, [batch, e.Cc]);
   const outputName = `${prefix}${options.outputName ?? 'y'}`;
 
@@ -175,8 +239,16 @@ export function exportKtAdapterOnnx(params: KtAdapterParams, options: OnnxExport
   const decoderCost = new CostCounter();
   emitMlp(b, decoderInput, readMlp(params.decoder), config.outputActivation, prefix, outputName, decoderCost);
   b.output(outputName, [batch, params.decoder.layers[params.decoder.layers.length - 1]!.kernel.shape[1]!]);
-  const build: BuildOptions = { producerName: 'kt-edge-face/kt-adapter', metadata: { kind: 'kt-adapter', tokenWidth: String(D), heads: String(h), ...(options.metadata ?? {}) } };
-  return { model: b.build(build), inputName, outputName, cost: { adapter: adapterCost, unfoldedAdapter: unfoldedAdapterCost(params), decoder: decoderCost.result } };
+  const build: BuildOptions = {
+    producerName: 'kt-edge-face/kt-adapter',
+    metadata: { kind: 'kt-adapter', tokenWidth: String(D), heads: String(h), ...(options.metadata ?? {}) },
+  };
+  return {
+    model: b.build(build),
+    inputName,
+    outputName,
+    cost: { adapter: adapterCost, unfoldedAdapter: unfoldedAdapterCost(params), decoder: decoderCost.result },
+  };
 }
 
 /** Constants of the k token and of p_c's slot. */
@@ -204,24 +276,45 @@ function emitStandardise({ b, cost, p, params, Cc }: AdapterEmitter, inputName: 
   const inverseStd = params.stats.canonical.std.map((s) => 1 / s);
   const shift = params.stats.canonical.mean.map((m, i) => -m * inverseStd[i]!);
   cost.ew(2 * Cc);
-  return b.op('Add', [b.op('Mul', [inputName, b.constF(p('inverse_std'), inverseStd)], {}, p('standardise_scale')), b.constF(p('shift'), shift)], {}, p('standardise'));
+  return b.op(
+    'Add',
+    [b.op('Mul', [inputName, b.constF(p('inverse_std'), inverseStd)], {}, p('standardise_scale')), b.constF(p('shift'), shift)],
+    {},
+    p('standardise'),
+  );
 }
 
 /**
  * The 2-token attention for both query rows (k and p_c) at once: [N, 2, D] attended values. Q/K/V of p_c: only the
  * first C_c kernel rows meet non-zero inputs; p_c's positional embedding folds into the bias.
  */
-function emitAttention({ b, cost, p, D, Cc, h, dh }: AdapterEmitter, t: FoldedToken, standardised: string): { attendedRows: string; axis1: string } {
+function emitAttention(
+  { b, cost, p, D, Cc, h, dh }: AdapterEmitter,
+  t: FoldedToken,
+  standardised: string,
+): { attendedRows: string; axis1: string } {
   const scale = 1 / Math.sqrt(dh);
   const qkvKernel = concatColumns(Cc, [
     { data: scaleVec(topRows(t.wq, Cc, D), scale), cols: D },
     { data: topRows(t.wk, Cc, D), cols: D },
     { data: topRows(t.wv, Cc, D), cols: D },
   ]);
-  const qkvBias = Float32Array.from([...scaleVec(addVec(vecMat(t.peC, t.wq, D), t.bq), scale), ...addVec(vecMat(t.peC, t.wk, D), t.bk), ...addVec(vecMat(t.peC, t.wv, D), t.bv)]);
+  const qkvBias = Float32Array.from([
+    ...scaleVec(addVec(vecMat(t.peC, t.wq, D), t.bq), scale),
+    ...addVec(vecMat(t.peC, t.wk, D), t.bk),
+    ...addVec(vecMat(t.peC, t.wv, D), t.bv),
+  ]);
   cost.mac(Cc * 3 * D);
   cost.ew(3 * D);
-  const qkv = b.op('Add', [b.op('MatMul', [standardised, b.constF(p('qkv_kernel'), qkvKernel, [Cc, 3 * D])], {}, p('qkv_matmul')), b.constF(p('qkv_bias'), qkvBias)], {}, p('qkv'));
+  const qkv = b.op(
+    'Add',
+    [
+      b.op('MatMul', [standardised, b.constF(p('qkv_kernel'), qkvKernel, [Cc, 3 * D])], {}, p('qkv_matmul')),
+      b.constF(p('qkv_bias'), qkvBias),
+    ],
+    {},
+    p('qkv'),
+  );
   const [queryC, keyC, valueC] = b.node('Split', [qkv, b.constI64(p('qkv_split'), [D, D, D])], 3, { axis: attr.int(1) }, p('qkv_split'));
   const headShape = b.constI64(p('head_shape'), [-1, h, dh]);
   const heads = (x: string, name: string): string => b.op('Reshape', [x, headShape], {}, p(`${name}_heads`));
@@ -238,22 +331,47 @@ function emitAttention({ b, cost, p, D, Cc, h, dh }: AdapterEmitter, t: FoldedTo
   const logitCC = headDot(qC, kC, 'logit_cc'); // query p_c, key p_c
   // softmax over two keys = sigmoid of the logit difference: weight of key k for each query.
   cost.ew(4 * h);
-  const weightKForK = b.op('Sigmoid', [b.op('Sub', [b.constF(p('logit_kk'), t.logitKK, [h]), logitKC], {}, p('logit_diff_k'))], {}, p('attention_k'));
+  const weightKForK = b.op(
+    'Sigmoid',
+    [b.op('Sub', [b.constF(p('logit_kk'), t.logitKK, [h]), logitKC], {}, p('logit_diff_k'))],
+    {},
+    p('attention_k'),
+  );
   const weightKForC = b.op('Sigmoid', [b.op('Sub', [logitCK, logitCC], {}, p('logit_diff_c'))], {}, p('attention_c'));
   const axis1 = b.constI64(p('axis1'), [1]);
   const unsq = (x: string, axes: string, name: string): string => b.op('Unsqueeze', [x, axes], {}, p(name));
-  const weights = unsq(b.op('Concat', [unsq(weightKForK, axis1, 'attention_k_row'), unsq(weightKForC, axis1, 'attention_c_row')], { axis: attr.int(1) }, p('attention_rows')), b.constI64(p('axis3'), [3]), 'attention_weights'); // [N,2,h,1]
+  const weights = unsq(
+    b.op(
+      'Concat',
+      [unsq(weightKForK, axis1, 'attention_k_row'), unsq(weightKForC, axis1, 'attention_c_row')],
+      { axis: attr.int(1) },
+      p('attention_rows'),
+    ),
+    b.constI64(p('axis3'), [3]),
+    'attention_weights',
+  ); // [N,2,h,1]
   // attended = v_c + w (v_k - v_c), for both query rows at once.
   cost.ew(D);
   cost.mac(2 * D);
   cost.ew(2 * D);
   const valueDiff = unsq(b.op('Sub', [b.constF(p('value_k'), t.valueK, [h, dh]), vC], {}, p('value_diff')), axis1, 'value_diff_row');
-  const attended = b.op('Add', [unsq(vC, axis1, 'value_c_row'), b.op('Mul', [weights, valueDiff], {}, p('attention_mix'))], {}, p('attended'));
+  const attended = b.op(
+    'Add',
+    [unsq(vC, axis1, 'value_c_row'), b.op('Mul', [weights, valueDiff], {}, p('attention_mix'))],
+    {},
+    p('attended'),
+  );
   return { attendedRows: b.op('Reshape', [attended, b.constI64(p('rows_shape'), [-1, 2, D])], {}, p('attended_rows')), axis1 };
 }
 
 /** A = T + MHSA(T), then Z = LN(A + FFN(A)) on the two rows. */
-function emitOutputAndFfn({ b, cost, p, params, D, Cc }: AdapterEmitter, t: FoldedToken, attendedRows: string, standardised: string, axis1: string): string {
+function emitOutputAndFfn(
+  { b, cost, p, params, D, Cc }: AdapterEmitter,
+  t: FoldedToken,
+  attendedRows: string,
+  standardised: string,
+  axis1: string,
+): string {
   const { config } = params;
   const F = config.ffnHiddenWidth;
   // Output projection, with k's token, p_c's positional embedding and b_o folded into one [2, D] constant.
@@ -264,25 +382,55 @@ function emitOutputAndFfn({ b, cost, p, params, D, Cc }: AdapterEmitter, t: Fold
   cost.mac(2 * D * D);
   cost.ew(2 * 2 * D);
   const projected = b.op('MatMul', [attendedRows, b.constF(p('output_kernel'), t.wo, [D, D])], {}, p('output_matmul'));
-  const residual = b.op('Add', [b.op('Add', [projected, b.constF(p('row_offsets'), rowOffsets, [2, D])], {}, p('output_bias')), paddedC], {}, p('residual'));
+  const residual = b.op(
+    'Add',
+    [b.op('Add', [projected, b.constF(p('row_offsets'), rowOffsets, [2, D])], {}, p('output_bias')), paddedC],
+    {},
+    p('residual'),
+  );
 
   cost.mac(2 * 2 * D * F);
   cost.ew(2 * (F + D + D));
-  const ffnHidden = b.op('Add', [b.op('MatMul', [residual, b.constF(p('ffn_hidden_kernel'), kernelOf(params.ffnHidden), [D, F])], {}, p('ffn_hidden_matmul')), b.constF(p('ffn_hidden_bias'), biasOf(params.ffnHidden))], {}, p('ffn_hidden'));
+  const ffnHidden = b.op(
+    'Add',
+    [
+      b.op('MatMul', [residual, b.constF(p('ffn_hidden_kernel'), kernelOf(params.ffnHidden), [D, F])], {}, p('ffn_hidden_matmul')),
+      b.constF(p('ffn_hidden_bias'), biasOf(params.ffnHidden)),
+    ],
+    {},
+    p('ffn_hidden'),
+  );
   const ffnActivated = emitActivation(b, ffnHidden, config.ffnActivation, p('ffn_'), 2 * F, cost);
-  const ffnOut = b.op('Add', [b.op('MatMul', [ffnActivated, b.constF(p('ffn_output_kernel'), kernelOf(params.ffnOutput), [F, D])], {}, p('ffn_output_matmul')), b.constF(p('ffn_output_bias'), biasOf(params.ffnOutput))], {}, p('ffn_output'));
+  const ffnOut = b.op(
+    'Add',
+    [
+      b.op('MatMul', [ffnActivated, b.constF(p('ffn_output_kernel'), kernelOf(params.ffnOutput), [F, D])], {}, p('ffn_output_matmul')),
+      b.constF(p('ffn_output_bias'), biasOf(params.ffnOutput)),
+    ],
+    {},
+    p('ffn_output'),
+  );
   const preNorm = b.op('Add', [residual, ffnOut], {}, p('ffn_residual'));
   cost.ew(2 * 8 * D);
-  return b.op('LayerNormalization', [preNorm, b.constF(p('ln_gamma'), read(params.layerNormGamma)), b.constF(p('ln_beta'), read(params.layerNormBeta))], { axis: attr.int(-1), epsilon: attr.float(config.layerNormEpsilon) }, p('layer_norm'));
+  return b.op(
+    'LayerNormalization',
+    [preNorm, b.constF(p('ln_gamma'), read(params.layerNormGamma)), b.constF(p('ln_beta'), read(params.layerNormBeta))],
+    { axis: attr.int(-1), epsilon: attr.float(config.layerNormEpsilon) },
+    p('layer_norm'),
+  );
 }
 
 /** h = p_c + g (k' + p'_c)[:C_c] (x canonical std when residualScale is 'canonical-std'): the decoder's input. */
 function emitGatedResidual({ b, cost, p, params, D, Cc }: AdapterEmitter, normalised: string, inputName: string, axis1: string): string {
   cost.ew(D + 2 * Cc);
   const summed = b.op('ReduceSum', [normalised, axis1], { keepdims: attr.int(0) }, p('token_sum'));
-  const sliced = Cc === D ? summed : b.op('Slice', [summed, b.constI64(p('slice_start'), [0]), b.constI64(p('slice_end'), [Cc]), axis1], {}, p('slice_canonical'));
+  const sliced =
+    Cc === D
+      ? summed
+      : b.op('Slice', [summed, b.constI64(p('slice_start'), [0]), b.constI64(p('slice_end'), [Cc]), axis1], {}, p('slice_canonical'));
   const g = read(params.gate)[0]!;
-  const gateVector = params.config.residualScale === 'canonical-std' ? params.stats.canonical.std.map((s) => g * s) : new Float32Array(Cc).fill(g);
+  const gateVector =
+    params.config.residualScale === 'canonical-std' ? params.stats.canonical.std.map((s) => g * s) : new Float32Array(Cc).fill(g);
   return b.op('Add', [inputName, b.op('Mul', [sliced, b.constF(p('gate'), gateVector)], {}, p('gate_mul'))], {}, p('decoder_input'));
 }
 
@@ -290,7 +438,16 @@ function emitGatedResidual({ b, cost, p, params, D, Cc }: AdapterEmitter, normal
 export function unfoldedAdapterCost(params: KtAdapterParams): InferenceCost {
   const { tokenWidth: D, ffnHiddenWidth: F, canonicalWidth: Cc } = params.config;
   const macs = 2 * 3 * D * D + 2 * 2 * D + 2 * 2 * D + 2 * D * D + 2 * 2 * D * F;
-  const elementwise = 2 * Cc + 2 * 3 * D + 2 * 2 * 3 + 2 * 2 * D + 2 * (F + 2 * D) + (params.config.ffnActivation === 'gelu' ? 5 : 1) * 2 * F + 2 * 8 * D + D + 2 * Cc;
+  const elementwise =
+    2 * Cc +
+    2 * 3 * D +
+    2 * 2 * 3 +
+    2 * 2 * D +
+    2 * (F + 2 * D) +
+    (params.config.ffnActivation === 'gelu' ? 5 : 1) * 2 * F +
+    2 * 8 * D +
+    D +
+    2 * Cc;
   return { macs, flops: 2 * macs + elementwise };
 }
 
@@ -306,5 +463,10 @@ export function exportBaselineOnnx(mlp: Mlp, options: OnnxExportOptions = {}): O
   emitMlp(b, inputName, layers, mlp.outputActivation, prefix, outputName, cost);
   b.output(outputName, [batch, layers[layers.length - 1]!.outputs]);
   const zero = { macs: 0, flops: 0 };
-  return { model: b.build({ producerName: 'kt-edge-face/baseline', metadata: { kind: 'baseline', ...(options.metadata ?? {}) } }), inputName, outputName, cost: { adapter: zero, unfoldedAdapter: zero, decoder: cost.result } };
+  return {
+    model: b.build({ producerName: 'kt-edge-face/baseline', metadata: { kind: 'baseline', ...(options.metadata ?? {}) } }),
+    inputName,
+    outputName,
+    cost: { adapter: zero, unfoldedAdapter: zero, decoder: cost.result },
+  };
 }

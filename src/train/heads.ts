@@ -27,7 +27,14 @@ export interface BaselineHead extends TrainableModel {
 
 /** y = MLP(p_c): the paper's "baseline" rows. The MLP reads raw p_c, so a pre-trained head drops in unchanged. */
 export function createBaselineHead(tf: Tf, options: BaselineHeadOptions): BaselineHead {
-  const mlp = createMlp(tf, options.canonicalWidth, options.decoder, createRandom(options.seed ?? 0), options.canonicalStats, options.outputActivation ?? 'none');
+  const mlp = createMlp(
+    tf,
+    options.canonicalWidth,
+    options.decoder,
+    createRandom(options.seed ?? 0),
+    options.canonicalStats,
+    options.outputActivation ?? 'none',
+  );
   const forward = (batch: TokenBatch): Tensor2D => applyMlp(tf, mlp, batch.canonical);
   return {
     kind: 'baseline',
@@ -37,7 +44,9 @@ export function createBaselineHead(tf: Tf, options: BaselineHeadOptions): Baseli
     trainableVariables: () => mlpVariables(mlp),
     forwardTrain: (batch) => forward(batch),
     predict: forward,
-    dispose: () => { for (const v of mlpVariables(mlp)) v.dispose(); },
+    dispose: () => {
+      for (const v of mlpVariables(mlp)) v.dispose();
+    },
   };
 }
 
@@ -66,9 +75,17 @@ export function createEnsembleHead(tf: Tf, options: EnsembleHeadOptions): Ensemb
   const width = all.reduce((a, s) => a + s.mean.length, 0);
   const mean = variableOf(tf, concat(all.map((s) => s.mean)), [width], false);
   const inverseStd = variableOf(tf, concat(all.map((s) => s.std.map((v) => 1 / v))), [width], false);
-  const mlp = createMlp(tf, width, { hidden: options.hidden ?? [256], outputs: options.outputs, hiddenActivation: options.hiddenActivation ?? 'relu' }, createRandom(options.seed ?? 0), undefined, options.outputActivation ?? 'none');
+  const mlp = createMlp(
+    tf,
+    width,
+    { hidden: options.hidden ?? [256], outputs: options.outputs, hiddenActivation: options.hiddenActivation ?? 'relu' },
+    createRandom(options.seed ?? 0),
+    undefined,
+    options.outputActivation ?? 'none',
+  );
   const forward = (batch: TokenBatch): Tensor2D => {
-    if (batch.priors.length !== options.stats.priors.length) throw new InvalidInputError(`ensemble expects ${options.stats.priors.length} priors, got ${batch.priors.length}`);
+    if (batch.priors.length !== options.stats.priors.length)
+      throw new InvalidInputError(`ensemble expects ${options.stats.priors.length} priors, got ${batch.priors.length}`);
     return tf.tidy(() => applyMlp(tf, mlp, tf.mul(tf.sub(tf.concat([batch.canonical, ...batch.priors], 1), mean), inverseStd)));
   };
   return {
@@ -79,13 +96,18 @@ export function createEnsembleHead(tf: Tf, options: EnsembleHeadOptions): Ensemb
     trainableVariables: () => mlpVariables(mlp),
     forwardTrain: (batch) => forward(batch),
     predict: forward,
-    dispose: () => { for (const v of [...mlpVariables(mlp), mean, inverseStd]) v.dispose(); },
+    dispose: () => {
+      for (const v of [...mlpVariables(mlp), mean, inverseStd]) v.dispose();
+    },
   };
 }
 
 function concat(parts: readonly Float32Array[]): Float32Array {
   const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
   let offset = 0;
-  for (const p of parts) { out.set(p, offset); offset += p.length; }
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.length;
+  }
   return out;
 }

@@ -125,8 +125,10 @@ function resolveConfig(options: KtAdapterOptions): KtAdapterConfig {
   if (tokenWidth < widest) throw new InvalidInputError(`tokenWidth ${tokenWidth} is narrower than the widest token (${widest})`);
   const heads = options.heads ?? [8, 4, 2, 1].find((h) => tokenWidth % h === 0)!;
   if (tokenWidth % heads !== 0) throw new InvalidInputError(`tokenWidth ${tokenWidth} is not divisible by ${heads} heads`);
-  if (options.stats.canonical.mean.length !== canonicalWidth) throw new InvalidInputError('canonical stats width does not match canonicalWidth');
-  if (options.stats.priors.length !== priorWidths.length || options.stats.priors.some((s, j) => s.mean.length !== priorWidths[j])) throw new InvalidInputError('prior stats do not match priorWidths');
+  if (options.stats.canonical.mean.length !== canonicalWidth)
+    throw new InvalidInputError('canonical stats width does not match canonicalWidth');
+  if (options.stats.priors.length !== priorWidths.length || options.stats.priors.some((s, j) => s.mean.length !== priorWidths[j]))
+    throw new InvalidInputError('prior stats do not match priorWidths');
   const tau = options.dropMaskThreshold ?? defaultKtAdapterOptions.dropMaskThreshold;
   if (!(tau >= 0 && tau <= 1)) throw new InvalidInputError(`dropMaskThreshold must be in [0, 1], got ${tau}`);
   const ffnMultiplier = options.ffnMultiplier ?? defaultKtAdapterOptions.ffnMultiplier;
@@ -154,7 +156,12 @@ export function createKtAdapterParams(tf: Tf, options: KtAdapterOptions): KtAdap
   const D = config.tokenWidth;
   const F = config.ffnHiddenWidth;
   const linear = (inputs: number, outputs: number): Linear => ({
-    kernel: variableOf(tf, fillUniform(random, new Float32Array(inputs * outputs), Math.sqrt(6 / (inputs + outputs))), [inputs, outputs], true),
+    kernel: variableOf(
+      tf,
+      fillUniform(random, new Float32Array(inputs * outputs), Math.sqrt(6 / (inputs + outputs))),
+      [inputs, outputs],
+      true,
+    ),
     bias: variableOf(tf, new Float32Array(outputs), [outputs], true),
   });
   const constant = (values: Float32Array): Variable => variableOf(tf, values, [values.length], false);
@@ -164,10 +171,21 @@ export function createKtAdapterParams(tf: Tf, options: KtAdapterOptions): KtAdap
   return {
     config,
     stats: { canonical: options.stats.canonical, priors: [...options.stats.priors] },
-    standardisers: { canonical: standardiser(options.stats.canonical), priors: options.stats.priors.map(standardiser), canonicalStd: constant(options.stats.canonical.std) },
+    standardisers: {
+      canonical: standardiser(options.stats.canonical),
+      priors: options.stats.priors.map(standardiser),
+      canonicalStd: constant(options.stats.canonical.std),
+    },
     // Small, like a ViT class token: k then starts by attending uniformly, pooling the kept tokens.
     knowledgeToken: variableOf(tf, fillNormal(random, new Float32Array(D), 0.02), [D], true),
-    positionalEmbedding: config.positionalEmbedding ? variableOf(tf, fillNormal(random, new Float32Array((2 + config.priorWidths.length) * D), 0.02), [2 + config.priorWidths.length, D], true) : null,
+    positionalEmbedding: config.positionalEmbedding
+      ? variableOf(
+          tf,
+          fillNormal(random, new Float32Array((2 + config.priorWidths.length) * D), 0.02),
+          [2 + config.priorWidths.length, D],
+          true,
+        )
+      : null,
     query: linear(D, D),
     key: linear(D, D),
     value: linear(D, D),
@@ -183,13 +201,31 @@ export function createKtAdapterParams(tf: Tf, options: KtAdapterOptions): KtAdap
 
 /** The adapter and the decoder: what training updates. */
 export function ktAdapterTrainableVariables(params: KtAdapterParams): Variable[] {
-  const linears = [params.query, params.key, params.value, params.attentionOutput, params.ffnHidden, params.ffnOutput].flatMap((l) => [l.kernel, l.bias]);
-  return [params.knowledgeToken, ...(params.positionalEmbedding ? [params.positionalEmbedding] : []), ...linears, params.layerNormGamma, params.layerNormBeta, params.gate, ...mlpVariables(params.decoder)];
+  const linears = [params.query, params.key, params.value, params.attentionOutput, params.ffnHidden, params.ffnOutput].flatMap((l) => [
+    l.kernel,
+    l.bias,
+  ]);
+  return [
+    params.knowledgeToken,
+    ...(params.positionalEmbedding ? [params.positionalEmbedding] : []),
+    ...linears,
+    params.layerNormGamma,
+    params.layerNormBeta,
+    params.gate,
+    ...mlpVariables(params.decoder),
+  ];
 }
 
 export function disposeKtAdapterParams(params: KtAdapterParams): void {
   const s = params.standardisers;
-  for (const v of [...ktAdapterTrainableVariables(params), s.canonical.mean, s.canonical.inverseStd, s.canonicalStd, ...s.priors.flatMap((p) => [p.mean, p.inverseStd])]) v.dispose();
+  for (const v of [
+    ...ktAdapterTrainableVariables(params),
+    s.canonical.mean,
+    s.canonical.inverseStd,
+    s.canonicalStd,
+    ...s.priors.flatMap((p) => [p.mean, p.inverseStd]),
+  ])
+    v.dispose();
 }
 
 /** Per sample and prior: 1 when u_j < tau (dropped). Row-major [count, priors]. */
@@ -207,22 +243,41 @@ export interface KtForwardOptions {
 const standardiseAndPad = (tf: Tf, raw: Tensor2D, s: Standardiser, tokenWidth: number): Tensor2D => {
   const z = tf.mul(tf.sub(raw, s.mean), s.inverseStd) as Tensor2D;
   const width = raw.shape[1];
-  return width === tokenWidth ? z : tf.pad(z, [[0, 0], [0, tokenWidth - width]]);
+  return width === tokenWidth
+    ? z
+    : tf.pad(z, [
+        [0, 0],
+        [0, tokenWidth - width],
+      ]);
 };
 
-function checkForwardInputs(config: KtAdapterConfig, canonical: Tensor2D, priors: readonly Tensor2D[], droppedPriors: Uint8Array | undefined): void {
+function checkForwardInputs(
+  config: KtAdapterConfig,
+  canonical: Tensor2D,
+  priors: readonly Tensor2D[],
+  droppedPriors: Uint8Array | undefined,
+): void {
   const N = canonical.shape[0];
   const P = priors.length;
-  if (canonical.shape[1] !== config.canonicalWidth) throw new InvalidInputError(`canonical token width ${canonical.shape[1]} != ${config.canonicalWidth}`);
-  if (P !== 0 && P !== config.priorWidths.length) throw new InvalidInputError(`expected ${config.priorWidths.length} prior tokens, got ${P}`);
+  if (canonical.shape[1] !== config.canonicalWidth)
+    throw new InvalidInputError(`canonical token width ${canonical.shape[1]} != ${config.canonicalWidth}`);
+  if (P !== 0 && P !== config.priorWidths.length)
+    throw new InvalidInputError(`expected ${config.priorWidths.length} prior tokens, got ${P}`);
   priors.forEach((p, j) => {
-    if (p.shape[1] !== config.priorWidths[j] || p.shape[0] !== N) throw new InvalidInputError(`prior ${j} has shape [${p.shape.join(',')}], expected [${N},${config.priorWidths[j]}]`);
+    if (p.shape[1] !== config.priorWidths[j] || p.shape[0] !== N)
+      throw new InvalidInputError(`prior ${j} has shape [${p.shape.join(',')}], expected [${N},${config.priorWidths[j]}]`);
   });
-  if (droppedPriors && droppedPriors.length !== N * P) throw new InvalidInputError(`droppedPriors has ${droppedPriors.length} entries, expected ${N}x${P}`);
+  if (droppedPriors && droppedPriors.length !== N * P)
+    throw new InvalidInputError(`droppedPriors has ${droppedPriors.length} entries, expected ${N}x${P}`);
 }
 
 /** Key mask (additive, before softmax) and the kept-row weights [N * S] from the drop mask; null when nothing is dropped. */
-function dropMasks(tf: Tf, droppedPriors: Uint8Array | undefined, N: number, P: number): { keyMask: Tensor | null; keptRows: Float32Array | null } {
+function dropMasks(
+  tf: Tf,
+  droppedPriors: Uint8Array | undefined,
+  N: number,
+  P: number,
+): { keyMask: Tensor | null; keptRows: Float32Array | null } {
   if (!droppedPriors || P === 0 || !droppedPriors.some((d) => d === 1)) return { keyMask: null, keptRows: null };
   const S = 2 + P;
   const additive = new Float32Array(N * S);
@@ -262,9 +317,17 @@ function ffnNormalised(tf: Tf, params: KtAdapterParams, residual: Tensor): Tenso
   const [N, S, D] = residual.shape as [number, number, number];
   const rows = config.canonicalMask ? 2 : S;
   const selected = tf.reshape(config.canonicalMask ? tf.slice(residual, [0, 0, 0], [N, 2, D]) : residual, [N * rows, D]);
-  const hidden = applyHiddenActivation(tf, tf.add(matMul(tf, selected, params.ffnHidden.kernel), params.ffnHidden.bias), config.ffnActivation);
+  const hidden = applyHiddenActivation(
+    tf,
+    tf.add(matMul(tf, selected, params.ffnHidden.kernel), params.ffnHidden.bias),
+    config.ffnActivation,
+  );
   const ffnOut = tf.add(matMul(tf, hidden, params.ffnOutput.kernel), params.ffnOutput.bias);
-  return tf.reshape(layerNorm(tf, tf.add(selected, ffnOut), params.layerNormGamma, params.layerNormBeta, config.layerNormEpsilon), [N, rows, D]);
+  return tf.reshape(layerNorm(tf, tf.add(selected, ffnOut), params.layerNormGamma, params.layerNormBeta, config.layerNormEpsilon), [
+    N,
+    rows,
+    D,
+  ]);
 }
 
 /** k' + p'_c, or 2 x the mean of the kept rows without the canonical mask: [N, D]. */
@@ -281,7 +344,13 @@ function adapterOutput(tf: Tf, config: KtAdapterConfig, normalised: Tensor, kept
  * The adapter and decoder on the given tokens. `priors` empty is the inference path; otherwise the training forward,
  * with dropped priors masked as attention keys. Returns pre-activation outputs [N, outputs].
  */
-function forwardTokens(tf: Tf, params: KtAdapterParams, canonical: Tensor2D, priors: readonly Tensor2D[], droppedPriors: Uint8Array | undefined): Tensor2D {
+function forwardTokens(
+  tf: Tf,
+  params: KtAdapterParams,
+  canonical: Tensor2D,
+  priors: readonly Tensor2D[],
+  droppedPriors: Uint8Array | undefined,
+): Tensor2D {
   const { config } = params;
   const D = config.tokenWidth;
   const N = canonical.shape[0];
@@ -308,7 +377,8 @@ function forwardTokens(tf: Tf, params: KtAdapterParams, canonical: Tensor2D, pri
 
 /** Training forward over [k, p_c, p_j...] with the given drop mask. Pre-activation outputs [N, outputs]. */
 export function ktForwardTrain(tf: Tf, params: KtAdapterParams, batch: TokenBatch, options: KtForwardOptions = {}): Tensor2D {
-  if (batch.priors.length !== params.config.priorWidths.length) throw new InvalidInputError(`expected ${params.config.priorWidths.length} prior tokens, got ${batch.priors.length}`);
+  if (batch.priors.length !== params.config.priorWidths.length)
+    throw new InvalidInputError(`expected ${params.config.priorWidths.length} prior tokens, got ${batch.priors.length}`);
   if (batch.priors.length === 0) return forwardTokens(tf, params, batch.canonical, [], undefined);
   return forwardTokens(tf, params, batch.canonical, batch.priors, options.droppedPriors);
 }
@@ -345,7 +415,9 @@ export function createKtAdapter(tf: Tf, options: KtAdapterOptions): KtAdapterMod
     kind: 'kt-adapter',
     tf,
     params,
-    get outputActivation() { return params.config.outputActivation; },
+    get outputActivation() {
+      return params.config.outputActivation;
+    },
     trainableVariables: () => ktAdapterTrainableVariables(params),
     forwardTrain(batch, random) {
       const N = batch.canonical.shape[0];

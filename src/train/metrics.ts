@@ -40,7 +40,11 @@ export interface PerSampleMetric {
  * Normalised mean error x100: per face, the mean point-to-point distance divided by the ground-truth distance
  * between the outer eye corners; then averaged over faces. Coordinates in any common pixel frame.
  */
-export function landmarkNme(preds: readonly FlatPoints[], gts: readonly FlatPoints[], eyes: LandmarkScheme | [number, number]): PerSampleMetric {
+export function landmarkNme(
+  preds: readonly FlatPoints[],
+  gts: readonly FlatPoints[],
+  eyes: LandmarkScheme | [number, number],
+): PerSampleMetric {
   checkSameLength(preds, gts, 'NME');
   const [l, r] = typeof eyes === 'string' ? OUTER_EYE_CORNERS[eyes] : eyes;
   const perSample = gts.map((gt, i) => {
@@ -99,7 +103,8 @@ export function confusionMatrix(preds: readonly number[], targets: readonly numb
   const m = Array.from({ length: numClasses }, () => new Array<number>(numClasses).fill(0));
   preds.forEach((p, i) => {
     const t = targets[i]!;
-    if (!isClass(p, numClasses) || !isClass(t, numClasses)) throw new InvalidInputError(`confusion matrix: class ${isClass(t, numClasses) ? p : t} of sample ${i} outside 0..${numClasses - 1}`);
+    if (!isClass(p, numClasses) || !isClass(t, numClasses))
+      throw new InvalidInputError(`confusion matrix: class ${isClass(t, numClasses) ? p : t} of sample ${i} outside 0..${numClasses - 1}`);
     m[t]![p]! += 1;
   });
   return m;
@@ -175,7 +180,10 @@ export function intraClassVariance(embeddings: readonly (readonly number[])[], l
 }
 
 /** Cosine scores of every pair (i < j): genuine when both have the same label, impostor otherwise. */
-export function verificationScores(embeddings: readonly (readonly number[])[], labels: readonly (number | string)[]): { genuine: number[]; impostor: number[] } {
+export function verificationScores(
+  embeddings: readonly (readonly number[])[],
+  labels: readonly (number | string)[],
+): { genuine: number[]; impostor: number[] } {
   checkSameLength(embeddings, labels, 'verification scores');
   const normed = embeddings.map(l2Normalize);
   const genuine: number[] = [];

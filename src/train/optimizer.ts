@@ -59,7 +59,9 @@ export function createAdamW(tf: Tf, variables: readonly Variable[], options: Ada
   }));
   let step = 0;
   return {
-    get step() { return step; },
+    get step() {
+      return step;
+    },
     applyGradients(grads) {
       const lr = learningRateAt(step, options.schedule);
       step += 1;
@@ -81,7 +83,10 @@ export function createAdamW(tf: Tf, variables: readonly Variable[], options: Ada
       return lr;
     },
     dispose() {
-      for (const s of slots) { s.firstMoment.dispose(); s.secondMoment.dispose(); }
+      for (const s of slots) {
+        s.firstMoment.dispose();
+        s.secondMoment.dispose();
+      }
     },
   };
 }

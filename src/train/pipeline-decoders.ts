@@ -38,7 +38,10 @@ function nodeChainTo(graph: GraphProto, inits: ReadonlyMap<string, TensorProto>,
     if (!node) throw new ModelFormatError(`head: tensor ${tensor} has no producer and is not an input`);
     chain.unshift(node);
     const operands = (node.input ?? []).filter((i) => i !== '' && !inits.has(i));
-    if (operands.length !== 1) throw new ModelFormatError(`head: node ${node.name} (${node.opType}) has ${operands.length} non-constant inputs; only a dense chain can be read`);
+    if (operands.length !== 1)
+      throw new ModelFormatError(
+        `head: node ${node.name} (${node.opType}) has ${operands.length} non-constant inputs; only a dense chain can be read`,
+      );
     tensor = operands[0]!;
   }
   return chain;
@@ -80,7 +83,13 @@ function gemmLayer(node: NodeProto, inits: ReadonlyMap<string, TensorProto>): De
   const raw = tensorToFloat32(w);
   const outputs = transB ? r : c;
   const b = node.input?.[2] ? inits.get(node.input[2]) : undefined;
-  return { kernel: transB ? transpose(raw, r, c) : raw, bias: b ? tensorToFloat32(b) : new Float32Array(outputs), inputs: transB ? c : r, outputs, activation: 'none' };
+  return {
+    kernel: transB ? transpose(raw, r, c) : raw,
+    bias: b ? tensorToFloat32(b) : new Float32Array(outputs),
+    inputs: transB ? c : r,
+    outputs,
+    activation: 'none',
+  };
 }
 
 function transpose(m: Float32Array, rows: number, cols: number): Float32Array {
@@ -104,11 +113,12 @@ export function linearFromConvHead(spatialHead: ModelProto): PretrainedDense {
   const [outputs, inputs, kh, kw] = tensorDims(w) as [number, number, number, number];
   const raw = tensorToFloat32(w);
   const kernel = new Float32Array(inputs * outputs);
-  for (let o = 0; o < outputs; o++) for (let c = 0; c < inputs; c++) {
-    let s = 0;
-    for (let t = 0; t < kh * kw; t++) s += raw[((o * inputs + c) * kh * kw) + t]!;
-    kernel[c * outputs + o] = s;
-  }
+  for (let o = 0; o < outputs; o++)
+    for (let c = 0; c < inputs; c++) {
+      let s = 0;
+      for (let t = 0; t < kh * kw; t++) s += raw[(o * inputs + c) * kh * kw + t]!;
+      kernel[c * outputs + o] = s;
+    }
   const b = conv.input?.[2] ? inits.get(conv.input[2]) : undefined;
   const softmax = graph.node!.some((n) => n.opType === 'Softmax');
   return { kernel, bias: b ? tensorToFloat32(b) : new Float32Array(outputs), inputs, outputs, activation: softmax ? 'softmax' : 'none' };
@@ -118,12 +128,24 @@ export function linearFromConvHead(spatialHead: ModelProto): PretrainedDense {
  * Least-squares fit of a linear decoder y = x W + b to target logits (row-centred log-probabilities of the shipped
  * model, since softmax ignores a per-row shift), with a small ridge on standardised inputs for conditioning.
  */
-export function fitLinearDecoder(inputs: Float32Array, count: number, width: number, targets: Float32Array, outputs: number, options: { ridge?: number; activation?: Activation } = {}): PretrainedDense {
-  if (inputs.length !== count * width || targets.length !== count * outputs) throw new InvalidInputError('fitLinearDecoder: sizes do not match');
+export function fitLinearDecoder(
+  inputs: Float32Array,
+  count: number,
+  width: number,
+  targets: Float32Array,
+  outputs: number,
+  options: { ridge?: number; activation?: Activation } = {},
+): PretrainedDense {
+  if (inputs.length !== count * width || targets.length !== count * outputs)
+    throw new InvalidInputError('fitLinearDecoder: sizes do not match');
   const mean = new Float64Array(width);
   const std = new Float64Array(width);
   for (let i = 0; i < count; i++) for (let c = 0; c < width; c++) mean[c]! += inputs[i * width + c]! / count;
-  for (let i = 0; i < count; i++) for (let c = 0; c < width; c++) { const d = inputs[i * width + c]! - mean[c]!; std[c]! += (d * d) / count; }
+  for (let i = 0; i < count; i++)
+    for (let c = 0; c < width; c++) {
+      const d = inputs[i * width + c]! - mean[c]!;
+      std[c]! += (d * d) / count;
+    }
   for (let c = 0; c < width; c++) std[c] = Math.sqrt(std[c]!) || 1;
   const targetMean = new Float64Array(outputs);
   for (let i = 0; i < count; i++) for (let o = 0; o < outputs; o++) targetMean[o]! += targets[i * outputs + o]! / count;
@@ -208,7 +230,11 @@ export function centredLogProbabilities(probabilities: Float32Array, classes: nu
   const out = new Float32Array(probabilities.length);
   for (let i = 0; i < probabilities.length / classes; i++) {
     let m = 0;
-    for (let c = 0; c < classes; c++) { const v = Math.log(Math.max(probabilities[i * classes + c]!, 1e-12)); out[i * classes + c] = v; m += v / classes; }
+    for (let c = 0; c < classes; c++) {
+      const v = Math.log(Math.max(probabilities[i * classes + c]!, 1e-12));
+      out[i * classes + c] = v;
+      m += v / classes;
+    }
     for (let c = 0; c < classes; c++) out[i * classes + c]! -= m;
   }
   return out;
@@ -220,7 +246,11 @@ export function softmaxRows(logits: Float32Array, classes: number): Float32Array
     let max = -Infinity;
     for (let c = 0; c < classes; c++) max = Math.max(max, logits[i * classes + c]!);
     let s = 0;
-    for (let c = 0; c < classes; c++) { const e = Math.exp(logits[i * classes + c]! - max); out[i * classes + c] = e; s += e; }
+    for (let c = 0; c < classes; c++) {
+      const e = Math.exp(logits[i * classes + c]! - max);
+      out[i * classes + c] = e;
+      s += e;
+    }
     for (let c = 0; c < classes; c++) out[i * classes + c]! /= s;
   }
   return out;
@@ -233,7 +263,11 @@ export function argmaxRow(values: Float32Array, row: number, width: number): num
 }
 
 /** How well decoder probabilities reproduce the shipped model's: top-1 agreement (%) and mean |p - p_ref|. */
-export function reproduction(probabilities: Float32Array, reference: Float32Array, classes: number): { top1AgreementPct: number; meanAbsProbDiff: number } {
+export function reproduction(
+  probabilities: Float32Array,
+  reference: Float32Array,
+  classes: number,
+): { top1AgreementPct: number; meanAbsProbDiff: number } {
   const n = reference.length / classes;
   let agree = 0;
   let diff = 0;

@@ -6,11 +6,28 @@ import type { OutputSpec } from '../models/manifest.js';
 import { decodeOutput } from '../models/processing/decode.js';
 import { cutAtEncoder, type EncoderCut } from '../models/encoder-cut.js';
 import { readModel } from '../onnx/proto.js';
-import { FER2013_CLASSES, SHARED_DATASETS, readClassFolders, readCsvManifest, readSharedDataset, splitDataset, type SharedDatasetName } from './datasets/index.js';
+import {
+  FER2013_CLASSES,
+  SHARED_DATASETS,
+  readClassFolders,
+  readCsvManifest,
+  readSharedDataset,
+  splitDataset,
+  type SharedDatasetName,
+} from './datasets/index.js';
 import type { FaceDataset, FaceSample } from './datasets/types.js';
 import type { DecoderInit } from './dense.js';
 import { ageMetrics, classificationMetrics } from './metrics.js';
-import { applyLinear, argmaxRow, centredLogProbabilities, denseChainFromHead, fitLinearDecoder, linearFromConvHead, reproduction, softmaxRows } from './pipeline-decoders.js';
+import {
+  applyLinear,
+  argmaxRow,
+  centredLogProbabilities,
+  denseChainFromHead,
+  fitLinearDecoder,
+  linearFromConvHead,
+  reproduction,
+  softmaxRows,
+} from './pipeline-decoders.js';
 import type { ModelTokens } from './token-cache.js';
 import type { TaskSpec } from './trainer.js';
 
@@ -66,7 +83,8 @@ export const TASKS: Record<TrainTask, TaskDefinition> = {
 };
 
 export function taskDefinition(name: string): TaskDefinition {
-  if (!(TASK_NAMES as readonly string[]).includes(name)) throw new InvalidInputError(`unknown task "${name}" (known: ${TASK_NAMES.join(', ')})`);
+  if (!(TASK_NAMES as readonly string[]).includes(name))
+    throw new InvalidInputError(`unknown task "${name}" (known: ${TASK_NAMES.join(', ')})`);
   return TASKS[name as TrainTask];
 }
 
@@ -88,11 +106,13 @@ export interface TaskDataOptions {
 export async function readTaskData(task: TaskDefinition, data: string, options: TaskDataOptions = {}): Promise<FaceDataset> {
   const columnFlags = [options.subjectColumn && '--subject-column', options.groupColumn && '--group-column'].filter(Boolean).join(' and ');
   if ((SHARED_DATASETS as readonly string[]).includes(data)) {
-    if (columnFlags) throw new InvalidInputError(`${columnFlags} apply to a CSV given as --data PATH; the shared dataset ${data} has its own split rules`);
+    if (columnFlags)
+      throw new InvalidInputError(`${columnFlags} apply to a CSV given as --data PATH; the shared dataset ${data} has its own split rules`);
     return readSharedDataset(data as SharedDatasetName, options.dataRoot);
   }
   const path = resolve(data);
-  if (!existsSync(path)) throw new InvalidInputError(`--data ${data}: neither a shared dataset (${SHARED_DATASETS.join(', ')}) nor an existing path`);
+  if (!existsSync(path))
+    throw new InvalidInputError(`--data ${data}: neither a shared dataset (${SHARED_DATASETS.join(', ')}) nor an existing path`);
   if (task.name === 'age') {
     const csvPath = statSync(path).isDirectory() ? join(path, 'labels.csv') : path;
     return readCsvManifest({
@@ -105,7 +125,8 @@ export async function readTaskData(task: TaskDefinition, data: string, options: 
       ...(options.groupColumn ? { groupColumn: options.groupColumn } : {}),
     });
   }
-  if (columnFlags) throw new InvalidInputError(`${columnFlags} apply to a CSV manifest (age data); ${task.name} data is read from class folders`);
+  if (columnFlags)
+    throw new InvalidInputError(`${columnFlags} apply to a CSV manifest (age data); ${task.name} data is read from class folders`);
   return readClassFolders({ root: path, classNames: FER2013_CLASSES });
 }
 
@@ -131,8 +152,17 @@ export interface TaskSplit {
 export const SPLIT_FRACTIONS: [number, number, number] = [0.7, 0.15, 0.15];
 
 export function splitTaskData(task: TaskDefinition, dataset: FaceDataset, seed: number, by: SplitUnit = task.splitBy): TaskSplit {
-  const s = splitDataset(dataset.samples, { seed, fractions: SPLIT_FRACTIONS, by, stratify: true, strataOf: (x) => task.stratum(x as FaceSample) });
-  if (s.train.length === 0 || s.val.length === 0 || s.test.length === 0) throw new InvalidInputError(`dataset ${dataset.name} is too small to split (train ${s.train.length}, val ${s.val.length}, test ${s.test.length})`);
+  const s = splitDataset(dataset.samples, {
+    seed,
+    fractions: SPLIT_FRACTIONS,
+    by,
+    stratify: true,
+    strataOf: (x) => task.stratum(x as FaceSample),
+  });
+  if (s.train.length === 0 || s.val.length === 0 || s.test.length === 0)
+    throw new InvalidInputError(
+      `dataset ${dataset.name} is too small to split (train ${s.train.length}, val ${s.val.length}, test ${s.test.length})`,
+    );
   return { train: s.train, val: s.val, test: s.test, by, units: s.units };
 }
 
@@ -187,7 +217,13 @@ interface TaskBindContext {
  * Binds the task to the canonical model. `canonical` holds the tokens and shipped outputs of every sample;
  * `rows` index the train / val / test samples in it; `modelPath` is the canonical model.onnx.
  */
-export async function prepareTask(task: TaskDefinition, canonical: ModelTokens, modelPath: string, rows: TaskRows, classNames: readonly string[]): Promise<PreparedTask> {
+export async function prepareTask(
+  task: TaskDefinition,
+  canonical: ModelTokens,
+  modelPath: string,
+  rows: TaskRows,
+  classNames: readonly string[],
+): Promise<PreparedTask> {
   const manifest = canonical.manifest;
   const entryPath = join(manifest.name, String(manifest.version));
   const cut = cutAtEncoder(await readModel(modelPath), manifest);
@@ -198,8 +234,10 @@ export async function prepareTask(task: TaskDefinition, canonical: ModelTokens, 
 function bindAgeTask({ task, canonical, entryPath, cut }: TaskBindContext): PreparedTask {
   const manifest = canonical.manifest;
   const ageOutput = manifest.outputs.find((o) => o.task === 'age');
-  if (!ageOutput || ageOutput.decoding.type !== 'age-bins') throw new InvalidInputError(`canonical model ${manifest.name} has no age-bins output; age training needs one (faceres)`);
-  if (!cut.gapHead) throw new InvalidInputError(`canonical model ${manifest.name} (${entryPath}) has no GAP+dense head to start the decoder from`);
+  if (!ageOutput || ageOutput.decoding.type !== 'age-bins')
+    throw new InvalidInputError(`canonical model ${manifest.name} has no age-bins output; age training needs one (faceres)`);
+  if (!cut.gapHead)
+    throw new InvalidInputError(`canonical model ${manifest.name} (${entryPath}) has no GAP+dense head to start the decoder from`);
   const layers = denseChainFromHead(cut.gapHead, ageOutput.name);
   const bins = layers[layers.length - 1]!.outputs;
   const outputName = ageOutput.name;
@@ -241,16 +279,23 @@ function gatherRows(data: Float32Array, width: number, r: readonly number[]): Fl
 function bindEmotionTask({ task, canonical, cut, rows, classNames }: TaskBindContext): PreparedTask {
   const manifest = canonical.manifest;
   const out = manifest.outputs.find((o) => o.task === 'emotion');
-  if (!out || out.decoding.type !== 'classification') throw new InvalidInputError(`canonical model ${manifest.name} has no emotion classification output`);
+  if (!out || out.decoding.type !== 'classification')
+    throw new InvalidInputError(`canonical model ${manifest.name} has no emotion classification output`);
   const classes = out.decoding.labels.length;
-  if (classes !== classNames.length) throw new InvalidInputError(`canonical model ${manifest.name} has ${classes} classes, the data ${classNames.length}`);
+  if (classes !== classNames.length)
+    throw new InvalidInputError(`canonical model ${manifest.name} has ${classes} classes, the data ${classNames.length}`);
   const probs = canonical.outputs[out.name]!;
   const C = canonical.width;
   const tapSum = cut.gapHead ? denseChainFromHead(cut.gapHead, out.name)[0]! : linearFromConvHead(cut.spatialHead);
   const trainX = gatherRows(canonical.tokens, C, rows.train);
   const trainRef = gatherRows(probs.data, classes, rows.train);
-  const fitted = fitLinearDecoder(trainX, rows.train.length, C, centredLogProbabilities(trainRef, classes), classes, { activation: 'softmax' });
-  const decoderFit: Record<string, unknown> = { method: 'conv kernel summed over taps + bias, then least squares (ridge 1e-3 on standardised p_c) to the shipped model\'s centred log-probabilities on the training split' };
+  const fitted = fitLinearDecoder(trainX, rows.train.length, C, centredLogProbabilities(trainRef, classes), classes, {
+    activation: 'softmax',
+  });
+  const decoderFit: Record<string, unknown> = {
+    method:
+      "conv kernel summed over taps + bias, then least squares (ridge 1e-3 on standardised p_c) to the shipped model's centred log-probabilities on the training split",
+  };
   for (const [split, r] of Object.entries(rows)) {
     const x = gatherRows(canonical.tokens, C, r);
     const ref = gatherRows(probs.data, classes, r);
@@ -268,17 +313,27 @@ function bindEmotionTask({ task, canonical, cut, rows, classNames }: TaskBindCon
     classNames,
     decoderFit,
     metrics: (p, t) => {
-      const m = classificationMetrics(Array.from({ length: t.length }, (_, i) => argmaxRow(p, i, classes)), Array.from(t), classes);
+      const m = classificationMetrics(
+        Array.from({ length: t.length }, (_, i) => argmaxRow(p, i, classes)),
+        Array.from(t),
+        classes,
+      );
       return { accuracy: m.accuracy, macroF1: m.macroF1 };
     },
     pretrainedMetrics: (tokens, r, t) => {
       const o = tokens.outputs[out.name]!;
-      const m = classificationMetrics(r.map((i) => argmaxRow(o.data, i, o.size)), Array.from(t), classes);
+      const m = classificationMetrics(
+        r.map((i) => argmaxRow(o.data, i, o.size)),
+        Array.from(t),
+        classes,
+      );
       return { accuracy: m.accuracy, macroF1: m.macroF1 };
     },
     pretrainedHeadMacs: convMacs,
     pretrainedDecoding: 'argmax of the shipped softmax',
-    exportOutputs: [{ name: 'emotion', task: 'emotion', decoding: { type: 'classification', labels: [...out.decoding.labels], activation: 'none' } }],
+    exportOutputs: [
+      { name: 'emotion', task: 'emotion', decoding: { type: 'classification', labels: [...out.decoding.labels], activation: 'none' } },
+    ],
   };
 }
 

@@ -31,21 +31,36 @@ export const CAPACITY_CONTROL_ID = 'kt-zero';
 export function variantSpec(id: string, priorNames: readonly string[]): VariantSpec {
   const P = priorNames.length;
   switch (id) {
-    case 'baseline': return { id, label: 'baseline (MLP on p_c)', kind: 'baseline', ablation: false };
-    case 'ensemble': return { id, label: `ensemble (MLP on ${P + 1} tokens)`, kind: 'ensemble', ablation: false };
-    case 'kt': return { id, label: `KT-Adapter (${P} priors)`, kind: 'kt', ablation: false };
-    case 'kt-no-dm': return { id, label: 'KT, no drop mask', kind: 'kt', kt: { dropMask: false }, ablation: true };
-    case 'kt-no-cm': return { id, label: 'KT, no canonical mask', kind: 'kt', kt: { canonicalMask: false }, ablation: true };
-    case 'kt-pe': return { id, label: 'KT, with PE', kind: 'kt', kt: { positionalEmbedding: true }, ablation: true };
-    case CAPACITY_CONTROL_ID: return { id, label: 'capacity control (KT, 0 priors)', kind: 'kt', priorCount: 0, ablation: false };
+    case 'baseline':
+      return { id, label: 'baseline (MLP on p_c)', kind: 'baseline', ablation: false };
+    case 'ensemble':
+      return { id, label: `ensemble (MLP on ${P + 1} tokens)`, kind: 'ensemble', ablation: false };
+    case 'kt':
+      return { id, label: `KT-Adapter (${P} priors)`, kind: 'kt', ablation: false };
+    case 'kt-no-dm':
+      return { id, label: 'KT, no drop mask', kind: 'kt', kt: { dropMask: false }, ablation: true };
+    case 'kt-no-cm':
+      return { id, label: 'KT, no canonical mask', kind: 'kt', kt: { canonicalMask: false }, ablation: true };
+    case 'kt-pe':
+      return { id, label: 'KT, with PE', kind: 'kt', kt: { positionalEmbedding: true }, ablation: true };
+    case CAPACITY_CONTROL_ID:
+      return { id, label: 'capacity control (KT, 0 priors)', kind: 'kt', priorCount: 0, ablation: false };
   }
   const m = /^kt-priors(\d+)$/.exec(id);
   if (m) {
     const n = Number(m[1]);
     if (n < 0 || n > P) throw new InvalidInputError(`variant ${id}: there are ${P} priors`);
-    return { id, label: `KT, ${n} prior${n === 1 ? '' : 's'} (${priorNames.slice(0, n).join(', ') || 'none'})`, kind: 'kt', priorCount: n, ablation: n !== 0 };
+    return {
+      id,
+      label: `KT, ${n} prior${n === 1 ? '' : 's'} (${priorNames.slice(0, n).join(', ') || 'none'})`,
+      kind: 'kt',
+      priorCount: n,
+      ablation: n !== 0,
+    };
   }
-  throw new InvalidInputError(`unknown variant "${id}" (baseline, ensemble, kt, kt-no-dm, kt-no-cm, kt-pe, kt-priors<N>, ${CAPACITY_CONTROL_ID})`);
+  throw new InvalidInputError(
+    `unknown variant "${id}" (baseline, ensemble, kt, kt-no-dm, kt-no-cm, kt-pe, kt-priors<N>, ${CAPACITY_CONTROL_ID})`,
+  );
 }
 
 export const DEFAULT_VARIANTS = ['baseline', 'ensemble', 'kt', CAPACITY_CONTROL_ID, 'kt-priors2', 'kt-no-dm', 'kt-no-cm', 'kt-pe'] as const;
@@ -70,7 +85,10 @@ export interface TaskModel {
 export function wrapForTask(tf: Tf, inner: BaselineHead | EnsembleHead | KtAdapterModel, task: PreparedTask): TaskModel {
   const bins = task.expectedValueBins;
   if (bins === undefined) return { model: inner, inner };
-  const binValues = tf.tensor2d(Float32Array.from({ length: bins }, (_, i) => i), [bins, 1]);
+  const binValues = tf.tensor2d(
+    Float32Array.from({ length: bins }, (_, i) => i),
+    [bins, 1],
+  );
   const expected = (logits: Tensor2D): Tensor2D => tf.tidy(() => matMul(tf, tf.softmax(logits), binValues) as Tensor2D);
   const model: TrainableModel = {
     kind: inner.kind,
@@ -79,7 +97,10 @@ export function wrapForTask(tf: Tf, inner: BaselineHead | EnsembleHead | KtAdapt
     trainableVariables: () => inner.trainableVariables(),
     forwardTrain: (batch, random) => tf.tidy(() => expected(inner.forwardTrain(batch, random))),
     predict: (batch) => tf.tidy(() => expected(inner.predict(batch))),
-    dispose: () => { inner.dispose(); binValues.dispose(); },
+    dispose: () => {
+      inner.dispose();
+      binValues.dispose();
+    },
   };
   return { model, inner };
 }
@@ -102,20 +123,43 @@ export function buildVariant(tf: Tf, spec: VariantSpec, o: BuildVariantOptions):
   const outputActivation = o.task.definition.name === 'emotion' ? 'softmax' : 'none';
   switch (spec.kind) {
     case 'baseline':
-      return wrapForTask(tf, createBaselineHead(tf, { canonicalWidth: o.canonicalWidth, canonicalStats: o.stats.canonical, decoder: o.task.decoder, seed: o.seed }), o.task);
+      return wrapForTask(
+        tf,
+        createBaselineHead(tf, {
+          canonicalWidth: o.canonicalWidth,
+          canonicalStats: o.stats.canonical,
+          decoder: o.task.decoder,
+          seed: o.seed,
+        }),
+        o.task,
+      );
     case 'ensemble':
-      return wrapForTask(tf, createEnsembleHead(tf, { stats: { canonical: o.stats.canonical, priors: indices.map((i) => o.stats.priors[i]!) }, hidden: [o.ensembleHidden ?? 256], outputs: o.task.decoderOutputs, outputActivation, seed: o.seed }), o.task);
+      return wrapForTask(
+        tf,
+        createEnsembleHead(tf, {
+          stats: { canonical: o.stats.canonical, priors: indices.map((i) => o.stats.priors[i]!) },
+          hidden: [o.ensembleHidden ?? 256],
+          outputs: o.task.decoderOutputs,
+          outputActivation,
+          seed: o.seed,
+        }),
+        o.task,
+      );
     case 'kt':
-      return wrapForTask(tf, createKtAdapter(tf, {
-        canonicalWidth: o.canonicalWidth,
-        priorWidths: indices.map((i) => o.priorWidths[i]!),
-        stats: { canonical: o.stats.canonical, priors: indices.map((i) => o.stats.priors[i]!) },
-        decoder: o.task.decoder,
-        tokenWidth: o.tokenWidth,
-        seed: o.seed,
-        ...(o.dropMaskThreshold !== undefined ? { dropMaskThreshold: o.dropMaskThreshold } : {}),
-        ...(spec.kt ?? {}),
-      }), o.task);
+      return wrapForTask(
+        tf,
+        createKtAdapter(tf, {
+          canonicalWidth: o.canonicalWidth,
+          priorWidths: indices.map((i) => o.priorWidths[i]!),
+          stats: { canonical: o.stats.canonical, priors: indices.map((i) => o.stats.priors[i]!) },
+          decoder: o.task.decoder,
+          tokenWidth: o.tokenWidth,
+          seed: o.seed,
+          ...(o.dropMaskThreshold !== undefined ? { dropMaskThreshold: o.dropMaskThreshold } : {}),
+          ...(spec.kt ?? {}),
+        }),
+        o.task,
+      );
   }
 }
 
@@ -124,13 +168,27 @@ export function trainableParameterCount(model: TrainableModel): number {
 }
 
 /** Per-image MACs after the encoder(s): folded adapter + decoder for KT, the MLP otherwise (+ expected age). */
-export function inferenceCost(inner: TaskModel['inner'], task: PreparedTask): { macs: number; adapterMacs: number; adapterFlops: number; note: string } {
+export function inferenceCost(
+  inner: TaskModel['inner'],
+  task: PreparedTask,
+): { macs: number; adapterMacs: number; adapterFlops: number; note: string } {
   const tail = task.expectedValueBins ?? 0;
   if (inner.kind === 'kt-adapter') {
     const cost = exportKtAdapterOnnx(inner.params).cost;
-    return { macs: cost.adapter.macs + cost.decoder.macs + tail, adapterMacs: cost.adapter.macs, adapterFlops: cost.adapter.flops, note: 'canonical encoder + folded adapter + decoder' };
+    return {
+      macs: cost.adapter.macs + cost.decoder.macs + tail,
+      adapterMacs: cost.adapter.macs,
+      adapterFlops: cost.adapter.flops,
+      note: 'canonical encoder + folded adapter + decoder',
+    };
   }
-  if (inner.kind === 'baseline') return { macs: exportBaselineOnnx(inner.mlp).cost.decoder.macs + tail, adapterMacs: 0, adapterFlops: 0, note: 'canonical encoder + decoder' };
+  if (inner.kind === 'baseline')
+    return {
+      macs: exportBaselineOnnx(inner.mlp).cost.decoder.macs + tail,
+      adapterMacs: 0,
+      adapterFlops: 0,
+      note: 'canonical encoder + decoder',
+    };
   const macs = readMlp(inner.mlp).reduce((a, l) => a + l.inputs * l.outputs, 0) + tail;
   return { macs, adapterMacs: 0, adapterFlops: 0, note: 'every encoder + MLP' };
 }

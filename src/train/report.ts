@@ -43,7 +43,12 @@ export interface ExperimentResults {
   earlyStopping: string;
   decoderFit?: Record<string, unknown>;
   variants: VariantResult[];
-  export?: { name: string; version: number; dir: string; parity?: { samples: number; maxAbsDiff: number; outputMaxAbsDiff: number; output: string } };
+  export?: {
+    name: string;
+    version: number;
+    dir: string;
+    parity?: { samples: number; maxAbsDiff: number; outputMaxAbsDiff: number; output: string };
+  };
   tsne?: { file: string; samples: number; kl: number };
   timings: { tokensMs: number; totalMs: number; startedAt: string; finishedAt?: string };
   command?: string;
@@ -73,19 +78,32 @@ export function renderMarkdownTable(r: ExperimentResults): string {
     const value = v.metrics[c.key];
     if (value === undefined) return '-';
     const ref = baseline?.metrics[c.key];
-    return v.id === 'baseline' || v.kind === 'pretrained' || ref === undefined ? fmt(value, c.digits) : `${fmt(value, c.digits)} (${signed(value - ref, c.digits)})`;
+    return v.id === 'baseline' || v.kind === 'pretrained' || ref === undefined
+      ? fmt(value, c.digits)
+      : `${fmt(value, c.digits)} (${signed(value - ref, c.digits)})`;
   };
   const vsControl = (v: VariantResult): string => {
     if (v.kind !== 'kt' || v.id === 'kt-zero' || !control) return '';
     return r.columns.map((c) => `${c.label.split(' ')[0]} ${signed(v.metrics[c.key]! - control.metrics[c.key]!, c.digits)}`).join(', ');
   };
-  const order = (v: VariantResult): number => (v.kind === 'pretrained' ? 0 : v.id === 'baseline' ? 1 : v.kind === 'kt' ? (v.id === 'kt' ? 2 : v.id === 'kt-zero' ? 3 : 4) : 5);
+  const order = (v: VariantResult): number =>
+    v.kind === 'pretrained' ? 0 : v.id === 'baseline' ? 1 : v.kind === 'kt' ? (v.id === 'kt' ? 2 : v.id === 'kt-zero' ? 3 : 4) : 5;
   const rows = [...r.variants].sort((a, b) => order(a) - order(b));
-  const header = ['Structure', ...r.columns.map((c) => c.label), 'vs capacity control', 'Trainable params', 'Inference MACs (after encoder)', 'Train time'];
+  const header = [
+    'Structure',
+    ...r.columns.map((c) => c.label),
+    'vs capacity control',
+    'Trainable params',
+    'Inference MACs (after encoder)',
+    'Train time',
+  ];
   const lines = [
     `| ${header.join(' | ')} |`,
     `|${header.map(() => '---').join('|')}|`,
-    ...rows.map((v) => `| ${v.label} | ${r.columns.map((c) => cell(v, c)).join(' | ')} | ${vsControl(v)} | ${v.trainableParams ? humanCount(v.trainableParams) : '0'} | ${humanCount(v.inferenceMacs)}${v.kind === 'ensemble' ? ` + ${r.priors.length} extra encoders` : ''} | ${duration(v.trainMs)} |`),
+    ...rows.map(
+      (v) =>
+        `| ${v.label} | ${r.columns.map((c) => cell(v, c)).join(' | ')} | ${vsControl(v)} | ${v.trainableParams ? humanCount(v.trainableParams) : '0'} | ${humanCount(v.inferenceMacs)}${v.kind === 'ensemble' ? ` + ${r.priors.length} extra encoders` : ''} | ${duration(v.trainMs)} |`,
+    ),
   ];
   return lines.join('\n');
 }
@@ -111,11 +129,23 @@ export function renderMarkdownReport(r: ExperimentResults): string {
     '',
     '| variant | priors | epochs run | best epoch | stopped early | gate g | train time |',
     '|---|---|---|---|---|---|---|',
-    ...r.variants.filter((v) => v.kind !== 'pretrained').map((v) => `| ${v.id} | ${v.priors.join(', ') || '-'} | ${v.epochs ?? '-'} | ${v.bestEpoch ?? '-'} | ${v.stoppedEarly ?? '-'} | ${v.gate !== undefined ? v.gate.toFixed(4) : '-'} | ${duration(v.trainMs)} |`),
+    ...r.variants
+      .filter((v) => v.kind !== 'pretrained')
+      .map(
+        (v) =>
+          `| ${v.id} | ${v.priors.join(', ') || '-'} | ${v.epochs ?? '-'} | ${v.bestEpoch ?? '-'} | ${v.stoppedEarly ?? '-'} | ${v.gate !== undefined ? v.gate.toFixed(4) : '-'} | ${duration(v.trainMs)} |`,
+      ),
   ];
   if (r.decoderFit) parts.push('', '## Decoder fit to the shipped head', '', '```json', JSON.stringify(r.decoderFit, null, 2), '```');
-  if (r.export) parts.push('', '## Export', '', `\`${r.export.dir}\` (${r.export.name} version ${r.export.version})${r.export.parity ? `; parity ONNX Runtime vs TF.js on ${r.export.parity.samples} test images: max |diff| of the decoder output ${r.export.parity.maxAbsDiff.toExponential(2)}, of \`${r.export.parity.output}\` ${r.export.parity.outputMaxAbsDiff.toExponential(2)}` : ''}.`);
-  if (r.tsne) parts.push('', `t-SNE of k' and p'_c (rows of Z) for ${r.tsne.samples} test samples: \`${r.tsne.file}\` (KL ${r.tsne.kl.toFixed(3)}).`);
+  if (r.export)
+    parts.push(
+      '',
+      '## Export',
+      '',
+      `\`${r.export.dir}\` (${r.export.name} version ${r.export.version})${r.export.parity ? `; parity ONNX Runtime vs TF.js on ${r.export.parity.samples} test images: max |diff| of the decoder output ${r.export.parity.maxAbsDiff.toExponential(2)}, of \`${r.export.parity.output}\` ${r.export.parity.outputMaxAbsDiff.toExponential(2)}` : ''}.`,
+    );
+  if (r.tsne)
+    parts.push('', `t-SNE of k' and p'_c (rows of Z) for ${r.tsne.samples} test samples: \`${r.tsne.file}\` (KL ${r.tsne.kl.toFixed(3)}).`);
   parts.push('', `Prior tokens: ${duration(r.timings.tokensMs)}; whole run ${duration(r.timings.totalMs)}.`);
   if (r.command) parts.push('', '```', r.command, '```');
   return `${parts.join('\n')}\n`;
@@ -128,30 +158,42 @@ export async function renderCurves(r: ExperimentResults, outDir: string): Promis
   for (const v of trained) {
     const h = v.history!;
     const file = join(outDir, 'curves', `${v.id}.png`);
-    await writePng(file, renderLineChart({
-      title: `${r.task}: ${v.label}`,
-      xLabel: 'epoch',
-      yLabel: 'loss',
-      series: [{ name: 'train loss', y: h.map((e) => e.trainLoss) }, { name: 'val loss', y: h.map((e) => e.validationLoss) }],
-    }));
+    await writePng(
+      file,
+      renderLineChart({
+        title: `${r.task}: ${v.label}`,
+        xLabel: 'epoch',
+        yLabel: 'loss',
+        series: [
+          { name: 'train loss', y: h.map((e) => e.trainLoss) },
+          { name: 'val loss', y: h.map((e) => e.validationLoss) },
+        ],
+      }),
+    );
     files.push(file);
   }
   if (trained.length > 0) {
     const file = join(outDir, 'curves', 'validation-metric.png');
-    await writePng(file, renderLineChart({
-      title: `${r.task}: validation ${r.earlyStopping} per epoch`,
-      xLabel: 'epoch',
-      yLabel: r.earlyStopping,
-      series: trained.map((v) => ({ name: v.id, y: v.history!.map((e) => e.validationMetric) })),
-    }));
+    await writePng(
+      file,
+      renderLineChart({
+        title: `${r.task}: validation ${r.earlyStopping} per epoch`,
+        xLabel: 'epoch',
+        yLabel: r.earlyStopping,
+        series: trained.map((v) => ({ name: v.id, y: v.history!.map((e) => e.validationMetric) })),
+      }),
+    );
     files.push(file);
     const lossFile = join(outDir, 'curves', 'validation-loss.png');
-    await writePng(lossFile, renderLineChart({
-      title: `${r.task}: validation loss per epoch`,
-      xLabel: 'epoch',
-      yLabel: 'loss',
-      series: trained.map((v) => ({ name: v.id, y: v.history!.map((e) => e.validationLoss) })),
-    }));
+    await writePng(
+      lossFile,
+      renderLineChart({
+        title: `${r.task}: validation loss per epoch`,
+        xLabel: 'epoch',
+        yLabel: 'loss',
+        series: trained.map((v) => ({ name: v.id, y: v.history!.map((e) => e.validationLoss) })),
+      }),
+    );
     files.push(lossFile);
   }
   return files;

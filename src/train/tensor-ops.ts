@@ -43,20 +43,29 @@ export function gelu(tf: Tf, x: Tensor): Tensor {
 
 export function applyHiddenActivation(tf: Tf, x: Tensor, activation: HiddenActivation): Tensor {
   switch (activation) {
-    case 'none': return x;
-    case 'relu': return tf.relu(x);
-    case 'relu6': return tf.relu6(x);
-    case 'gelu': return gelu(tf, x);
-    case 'sigmoid': return tf.sigmoid(x);
-    case 'tanh': return tf.tanh(x);
+    case 'none':
+      return x;
+    case 'relu':
+      return tf.relu(x);
+    case 'relu6':
+      return tf.relu6(x);
+    case 'gelu':
+      return gelu(tf, x);
+    case 'sigmoid':
+      return tf.sigmoid(x);
+    case 'tanh':
+      return tf.tanh(x);
   }
 }
 
 export function applyOutputActivation(tf: Tf, x: Tensor, activation: OutputActivation): Tensor {
   switch (activation) {
-    case 'none': return x;
-    case 'softmax': return tf.softmax(x);
-    case 'sigmoid': return tf.sigmoid(x);
+    case 'none':
+      return x;
+    case 'softmax':
+      return tf.softmax(x);
+    case 'sigmoid':
+      return tf.sigmoid(x);
   }
 }
 

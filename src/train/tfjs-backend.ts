@@ -25,33 +25,49 @@ export function registerTrainingBackend(name: TrainingBackendName, init: () => P
 // Optional native packages are imported by a computed name so that bundlers and tsc do not require them to exist.
 const optional = async (pkg: string): Promise<Tf> => (await import(/* @vite-ignore */ pkg)) as Tf;
 
-registerTrainingBackend('tensorflow-gpu', async () => {
-  const tf = await optional('@tensorflow/tfjs-node-gpu');
-  await tf.setBackend('tensorflow');
-  await tf.ready();
-  return tf;
-}, 40);
-registerTrainingBackend('tensorflow', async () => {
-  const tf = await optional('@tensorflow/tfjs-node');
-  await tf.setBackend('tensorflow');
-  await tf.ready();
-  return tf;
-}, 30);
-registerTrainingBackend('wasm', async () => {
-  const tf = await import('@tensorflow/tfjs');
-  const wasm = await import('@tensorflow/tfjs-backend-wasm');
-  const dir = dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json'));
-  wasm.setWasmPaths(`${join(dir, 'dist')}/`);
-  if (!(await tf.setBackend('wasm'))) throw new Error('tf.setBackend("wasm") returned false');
-  await tf.ready();
-  return tf;
-}, 20);
-registerTrainingBackend('cpu', async () => {
-  const tf = await import('@tensorflow/tfjs');
-  await tf.setBackend('cpu');
-  await tf.ready();
-  return tf;
-}, 10);
+registerTrainingBackend(
+  'tensorflow-gpu',
+  async () => {
+    const tf = await optional('@tensorflow/tfjs-node-gpu');
+    await tf.setBackend('tensorflow');
+    await tf.ready();
+    return tf;
+  },
+  40,
+);
+registerTrainingBackend(
+  'tensorflow',
+  async () => {
+    const tf = await optional('@tensorflow/tfjs-node');
+    await tf.setBackend('tensorflow');
+    await tf.ready();
+    return tf;
+  },
+  30,
+);
+registerTrainingBackend(
+  'wasm',
+  async () => {
+    const tf = await import('@tensorflow/tfjs');
+    const wasm = await import('@tensorflow/tfjs-backend-wasm');
+    const dir = dirname(require.resolve('@tensorflow/tfjs-backend-wasm/package.json'));
+    wasm.setWasmPaths(`${join(dir, 'dist')}/`);
+    if (!(await tf.setBackend('wasm'))) throw new Error('tf.setBackend("wasm") returned false');
+    await tf.ready();
+    return tf;
+  },
+  20,
+);
+registerTrainingBackend(
+  'cpu',
+  async () => {
+    const tf = await import('@tensorflow/tfjs');
+    await tf.setBackend('cpu');
+    await tf.ready();
+    return tf;
+  },
+  10,
+);
 
 export interface LoadedTf {
   tf: Tf;
@@ -65,7 +81,9 @@ let loaded: Promise<LoadedTf> | undefined;
  * Initialises the best available backend once (or the one named by `prefer` / KT_TF_BACKEND).
  * Fails with one error that names every backend's reason.
  */
-export function loadTf(prefer: TrainingBackendName | undefined = process.env['KT_TF_BACKEND'] as TrainingBackendName | undefined): Promise<LoadedTf> {
+export function loadTf(
+  prefer: TrainingBackendName | undefined = process.env['KT_TF_BACKEND'] as TrainingBackendName | undefined,
+): Promise<LoadedTf> {
   loaded ??= (async () => {
     const skipped: LoadedTf['skipped'] = [];
     const order = prefer ? candidates.filter((c) => c.name === prefer).concat(candidates.filter((c) => c.name !== prefer)) : candidates;

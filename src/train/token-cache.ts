@@ -65,7 +65,10 @@ export function defaultCacheDir(): string {
 
 /** What a cached row depends on: the model bytes, its preprocessing, and how crops are cut. */
 function modelKey(m: ModelManifest): string {
-  return createHash('sha256').update(JSON.stringify({ sha: m.sha256, input: m.input, encoder: m.encoder, outputs: m.outputs.map((o) => o.name), CACHE_FORMAT })).digest('hex').slice(0, 24);
+  return createHash('sha256')
+    .update(JSON.stringify({ sha: m.sha256, input: m.input, encoder: m.encoder, outputs: m.outputs.map((o) => o.name), CACHE_FORMAT }))
+    .digest('hex')
+    .slice(0, 24);
 }
 
 function gap(data: Float32Array, dims: readonly number[], item: number): Float32Array {
@@ -103,7 +106,9 @@ export class TokenCacheStore {
     this.path = join(cacheDir, 'prior-tokens.sqlite');
     this.db = new Database(this.path);
     this.db.pragma('journal_mode = WAL');
-    this.db.exec('CREATE TABLE IF NOT EXISTS tokens (model_key TEXT NOT NULL, image_key TEXT NOT NULL, token BLOB NOT NULL, outputs BLOB NOT NULL, PRIMARY KEY (model_key, image_key))');
+    this.db.exec(
+      'CREATE TABLE IF NOT EXISTS tokens (model_key TEXT NOT NULL, image_key TEXT NOT NULL, token BLOB NOT NULL, outputs BLOB NOT NULL, PRIMARY KEY (model_key, image_key))',
+    );
     // The per-sample size of each output, so that rows read back split their concatenated outputs without guessing.
     this.db.exec('CREATE TABLE IF NOT EXISTS output_sizes (model_key TEXT PRIMARY KEY, sizes TEXT NOT NULL)');
     this.getSizes = this.db.prepare('SELECT sizes FROM output_sizes WHERE model_key = ?');
@@ -180,7 +185,12 @@ async function imageKeysOf(samples: readonly TokenSample[]): Promise<string[]> {
     const bytes = await readFile(s.imagePath).catch((e: unknown) => {
       throw new InvalidInputError(`cannot read ${s.imagePath}: ${errorMessage(e)}`);
     });
-    imageKeys.push(createHash('sha1').update(bytes).update(JSON.stringify(s.box ?? null)).digest('hex'));
+    imageKeys.push(
+      createHash('sha1')
+        .update(bytes)
+        .update(JSON.stringify(s.box ?? null))
+        .digest('hex'),
+    );
   }
   return imageKeys;
 }
@@ -209,7 +219,15 @@ function readCachedTokens(store: TokenCacheStore, model: LoadedModel, imageKeys:
 }
 
 /** Runs the encoders over the samples the cache lacks, batch by batch, decoding each image once for all models. */
-async function computeMissingTokens(store: TokenCacheStore, runs: readonly EncoderRun[], samples: readonly TokenSample[], imageKeys: readonly string[], result: PriorTokenSet, batchSize: number, log: (line: string) => void): Promise<void> {
+async function computeMissingTokens(
+  store: TokenCacheStore,
+  runs: readonly EncoderRun[],
+  samples: readonly TokenSample[],
+  imageKeys: readonly string[],
+  result: PriorTokenSet,
+  batchSize: number,
+  log: (line: string) => void,
+): Promise<void> {
   const total = runs.reduce((a, r) => a + r.todo.length, 0);
   if (total === 0) return;
   const progress = createProgress(`prior tokens (${runs.map((r) => r.model.manifest.name).join(', ')})`, total, log);
@@ -230,11 +248,20 @@ async function computeMissingTokens(store: TokenCacheStore, runs: readonly Encod
 }
 
 /** One ORT run of one encoder over a batch: GAP tokens and per-sample outputs into the entry and the cache. */
-async function encodeBatch(store: TokenCacheStore, run: EncoderRun, batch: readonly { sample: number; image: RgbImage }[], samples: readonly TokenSample[], imageKeys: readonly string[]): Promise<void> {
+async function encodeBatch(
+  store: TokenCacheStore,
+  run: EncoderRun,
+  batch: readonly { sample: number; image: RgbImage }[],
+  samples: readonly TokenSample[],
+  imageKeys: readonly string[],
+): Promise<void> {
   const m = run.model.manifest;
   const n = imageKeys.length;
   const crops = batch.map(({ sample, image }) => cropFor(m, image, samples[sample]!));
-  const out = await runFloat(run.model.session, { [m.input.name]: normalize(crops, m.input) }, [m.encoder!.tensor, ...m.outputs.map((o) => o.name)]);
+  const out = await runFloat(run.model.session, { [m.input.name]: normalize(crops, m.input) }, [
+    m.encoder!.tensor,
+    ...m.outputs.map((o) => o.name),
+  ]);
   const features = out[m.encoder!.tensor]!;
   let sizes: number[] = [];
   const rows = batch.map(({ sample }, j) => {
@@ -254,7 +281,14 @@ async function encodeBatch(store: TokenCacheStore, run: EncoderRun, batch: reado
   store.putBatch(run.key, sizes, rows);
 }
 
-function storeOutputs(entry: ModelTokens, manifest: ModelManifest, flat: Float32Array, i: number, n: number, sizes: readonly number[]): void {
+function storeOutputs(
+  entry: ModelTokens,
+  manifest: ModelManifest,
+  flat: Float32Array,
+  i: number,
+  n: number,
+  sizes: readonly number[],
+): void {
   let off = 0;
   manifest.outputs.forEach((o, k) => {
     const size = sizes[k]!;
@@ -274,7 +308,9 @@ export async function decodeSample(s: TokenSample): Promise<RgbImage> {
 
 /** Pre-cropped images are used whole (made square); full scenes are cropped around the box with the model's margin. */
 export function cropFor(m: ModelManifest, image: RgbImage, s: TokenSample): RgbImage {
-  const box = s.box ? { x: s.box[0], y: s.box[1], width: s.box[2], height: s.box[3] } : { x: 0, y: 0, width: image.width, height: image.height };
+  const box = s.box
+    ? { x: s.box[0], y: s.box[1], width: s.box[2], height: s.box[3] }
+    : { x: 0, y: 0, width: image.width, height: image.height };
   const spec = s.box ? m.input : { ...m.input, cropMargin: 0, cropSquare: true };
   return cropFace(image, box, spec).image;
 }

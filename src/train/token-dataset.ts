@@ -38,14 +38,22 @@ export const minStd = 1e-6;
 
 export function computeTokenStats(tokens: TokenMatrix, count: number): TokenStats {
   const { width, values } = tokens;
-  if (values.length !== count * width) throw new InvalidInputError(`token matrix ${tokens.name ?? ''} has ${values.length} values, expected ${count}x${width}`);
+  if (values.length !== count * width)
+    throw new InvalidInputError(`token matrix ${tokens.name ?? ''} has ${values.length} values, expected ${count}x${width}`);
   const mean = new Float64Array(width);
   const sq = new Float64Array(width);
   for (let i = 0; i < count; i++) for (let c = 0; c < width; c++) mean[c] = mean[c]! + values[i * width + c]!;
   for (let c = 0; c < width; c++) mean[c] = mean[c]! / Math.max(1, count);
-  for (let i = 0; i < count; i++) for (let c = 0; c < width; c++) { const d = values[i * width + c]! - mean[c]!; sq[c] = sq[c]! + d * d; }
+  for (let i = 0; i < count; i++)
+    for (let c = 0; c < width; c++) {
+      const d = values[i * width + c]! - mean[c]!;
+      sq[c] = sq[c]! + d * d;
+    }
   const std = new Float32Array(width);
-  for (let c = 0; c < width; c++) { const s = Math.sqrt(sq[c]! / Math.max(1, count)); std[c] = s < minStd ? 1 : s; }
+  for (let c = 0; c < width; c++) {
+    const s = Math.sqrt(sq[c]! / Math.max(1, count));
+    std[c] = s < minStd ? 1 : s;
+  }
   return { mean: Float32Array.from(mean), std };
 }
 
@@ -56,7 +64,8 @@ export function computeDatasetStats(train: TokenDataset): { canonical: TokenStat
 
 /** The same dataset with only the priors at `indices` (in that order); `[]` gives the canonical token alone. */
 export function selectPriors(dataset: TokenDataset, indices: readonly number[]): TokenDataset {
-  for (const i of indices) if (!dataset.priors[i]) throw new InvalidInputError(`prior index ${i} out of range (dataset has ${dataset.priors.length})`);
+  for (const i of indices)
+    if (!dataset.priors[i]) throw new InvalidInputError(`prior index ${i} out of range (dataset has ${dataset.priors.length})`);
   return { ...dataset, priors: indices.map((i) => dataset.priors[i]!) };
 }
 

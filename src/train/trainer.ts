@@ -23,7 +23,11 @@ export interface ValidationMetric {
 export const meanAbsoluteErrorMetric: ValidationMetric = {
   name: 'mae',
   higherIsBetter: false,
-  compute: (p, t) => { let s = 0; for (let i = 0; i < p.length; i++) s += Math.abs(p[i]! - t[i]!); return s / Math.max(1, p.length); },
+  compute: (p, t) => {
+    let s = 0;
+    for (let i = 0; i < p.length; i++) s += Math.abs(p[i]! - t[i]!);
+    return s / Math.max(1, p.length);
+  },
 };
 
 export const accuracyMetric: ValidationMetric = {
@@ -110,9 +114,12 @@ export interface Evaluation {
 function lossFunction(tf: Tf, task: TaskSpec): (predictions: Tensor2D, targets: Tensor) => Scalar {
   if (task.kind === 'classification') return (p, t) => softmaxCrossEntropy(tf, p, t);
   switch (task.loss ?? 'wing') {
-    case 'wing': return (p, t) => wingLoss(tf, p, t, task.wing ?? {});
-    case 'mse': return (p, t) => meanSquaredError(tf, p, t);
-    case 'mae': return (p, t) => meanAbsoluteError(tf, p, t);
+    case 'wing':
+      return (p, t) => wingLoss(tf, p, t, task.wing ?? {});
+    case 'mse':
+      return (p, t) => meanSquaredError(tf, p, t);
+    case 'mae':
+      return (p, t) => meanAbsoluteError(tf, p, t);
   }
 }
 
@@ -122,11 +129,18 @@ function targetTensor(tf: Tf, task: TaskSpec, values: Float32Array, count: numbe
 
 function checkDataset(dataset: TokenDataset, task: TaskSpec, split: string): void {
   const width = task.kind === 'classification' ? 1 : task.outputs;
-  if (dataset.count > 0 && targetWidth(dataset) !== width) throw new InvalidInputError(`${split} split has ${targetWidth(dataset)} target values per sample, task needs ${width}`);
+  if (dataset.count > 0 && targetWidth(dataset) !== width)
+    throw new InvalidInputError(`${split} split has ${targetWidth(dataset)} target values per sample, task needs ${width}`);
 }
 
 /** Runs the deployment path over a split in batches; loss and metric as in training. */
-export function evaluateModel(model: TrainableModel, dataset: TokenDataset, task: TaskSpec, metric: ValidationMetric = task.kind === 'classification' ? accuracyMetric : meanAbsoluteErrorMetric, batchSize = 256): Evaluation {
+export function evaluateModel(
+  model: TrainableModel,
+  dataset: TokenDataset,
+  task: TaskSpec,
+  metric: ValidationMetric = task.kind === 'classification' ? accuracyMetric : meanAbsoluteErrorMetric,
+  batchSize = 256,
+): Evaluation {
   const { tf } = model;
   checkDataset(dataset, task, 'evaluation');
   const outputs = task.kind === 'classification' ? task.classes : task.outputs;
@@ -146,7 +160,11 @@ export function evaluateModel(model: TrainableModel, dataset: TokenDataset, task
       disposeBatch(batch);
     }
   }
-  return { loss: lossSum / Math.max(1, dataset.count), metric: metric.compute(predictions, dataset.targets, dataset.count, outputs), predictions };
+  return {
+    loss: lossSum / Math.max(1, dataset.count),
+    metric: metric.compute(predictions, dataset.targets, dataset.count, outputs),
+    predictions,
+  };
 }
 
 /** What one training epoch needs; the optimizer and the random stream carry over from epoch to epoch. */
@@ -180,7 +198,8 @@ function trainOneEpoch(cx: EpochContext, epoch: number): { trainLoss: number; le
         learningRate = optimizer.applyGradients(grads);
         return value.dataSync()[0]!;
       });
-      if (!Number.isFinite(stepLoss)) throw new InvalidInputError(`training loss became ${stepLoss} at epoch ${epoch}; lower the learning rate`);
+      if (!Number.isFinite(stepLoss))
+        throw new InvalidInputError(`training loss became ${stepLoss} at epoch ${epoch}; lower the learning rate`);
       lossSum += stepLoss * rows.length;
     } finally {
       disposeBatch(batch);
@@ -191,24 +210,49 @@ function trainOneEpoch(cx: EpochContext, epoch: number): { trainLoss: number; le
 }
 
 /** The optimizer (AdamW, warm-up + cosine over every step), loss, seeded random stream and progress of one run. */
-function createEpochContext(model: TrainableModel, train: TokenDataset, o: Required<Omit<TrainOptions, 'metric' | 'log' | 'onEpoch'>> & Pick<TrainOptions, 'log'>): EpochContext {
+function createEpochContext(
+  model: TrainableModel,
+  train: TokenDataset,
+  o: Required<Omit<TrainOptions, 'metric' | 'log' | 'onEpoch'>> & Pick<TrainOptions, 'log'>,
+): EpochContext {
   const { tf } = model;
   const variables = model.trainableVariables();
   const batchesPerEpoch = Math.ceil(train.count / o.batchSize);
   const totalSteps = batchesPerEpoch * o.epochs;
   const optimizer = createAdamW(tf, variables, {
-    schedule: { peakLearningRate: o.learningRate, minLearningRate: o.minLearningRate, warmupSteps: Math.max(1, Math.round(o.warmupFraction * totalSteps)), totalSteps },
+    schedule: {
+      peakLearningRate: o.learningRate,
+      minLearningRate: o.minLearningRate,
+      warmupSteps: Math.max(1, Math.round(o.warmupFraction * totalSteps)),
+      totalSteps,
+    },
     weightDecay: o.weightDecay,
   });
   const progress = createProgress(`train ${model.kind}`, totalSteps, o.log);
-  return { model, train, task: o.task, batchSize: o.batchSize, batchesPerEpoch, optimizer, loss: lossFunction(tf, o.task), random: createRandom(o.seed), variables, progress };
+  return {
+    model,
+    train,
+    task: o.task,
+    batchSize: o.batchSize,
+    batchesPerEpoch,
+    optimizer,
+    loss: lossFunction(tf, o.task),
+    random: createRandom(o.seed),
+    variables,
+    progress,
+  };
 }
 
 /**
  * Fits the model's trainable variables on `train`, early-stopping on the validation metric of the deployment path,
  * and leaves the model holding the best epoch's weights.
  */
-export async function trainModel(model: TrainableModel, train: TokenDataset, validation: TokenDataset, options: TrainOptions): Promise<TrainResult> {
+export async function trainModel(
+  model: TrainableModel,
+  train: TokenDataset,
+  validation: TokenDataset,
+  options: TrainOptions,
+): Promise<TrainResult> {
   const { tf } = model;
   const o = { ...defaultTrainOptions, ...options };
   const { task } = o;
@@ -229,7 +273,14 @@ export async function trainModel(model: TrainableModel, train: TokenDataset, val
     for (let epoch = 1; epoch <= o.epochs; epoch++) {
       const { trainLoss, learningRate } = trainOneEpoch(epochContext, epoch);
       const evaluation = evaluateModel(model, validation, task, metric);
-      const record: EpochRecord = { epoch, trainLoss, validationLoss: evaluation.loss, validationMetric: evaluation.metric, learningRate, elapsedMs: Date.now() - start };
+      const record: EpochRecord = {
+        epoch,
+        trainLoss,
+        validationLoss: evaluation.loss,
+        validationMetric: evaluation.metric,
+        learningRate,
+        elapsedMs: Date.now() - start,
+      };
       history.push(record);
       o.onEpoch?.(record);
       if (best.offer(epoch, record.validationMetric)) epochsWithoutImprovement = 0;
@@ -244,7 +295,14 @@ export async function trainModel(model: TrainableModel, train: TokenDataset, val
     best.dispose();
     optimizer.dispose();
   }
-  return { history, bestEpoch: best.epoch, bestValidationMetric: best.metric, metricName: metric.name, stoppedEarly, steps: optimizer.step };
+  return {
+    history,
+    bestEpoch: best.epoch,
+    bestValidationMetric: best.metric,
+    metricName: metric.name,
+    stoppedEarly,
+    steps: optimizer.step,
+  };
 }
 
 /** The best epoch so far (0 and NaN before the first) and a copy of its weights, to restore when training ends. */

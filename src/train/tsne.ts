@@ -30,7 +30,7 @@ export interface TsneResult {
 }
 
 /** O(n^2) per step: meant for up to a few thousand points. Rows may have any (equal) width. */
-export function tsne(data: readonly (ArrayLike<number>)[], options: TsneOptions = {}): TsneResult {
+export function tsne(data: readonly ArrayLike<number>[], options: TsneOptions = {}): TsneResult {
   const n = data.length;
   if (n < 4) throw new InvalidInputError(`t-SNE needs at least 4 points, got ${n}`);
   const width = data[0]!.length;
@@ -187,7 +187,8 @@ function klDivergence(P: Float64Array, num: Float64Array, sumQ: number, n: numbe
 
 /** Fraction of points whose nearest other point (Euclidean) has the same label: a quick check that clusters separate. */
 export function nearestNeighbourPurity(points: readonly (readonly number[])[], labels: readonly (number | string)[]): number {
-  if (points.length !== labels.length || points.length < 2) throw new InvalidInputError('purity needs matching points and labels (at least 2)');
+  if (points.length !== labels.length || points.length < 2)
+    throw new InvalidInputError('purity needs matching points and labels (at least 2)');
   let same = 0;
   for (let i = 0; i < points.length; i++) {
     let best = -1;

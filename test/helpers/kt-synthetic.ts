@@ -28,11 +28,12 @@ export function syntheticTokens(o: SyntheticOptions): TokenDataset {
   const noise = (n: number, s: number): Float32Array => fillNormal(random, new Float32Array(n), s);
   const project = (which: number, width: number, scale: number, noiseStd: number, offset: number): Float32Array => {
     const out = noise(o.count * width, noiseStd);
-    for (let i = 0; i < o.count; i++) for (let c = 0; c < width; c++) {
-      let s = 0;
-      for (let k = 0; k < latent; k++) s += z[i * latent + k]! * projections[which]![k * width + c]!;
-      out[i * width + c] = (out[i * width + c]! + s) * scale + offset;
-    }
+    for (let i = 0; i < o.count; i++)
+      for (let c = 0; c < width; c++) {
+        let s = 0;
+        for (let k = 0; k < latent; k++) s += z[i * latent + k]! * projections[which]![k * width + c]!;
+        out[i * width + c] = (out[i * width + c]! + s) * scale + offset;
+      }
     return out;
   };
   const canonical = project(0, cw, 0.1, o.canonicalNoise ?? 1.5, 0.2);
@@ -40,9 +41,14 @@ export function syntheticTokens(o: SyntheticOptions): TokenDataset {
   const targets = new Float32Array(o.count * (o.classes ? 1 : 1));
   for (let i = 0; i < o.count; i++) {
     const value = 2 * z[i * latent]! + z[i * latent + 1]! * z[i * latent + 2]! - Math.abs(z[i * latent + 3]!);
-    targets[i] = o.classes ? Math.min(o.classes - 1, Math.max(0, Math.floor((value + 3) / 6 * o.classes))) : value;
+    targets[i] = o.classes ? Math.min(o.classes - 1, Math.max(0, Math.floor(((value + 3) / 6) * o.classes))) : value;
   }
-  return { count: o.count, canonical: { name: 'canonical', width: cw, values: canonical }, priors: pw.map((w, j) => ({ name: `prior${j}`, width: w, values: priors[j]! })), targets };
+  return {
+    count: o.count,
+    canonical: { name: 'canonical', width: cw, values: canonical },
+    priors: pw.map((w, j) => ({ name: `prior${j}`, width: w, values: priors[j]! })),
+    targets,
+  };
 }
 
 /** The training and validation splits every KT-Adapter test uses, with the training split's statistics. */
@@ -52,7 +58,16 @@ export const stats = computeDatasetStats(train);
 
 /** A small adapter over the synthetic tokens (widths 12 / 16, 8), with the given options changed. */
 export function adapterOptions(overrides: Partial<KtAdapterOptions> = {}): KtAdapterOptions {
-  return { canonicalWidth: 12, priorWidths: [16, 8], stats, decoder: { hidden: [24], outputs: 3 }, tokenWidth: 16, heads: 4, seed: 7, ...overrides };
+  return {
+    canonicalWidth: 12,
+    priorWidths: [16, 8],
+    stats,
+    decoder: { hidden: [24], outputs: 3 },
+    tokenWidth: 16,
+    heads: 4,
+    seed: 7,
+    ...overrides,
+  };
 }
 
 /** Gate and k far from their initial values, so that the adapter really changes the output. */

@@ -2,14 +2,28 @@
 import { readFileSync } from 'node:fs';
 import { credentials, type ClientDuplexStream, type ServiceError } from '@grpc/grpc-js';
 import { Image, Task } from '../../src/gen/kt/v1/common.js';
-import { AnalyzeRequest, FaceAnalysisClient, type AnalyzeResponse, type AnalysisOptions, type StreamRequest, type StreamResponse } from '../../src/gen/kt/v1/face_analysis.js';
+import {
+  AnalyzeRequest,
+  FaceAnalysisClient,
+  type AnalyzeResponse,
+  type AnalysisOptions,
+  type StreamRequest,
+  type StreamResponse,
+} from '../../src/gen/kt/v1/face_analysis.js';
 import { startServer, type RunningServer } from '../../src/server/server.js';
 import type { ServerConfigOverlay } from '../../src/server/config.js';
 import { demoPhotoPath } from './faces.js';
 
 /** A quiet test server: loopback, free port, no MQTT unless asked, throw-away gallery, given tasks warmed. */
 export function startTestServer(overrides: ServerConfigOverlay = {}): Promise<RunningServer> {
-  return startServer({ listenAddress: '127.0.0.1:0', mqttEnabled: false, galleryPath: ':memory:', repositoryRescanMs: 0, watchRepository: false, ...overrides });
+  return startServer({
+    listenAddress: '127.0.0.1:0',
+    mqttEnabled: false,
+    galleryPath: ':memory:',
+    repositoryRescanMs: 0,
+    watchRepository: false,
+    ...overrides,
+  });
 }
 
 export function demoJpeg(n: number): Buffer {
@@ -22,7 +36,12 @@ export function encodedImage(data: Uint8Array): Image {
 
 export const faceTasks = [Task.TASK_AGE, Task.TASK_GENDER, Task.TASK_EMOTION, Task.TASK_LANDMARKS];
 
-export function analyzeRequest(image: Image, tasks: Task[] = faceTasks, sequence = 1, analysis: Partial<AnalysisOptions> = {}): AnalyzeRequest {
+export function analyzeRequest(
+  image: Image,
+  tasks: Task[] = faceTasks,
+  sequence = 1,
+  analysis: Partial<AnalysisOptions> = {},
+): AnalyzeRequest {
   return AnalyzeRequest.fromPartial({ frame: { image, sequence }, analysis: { tasks, ...analysis } });
 }
 
@@ -45,7 +64,11 @@ export function faceAnalysisClient(server: RunningServer): FaceAnalysisClient {
 }
 
 /** Writes the messages, half-closes and collects every response and the final status. */
-export function runStream(client: FaceAnalysisClient, messages: StreamRequest[], writeDelayMs = 0): Promise<{ responses: StreamResponse[]; error: ServiceError | undefined }> {
+export function runStream(
+  client: FaceAnalysisClient,
+  messages: StreamRequest[],
+  writeDelayMs = 0,
+): Promise<{ responses: StreamResponse[]; error: ServiceError | undefined }> {
   return new Promise((resolve) => {
     const call: ClientDuplexStream<StreamRequest, StreamResponse> = client.streamAnalyze();
     const responses: StreamResponse[] = [];

@@ -133,7 +133,9 @@ export function resolvePublisherOptions(overrides: Partial<PublisherOptions> = {
     nodeId,
   };
   if (merged.maxReconnectPeriodMs < merged.reconnectPeriodMs) {
-    throw new InvalidInputError(`MQTT publisher option "maxReconnectPeriodMs" must be >= reconnectPeriodMs (${merged.reconnectPeriodMs}), got ${merged.maxReconnectPeriodMs}`);
+    throw new InvalidInputError(
+      `MQTT publisher option "maxReconnectPeriodMs" must be >= reconnectPeriodMs (${merged.reconnectPeriodMs}), got ${merged.maxReconnectPeriodMs}`,
+    );
   }
   return merged;
 }

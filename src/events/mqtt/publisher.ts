@@ -167,7 +167,9 @@ export class MqttEventPublisher extends EventEmitter<PublisherEvents> {
       await withTimeout(this.drained(), remaining(deadline));
       if (this.client.connected) {
         const offline = new Promise<void>((resolve) => {
-          this.client.publish(this.statusTopic, 'offline', { qos: this.options.statusQos, retain: this.options.retainStatus }, () => resolve());
+          this.client.publish(this.statusTopic, 'offline', { qos: this.options.statusQos, retain: this.options.retainStatus }, () =>
+            resolve(),
+          );
         });
         await withTimeout(offline, remaining(deadline));
       }
@@ -213,7 +215,11 @@ export class MqttEventPublisher extends EventEmitter<PublisherEvents> {
   }
 
   private canSend(): boolean {
-    return (this.state === 'connected' || this.state === 'closing') && this.client.connected && this.count.inflight < this.options.maxInflightMessages;
+    return (
+      (this.state === 'connected' || this.state === 'closing') &&
+      this.client.connected &&
+      this.count.inflight < this.options.maxInflightMessages
+    );
   }
 
   private send(message: OutboundMessage): void {
@@ -269,7 +275,10 @@ export class MqttEventPublisher extends EventEmitter<PublisherEvents> {
     const reconnect = this.everConnected;
     if (reconnect) this.count.reconnects += 1;
     this.everConnected = true;
-    this.log.info({ url: this.options.url, clientId: this.options.clientId }, reconnect ? 'reconnected to the broker' : 'connected to the broker');
+    this.log.info(
+      { url: this.options.url, clientId: this.options.clientId },
+      reconnect ? 'reconnected to the broker' : 'connected to the broker',
+    );
     // Status first, so that a subscriber sees `online` before the backlog.
     this.client.publish(this.statusTopic, 'online', { qos: this.options.statusQos, retain: this.options.retainStatus }, (err) => {
       if (err) this.reportError(err, 'publishing status');
@@ -292,7 +301,12 @@ export class MqttEventPublisher extends EventEmitter<PublisherEvents> {
   private scheduleReconnect(): void {
     if (this.reconnectTimer !== undefined) return;
     const o = this.options;
-    const policy = { initialMs: o.reconnectPeriodMs, maxMs: o.maxReconnectPeriodMs, multiplier: o.reconnectBackoffFactor, jitter: o.reconnectJitter };
+    const policy = {
+      initialMs: o.reconnectPeriodMs,
+      maxMs: o.maxReconnectPeriodMs,
+      multiplier: o.reconnectBackoffFactor,
+      jitter: o.reconnectJitter,
+    };
     const delayMs = backoffDelayMs(policy, this.reconnectAttempt);
     this.reconnectAttempt += 1;
     this.emit('reconnecting', { attempt: this.reconnectAttempt, delayMs });

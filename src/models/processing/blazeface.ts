@@ -65,7 +65,10 @@ export interface DetectedFace {
 }
 
 /** The detector decoding of a manifest as options (fields the manifest leaves out keep their defaults). */
-export function blazefaceOptionsFromManifest(decoding: Extract<OutputDecoding, { type: 'blazeface' }>, overrides: Partial<BlazefaceOptions> = {}): BlazefaceOptions {
+export function blazefaceOptionsFromManifest(
+  decoding: Extract<OutputDecoding, { type: 'blazeface' }>,
+  overrides: Partial<BlazefaceOptions> = {},
+): BlazefaceOptions {
   return {
     ...defaultBlazefaceOptions,
     strides: decoding.anchors.strides,
@@ -83,7 +86,8 @@ export function blazefaceOptionsFromManifest(decoding: Extract<OutputDecoding, {
  * every anchor of a cell has the same centre, and box sizes are regressed absolutely.
  */
 export function blazefaceAnchors(inputSize: number, strides: readonly number[], anchorsPerCell: readonly number[]): Float32Array {
-  if (strides.length !== anchorsPerCell.length) throw new InvalidInputError(`blazeface anchors: ${strides.length} strides but ${anchorsPerCell.length} anchor counts`);
+  if (strides.length !== anchorsPerCell.length)
+    throw new InvalidInputError(`blazeface anchors: ${strides.length} strides but ${anchorsPerCell.length} anchor counts`);
   const out: number[] = [];
   strides.forEach((stride, s) => {
     const cells = Math.ceil(inputSize / stride);
@@ -108,7 +112,10 @@ const volume = (dims: readonly number[]): number => dims.reduce((a, d) => a * d,
  * Picks the score and regressor tensors of each stride by shape ([1, anchors, 1] and [1, anchors, 4 + 2k]), as
  * human does: the TF.js outputs are named Identity..Identity_3 in no meaningful order.
  */
-export function selectBlazefaceHeads(outputs: Readonly<Record<string, { data: Float32Array; dims: readonly number[] }>>, options: Pick<BlazefaceOptions, 'inputSize' | 'strides' | 'anchorsPerCell' | 'keypoints'> = defaultBlazefaceOptions): BlazefaceHead[] {
+export function selectBlazefaceHeads(
+  outputs: Readonly<Record<string, { data: Float32Array; dims: readonly number[] }>>,
+  options: Pick<BlazefaceOptions, 'inputSize' | 'strides' | 'anchorsPerCell' | 'keypoints'> = defaultBlazefaceOptions,
+): BlazefaceHead[] {
   const width = 4 + 2 * options.keypoints;
   const entries = Object.entries(outputs);
   return options.strides.map((stride, s) => {
@@ -119,7 +126,8 @@ export function selectBlazefaceHeads(outputs: Readonly<Record<string, { data: Fl
         const have = entries.map(([n, t]) => `${n}[${t.dims.join(',')}]`).join(', ');
         throw new ModelFormatError(`blazeface: no output of shape [1,${count},${channels}] for stride ${stride}; outputs are ${have}`);
       }
-      if (hit[1].data.length !== count * channels) throw new ModelFormatError(`blazeface: output ${hit[0]} holds ${hit[1].data.length} values, dims say ${count * channels}`);
+      if (hit[1].data.length !== count * channels)
+        throw new ModelFormatError(`blazeface: output ${hit[0]} holds ${hit[1].data.length} values, dims say ${count * channels}`);
       return hit[1].data;
     };
     return { scores: find(1), regressors: find(width) };
@@ -133,9 +141,14 @@ const sigmoid = (x: number): number => 1 / (1 + Math.exp(-x));
  * absolute width and height, sigmoid score, score threshold, then hard NMS in frame space (so that a stretched
  * input does not distort the overlaps).
  */
-export function decodeBlazeface(heads: readonly BlazefaceHead[], transform: FrameTransform, options: Partial<BlazefaceOptions> = {}): DetectedFace[] {
+export function decodeBlazeface(
+  heads: readonly BlazefaceHead[],
+  transform: FrameTransform,
+  options: Partial<BlazefaceOptions> = {},
+): DetectedFace[] {
   const o: BlazefaceOptions = { ...defaultBlazefaceOptions, ...options };
-  if (heads.length !== o.strides.length) throw new ModelFormatError(`blazeface: ${heads.length} output heads for ${o.strides.length} strides`);
+  if (heads.length !== o.strides.length)
+    throw new ModelFormatError(`blazeface: ${heads.length} output heads for ${o.strides.length} strides`);
   const anchors = blazefaceAnchors(o.inputSize, o.strides, o.anchorsPerCell);
   const width = 4 + 2 * o.keypoints;
   const boxes: Rect[] = [];
@@ -144,7 +157,8 @@ export function decodeBlazeface(heads: readonly BlazefaceHead[], transform: Fram
   let anchor = 0;
   for (const head of heads) {
     const count = head.scores.length;
-    if (head.regressors.length !== count * width) throw new ModelFormatError(`blazeface: ${count} scores but ${head.regressors.length} regressor values (expected ${count * width})`);
+    if (head.regressors.length !== count * width)
+      throw new ModelFormatError(`blazeface: ${count} scores but ${head.regressors.length} regressor values (expected ${count * width})`);
     for (let row = 0; row < count; row++, anchor++) {
       const score = sigmoid(head.scores[row]!);
       if (score <= o.scoreThreshold) continue;
@@ -163,14 +177,19 @@ export function decodeBlazeface(heads: readonly BlazefaceHead[], transform: Fram
       rows.push({ head, row, anchor });
     }
   }
-  if (anchor !== anchors.length / 2) throw new ModelFormatError(`blazeface: outputs hold ${anchor} anchors; ${o.inputSize} px with strides [${o.strides.join(', ')}] needs ${anchors.length / 2}`);
+  if (anchor !== anchors.length / 2)
+    throw new ModelFormatError(
+      `blazeface: outputs hold ${anchor} anchors; ${o.inputSize} px with strides [${o.strides.join(', ')}] needs ${anchors.length / 2}`,
+    );
   const kept = nonMaxSuppression(boxes, scores, o.iouThreshold, o.scoreThreshold, o.maxFaces);
   return kept.map((k) => {
     const { head, row, anchor: a } = rows[k]!;
     const r = row * width;
     const keypoints: Point[] = [];
     for (let p = 0; p < o.keypoints; p++) {
-      keypoints.push(toFramePoint(transform, anchors[a * 2]! + head.regressors[r + 4 + 2 * p]!, anchors[a * 2 + 1]! + head.regressors[r + 5 + 2 * p]!));
+      keypoints.push(
+        toFramePoint(transform, anchors[a * 2]! + head.regressors[r + 4 + 2 * p]!, anchors[a * 2 + 1]! + head.regressors[r + 5 + 2 * p]!),
+      );
     }
     return { box: boxes[k]!, score: scores[k]!, keypoints };
   });
@@ -184,7 +203,11 @@ export interface BlazefaceInput {
 }
 
 /** Fits the frame into the detector input (letterbox or stretch) and normalises it the way the model expects. */
-export function prepareBlazefaceInput(frame: RgbImage, options: Partial<Pick<BlazefaceOptions, 'inputSize' | 'fit'>> & ResampleOptions = {}, spec: NormalizeSpec = blazefaceInputSpec): BlazefaceInput {
+export function prepareBlazefaceInput(
+  frame: RgbImage,
+  options: Partial<Pick<BlazefaceOptions, 'inputSize' | 'fit'>> & ResampleOptions = {},
+  spec: NormalizeSpec = blazefaceInputSpec,
+): BlazefaceInput {
   const size = options.inputSize ?? defaultBlazefaceOptions.inputSize;
   const fitted = fitFrame(frame, size, options.fit ?? defaultBlazefaceOptions.fit, options);
   return { tensor: normalize(fitted.image, spec), transform: fitted.transform };

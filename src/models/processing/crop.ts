@@ -37,13 +37,23 @@ export interface FaceCrop {
 
 function checkRect(r: Rect, what: string): void {
   if (![r.x, r.y, r.width, r.height].every(Number.isFinite) || r.width <= 0 || r.height <= 0) {
-    throw new InvalidInputError(`${what} must have finite coordinates and a positive size, got x=${r.x} y=${r.y} w=${r.width} h=${r.height}`);
+    throw new InvalidInputError(
+      `${what} must have finite coordinates and a positive size, got x=${r.x} y=${r.y} w=${r.width} h=${r.height}`,
+    );
   }
 }
 
 function checkImage(img: RgbImage): void {
-  if (!Number.isInteger(img.width) || !Number.isInteger(img.height) || img.width <= 0 || img.height <= 0 || img.data.length !== img.width * img.height * 3) {
-    throw new InvalidInputError(`RGB image ${img.width}x${img.height} must have positive integer dimensions and ${img.width * img.height * 3} bytes, has ${img.data.length}`);
+  if (
+    !Number.isInteger(img.width) ||
+    !Number.isInteger(img.height) ||
+    img.width <= 0 ||
+    img.height <= 0 ||
+    img.data.length !== img.width * img.height * 3
+  ) {
+    throw new InvalidInputError(
+      `RGB image ${img.width}x${img.height} must have positive integer dimensions and ${img.width * img.height * 3} bytes, has ${img.data.length}`,
+    );
   }
 }
 
@@ -51,7 +61,12 @@ function checkImage(img: RgbImage): void {
  * The frame region to crop for a face box: made square on its longer side first when `cropSquare`, then grown by
  * `cropMargin` of its size on each side, around the same centre. With border 'clamp' it is cut to the frame.
  */
-export function cropRect(face: Rect, spec: Pick<InputSpec, 'cropMargin' | 'cropSquare'>, frame: { width: number; height: number }, border: CropBorder = 'pad'): Rect {
+export function cropRect(
+  face: Rect,
+  spec: Pick<InputSpec, 'cropMargin' | 'cropSquare'>,
+  frame: { width: number; height: number },
+  border: CropBorder = 'pad',
+): Rect {
   checkRect(face, 'face box');
   if (!(spec.cropMargin >= 0)) throw new InvalidInputError(`crop margin must be >= 0, got ${spec.cropMargin}`);
   const cx = face.x + face.width / 2;
@@ -67,7 +82,10 @@ export function cropRect(face: Rect, spec: Pick<InputSpec, 'cropMargin' | 'cropS
   const y0 = Math.max(0, rect.y);
   const x1 = Math.min(frame.width, rect.x + rect.width);
   const y1 = Math.min(frame.height, rect.y + rect.height);
-  if (x1 <= x0 || y1 <= y0) throw new InvalidInputError(`face box x=${face.x} y=${face.y} w=${face.width} h=${face.height} lies outside the ${frame.width}x${frame.height} frame`);
+  if (x1 <= x0 || y1 <= y0)
+    throw new InvalidInputError(
+      `face box x=${face.x} y=${face.y} w=${face.width} h=${face.height} lies outside the ${frame.width}x${frame.height} frame`,
+    );
   return { x: x0, y: y0, width: x1 - x0, height: y1 - y0 };
 }
 
@@ -124,7 +142,13 @@ function axisTaps(start: number, scale: number, outN: number, srcN: number, taps
  * Resamples a frame region (pixel i covers [i, i+1)) to outWidth x outHeight RGB8 with bilinear interpolation.
  * Sample points inside the frame clamp to its edge pixels; points outside take the fill colour.
  */
-export function resampleRegion(frame: RgbImage, region: Rect, outWidth: number, outHeight: number, options: ResampleOptions = {}): RgbImage {
+export function resampleRegion(
+  frame: RgbImage,
+  region: Rect,
+  outWidth: number,
+  outHeight: number,
+  options: ResampleOptions = {},
+): RgbImage {
   checkImage(frame);
   checkRect(region, 'crop region');
   if (!Number.isInteger(outWidth) || !Number.isInteger(outHeight) || outWidth <= 0 || outHeight <= 0) {
@@ -199,7 +223,12 @@ export function resampleRegion(frame: RgbImage, region: Rect, outWidth: number, 
 }
 
 /** Crops one face for a task model: the manifest's margin and squareness, resized to its input size. */
-export function cropFace(frame: RgbImage, face: Rect, spec: Pick<InputSpec, 'size' | 'cropMargin' | 'cropSquare'>, options: CropOptions = {}): FaceCrop {
+export function cropFace(
+  frame: RgbImage,
+  face: Rect,
+  spec: Pick<InputSpec, 'size' | 'cropMargin' | 'cropSquare'>,
+  options: CropOptions = {},
+): FaceCrop {
   checkImage(frame);
   const rect = cropRect(face, spec, frame, options.border ?? 'pad');
   const image = resampleRegion(frame, rect, spec.size, spec.size, options);

@@ -41,10 +41,20 @@ export function softmax(logits: ArrayLike<number>): Float32Array {
 const sigmoid = (x: number): number => 1 / (1 + Math.exp(-x));
 
 /** Labels from a classifier head; 'none' means the graph already ends in softmax (human's emotion model does). */
-export function decodeClassification(values: ArrayLike<number>, labels: readonly string[], activation: 'softmax' | 'sigmoid' | 'none'): Classification {
-  if (values.length !== labels.length) throw new ModelFormatError(`classifier output has ${values.length} values for ${labels.length} labels`);
+export function decodeClassification(
+  values: ArrayLike<number>,
+  labels: readonly string[],
+  activation: 'softmax' | 'sigmoid' | 'none',
+): Classification {
+  if (values.length !== labels.length)
+    throw new ModelFormatError(`classifier output has ${values.length} values for ${labels.length} labels`);
   if (labels.length === 0) throw new ModelFormatError('classifier has no labels');
-  const probs = activation === 'softmax' ? softmax(values) : activation === 'sigmoid' ? Float32Array.from(values as ArrayLike<number>, sigmoid) : Float32Array.from(values as ArrayLike<number>);
+  const probs =
+    activation === 'softmax'
+      ? softmax(values)
+      : activation === 'sigmoid'
+        ? Float32Array.from(values as ArrayLike<number>, sigmoid)
+        : Float32Array.from(values as ArrayLike<number>);
   const scores = labels.map((label, i) => ({ label, score: probs[i]! })).sort((a, b) => b.score - a.score);
   return { label: scores[0]!.label, score: scores[0]!.score, scores };
 }
@@ -97,9 +107,15 @@ export function decodeGender(probability: number, positive: 'male' | 'female'): 
  * of the crop (0..1) after multiplying by coordinateScale, otherwise model-input pixels after multiplying by it.
  * `transform` is the crop's (FaceCrop.transform) and `inputSize` the model's square input size. z is scaled like x.
  */
-export function landmarksToFrame(values: ArrayLike<number>, decoding: Extract<OutputDecoding, { type: 'landmarks' }>, transform: FrameTransform, inputSize: number): Point[] {
+export function landmarksToFrame(
+  values: ArrayLike<number>,
+  decoding: Extract<OutputDecoding, { type: 'landmarks' }>,
+  transform: FrameTransform,
+  inputSize: number,
+): Point[] {
   const { count, dims, coordinateScale, normalized } = decoding;
-  if (values.length < count * dims) throw new ModelFormatError(`landmark output has ${values.length} values; ${count} points x ${dims} need ${count * dims}`);
+  if (values.length < count * dims)
+    throw new ModelFormatError(`landmark output has ${values.length} values; ${count} points x ${dims} need ${count * dims}`);
   const toPixels = normalized ? coordinateScale * inputSize : coordinateScale;
   const points: Point[] = [];
   for (let i = 0; i < count; i++) {
@@ -140,7 +156,11 @@ export interface CropContext {
  * Decodes one output of one face (values of batch item 0 or a per-face slice) by its manifest decoding.
  * The detector ('blazeface') is decoded per frame by decodeBlazeface instead.
  */
-export function decodeOutput(output: { task: FaceTask; decoding: OutputDecoding }, values: Float32Array, crop?: CropContext): DecodedOutput {
+export function decodeOutput(
+  output: { task: FaceTask; decoding: OutputDecoding },
+  values: Float32Array,
+  crop?: CropContext,
+): DecodedOutput {
   const { task, decoding } = output;
   switch (decoding.type) {
     case 'classification':
@@ -153,9 +173,15 @@ export function decodeOutput(output: { task: FaceTask; decoding: OutputDecoding 
       return { type: 'gender', task, value: decodeGender(values[0]!, decoding.positive) };
     case 'landmarks':
       if (!crop) throw new InvalidInputError('landmark decoding needs the crop transform and input size');
-      return { type: 'landmarks', task, scheme: decoding.scheme, points: landmarksToFrame(values, decoding, crop.transform, crop.inputSize) };
+      return {
+        type: 'landmarks',
+        task,
+        scheme: decoding.scheme,
+        points: landmarksToFrame(values, decoding, crop.transform, crop.inputSize),
+      };
     case 'embedding': {
-      if (values.length !== decoding.size) throw new ModelFormatError(`embedding has ${values.length} values; the manifest says ${decoding.size}`);
+      if (values.length !== decoding.size)
+        throw new ModelFormatError(`embedding has ${values.length} values; the manifest says ${decoding.size}`);
       return { type: 'embedding', task, vector: decoding.normalize === 'l2' ? l2Normalize(values) : Float32Array.from(values) };
     }
     case 'scalar':

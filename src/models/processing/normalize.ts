@@ -30,13 +30,16 @@ export function normalize(images: RgbImage | readonly RgbImage[], spec: Normaliz
   if (list.length === 0) throw new InvalidInputError('normalize needs at least one image');
   const { width, height } = list[0]!;
   for (const img of list) {
-    if (img.width !== width || img.height !== height) throw new InvalidInputError(`batch images differ in size: ${width}x${height} and ${img.width}x${img.height}`);
-    if (img.data.length !== img.width * img.height * 3) throw new InvalidInputError(`RGB image ${img.width}x${img.height} needs ${img.width * img.height * 3} bytes, has ${img.data.length}`);
+    if (img.width !== width || img.height !== height)
+      throw new InvalidInputError(`batch images differ in size: ${width}x${height} and ${img.width}x${img.height}`);
+    if (img.data.length !== img.width * img.height * 3)
+      throw new InvalidInputError(`RGB image ${img.width}x${img.height} needs ${img.width * img.height * 3} bytes, has ${img.data.length}`);
   }
   const channels = spec.colorOrder === 'GRAY' ? 1 : 3;
   const mean = perChannel(spec.mean, channels, 'mean');
   const std = perChannel(spec.std, channels, 'std');
-  if (std.some((s) => !(Math.abs(s) > 0) || !Number.isFinite(s))) throw new InvalidInputError(`input std must be finite and non-zero, got [${spec.std.join(', ')}]`);
+  if (std.some((s) => !(Math.abs(s) > 0) || !Number.isFinite(s)))
+    throw new InvalidInputError(`input std must be finite and non-zero, got [${spec.std.join(', ')}]`);
   if (!Number.isFinite(spec.scale)) throw new InvalidInputError(`input scale must be finite, got ${spec.scale}`);
   const plane = width * height;
   const perImage = plane * channels;

@@ -6,8 +6,9 @@ export const attrString = (n: TfjsNodeDef, key: string): string => decodeB64(n.a
 export const attrInts = (n: TfjsNodeDef, key: string): number[] => (n.attr?.[key]?.list?.i ?? []).map(Number);
 export const attrStrings = (n: TfjsNodeDef, key: string): string[] => (n.attr?.[key]?.list?.s ?? []).map(decodeB64);
 export const attrBool = (n: TfjsNodeDef, key: string): boolean => n.attr?.[key]?.b === true;
-export const attrFloat = (n: TfjsNodeDef, key: string, dflt: number): number => (n.attr?.[key]?.f ?? dflt);
-export const attrInt = (n: TfjsNodeDef, key: string, dflt: number): number => (n.attr?.[key]?.i !== undefined ? Number(n.attr[key]!.i) : dflt);
+export const attrFloat = (n: TfjsNodeDef, key: string, dflt: number): number => n.attr?.[key]?.f ?? dflt;
+export const attrInt = (n: TfjsNodeDef, key: string, dflt: number): number =>
+  n.attr?.[key]?.i !== undefined ? Number(n.attr[key]!.i) : dflt;
 
 export function shapeOf(a: TfjsAttr | undefined): (number | string)[] {
   return (a?.shape?.dim ?? []).map((d) => Number(d.size));

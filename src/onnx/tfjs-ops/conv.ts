@@ -8,18 +8,24 @@ import type { ConversionContext, OpHandler } from './types.js';
 /** TF HWIO conv filter -> ONNX OIHW. */
 function hwioToOihw(values: Float32Array, [kh, kw, cin, cout]: number[]): Float32Array {
   const out = new Float32Array(values.length);
-  for (let h = 0; h < kh!; h++) for (let w = 0; w < kw!; w++) for (let i = 0; i < cin!; i++) for (let o = 0; o < cout!; o++) {
-    out[((o * cin! + i) * kh! + h) * kw! + w] = values[((h * kw! + w) * cin! + i) * cout! + o]!;
-  }
+  for (let h = 0; h < kh!; h++)
+    for (let w = 0; w < kw!; w++)
+      for (let i = 0; i < cin!; i++)
+        for (let o = 0; o < cout!; o++) {
+          out[((o * cin! + i) * kh! + h) * kw! + w] = values[((h * kw! + w) * cin! + i) * cout! + o]!;
+        }
   return out;
 }
 
 /** TF depthwise filter [kh, kw, cin, mult] -> ONNX grouped conv weight [cin*mult, 1, kh, kw]. */
 function depthwiseToOnnx(values: Float32Array, [kh, kw, cin, mult]: number[]): Float32Array {
   const out = new Float32Array(values.length);
-  for (let h = 0; h < kh!; h++) for (let w = 0; w < kw!; w++) for (let i = 0; i < cin!; i++) for (let m = 0; m < mult!; m++) {
-    out[((i * mult! + m) * kh! + h) * kw! + w] = values[((h * kw! + w) * cin! + i) * mult! + m]!;
-  }
+  for (let h = 0; h < kh!; h++)
+    for (let w = 0; w < kw!; w++)
+      for (let i = 0; i < cin!; i++)
+        for (let m = 0; m < mult!; m++) {
+          out[((i * mult! + m) * kh! + h) * kw! + w] = values[((h * kw! + w) * cin! + i) * mult! + m]!;
+        }
   return out;
 }
 

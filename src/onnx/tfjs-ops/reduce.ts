@@ -15,9 +15,10 @@ const reduce: OpHandler = (cx, n, inputs) => {
   const mapped = axes.map((a) => cx.axis(x, a, 4));
   const op = onnxReduceOp[n.op]!;
   // opset 13+: ReduceSum takes axes as an input, ReduceMean/ReduceMax still as an attribute until opset 18.
-  const y = op === 'ReduceSum'
-    ? cx.graph.op(op, [x.name, cx.graph.constI64('axes', mapped)], { keepdims: attr.int(keep ? 1 : 0) }, n.name)
-    : cx.graph.op(op, [x.name], { axes: attr.ints(mapped), keepdims: attr.int(keep ? 1 : 0) }, n.name);
+  const y =
+    op === 'ReduceSum'
+      ? cx.graph.op(op, [x.name, cx.graph.constI64('axes', mapped)], { keepdims: attr.int(keep ? 1 : 0) }, n.name)
+      : cx.graph.op(op, [x.name], { axes: attr.ints(mapped), keepdims: attr.int(keep ? 1 : 0) }, n.name);
   // Reducing H and W of NCHW without keepdims leaves [N, C]: the same as TF's result.
   const spatialOnly = x.layout === 'nchw' && !keep && axes.length === 2 && mapped.every((a) => a === 2 || a === 3);
   if (x.layout === 'nchw' && keep) cx.set(n, y, 'nchw');

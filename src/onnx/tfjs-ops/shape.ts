@@ -21,7 +21,8 @@ const pad: OpHandler = (cx, n, inputs) => {
   const pads = [...order.map((d) => p[2 * d]!), ...order.map((d) => p[2 * d + 1]!)];
   const padInputs = [x.name, cx.graph.constI64(`${n.name}/pads`, pads)];
   if (n.op === 'PadV2') padInputs.push(cx.get(inputs[2]!).name);
-  if (n.op === 'MirrorPad' && attrString(n, 'mode').toLowerCase() === 'symmetric') throw new UnsupportedOpError(n.op, n.name, 'SYMMETRIC mirror padding');
+  if (n.op === 'MirrorPad' && attrString(n, 'mode').toLowerCase() === 'symmetric')
+    throw new UnsupportedOpError(n.op, n.name, 'SYMMETRIC mirror padding');
   const mode = n.op === 'MirrorPad' ? 'reflect' : 'constant';
   cx.set(n, cx.graph.op('Pad', padInputs, { mode: attr.string(mode) }, n.name), x.layout);
 };
@@ -51,7 +52,8 @@ const stridedSlice: OpHandler = (cx, n, inputs) => {
   const strides = Array.from(cx.requireConst(inputs[3]!, n).values);
   const beginMask = attrInt(n, 'begin_mask', 0);
   const endMask = attrInt(n, 'end_mask', 0);
-  if (attrInt(n, 'ellipsis_mask', 0) || attrInt(n, 'new_axis_mask', 0)) throw new UnsupportedOpError(n.op, n.name, 'ellipsis or new-axis mask');
+  if (attrInt(n, 'ellipsis_mask', 0) || attrInt(n, 'new_axis_mask', 0))
+    throw new UnsupportedOpError(n.op, n.name, 'ellipsis or new-axis mask');
   const shrink = attrInt(n, 'shrink_axis_mask', 0);
   const src = cx.toTfLayout(x);
   const big = 2 ** 31 - 1;

@@ -73,7 +73,8 @@ export class IdentityGallery {
 
   /** Opens (creating or migrating) the gallery database. */
   static open(options: GalleryOptions): IdentityGallery {
-    if (typeof options?.path !== 'string' || options.path === '') throw new InvalidInputError('gallery path is required (use ":memory:" for a temporary gallery)');
+    if (typeof options?.path !== 'string' || options.path === '')
+      throw new InvalidInputError('gallery path is required (use ":memory:" for a temporary gallery)');
     const db = new Database(options.path);
     try {
       db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);
@@ -105,9 +106,12 @@ export class IdentityGallery {
   addEmbeddings(personId: string, embeddings: readonly EmbeddingInput[], model: EmbeddingModel): number {
     const vectors = this.checkEmbeddings(embeddings, model);
     const count = this.db.transaction(() => {
-      if (this.db.prepare('SELECT 1 FROM people WHERE id = ?').get(personId) === undefined) throw new NotFoundError(`no enrolled person with id "${personId}"`);
+      if (this.db.prepare('SELECT 1 FROM people WHERE id = ?').get(personId) === undefined)
+        throw new NotFoundError(`no enrolled person with id "${personId}"`);
       this.insertEmbeddings(personId, vectors, model, Date.now());
-      const row = this.db.prepare('SELECT COUNT(*) AS n FROM embeddings WHERE person_id = ? AND model_name = ? AND model_version = ?').get(personId, model.name, model.version) as { n: number };
+      const row = this.db
+        .prepare('SELECT COUNT(*) AS n FROM embeddings WHERE person_id = ? AND model_name = ? AND model_version = ?')
+        .get(personId, model.name, model.version) as { n: number };
       return row.n;
     })();
     this.matrices.delete(modelKey(model));
@@ -120,12 +124,16 @@ export class IdentityGallery {
     let rows: Row[];
     if (model === undefined) {
       rows = this.db
-        .prepare('SELECT p.id, p.name, p.created_ms, COUNT(e.id) AS n FROM people p LEFT JOIN embeddings e ON e.person_id = p.id GROUP BY p.id ORDER BY p.created_ms, p.rowid')
+        .prepare(
+          'SELECT p.id, p.name, p.created_ms, COUNT(e.id) AS n FROM people p LEFT JOIN embeddings e ON e.person_id = p.id GROUP BY p.id ORDER BY p.created_ms, p.rowid',
+        )
         .all() as Row[];
     } else {
       checkModel(model);
       rows = this.db
-        .prepare('SELECT p.id, p.name, p.created_ms, COUNT(e.id) AS n FROM people p JOIN embeddings e ON e.person_id = p.id WHERE e.model_name = ? AND e.model_version = ? GROUP BY p.id ORDER BY p.created_ms, p.rowid')
+        .prepare(
+          'SELECT p.id, p.name, p.created_ms, COUNT(e.id) AS n FROM people p JOIN embeddings e ON e.person_id = p.id WHERE e.model_name = ? AND e.model_version = ? GROUP BY p.id ORDER BY p.created_ms, p.rowid',
+        )
         .all(model.name, model.version) as Row[];
     }
     return rows.map((r) => ({ id: r.id, name: r.name, createdMs: r.created_ms, embeddingCount: r.n }));
@@ -133,7 +141,9 @@ export class IdentityGallery {
 
   get(personId: string): Person | undefined {
     const row = this.db
-      .prepare('SELECT p.id, p.name, p.created_ms, COUNT(e.id) AS n FROM people p LEFT JOIN embeddings e ON e.person_id = p.id WHERE p.id = ? GROUP BY p.id')
+      .prepare(
+        'SELECT p.id, p.name, p.created_ms, COUNT(e.id) AS n FROM people p LEFT JOIN embeddings e ON e.person_id = p.id WHERE p.id = ? GROUP BY p.id',
+      )
       .get(personId) as { id: string; name: string; created_ms: number; n: number } | undefined;
     return row === undefined ? undefined : { id: row.id, name: row.name, createdMs: row.created_ms, embeddingCount: row.n };
   }
@@ -148,7 +158,9 @@ export class IdentityGallery {
   /** Embedding size stored for `model`, or undefined when nothing of it is enrolled. */
   dims(model: EmbeddingModel): number | undefined {
     checkModel(model);
-    const row = this.db.prepare('SELECT dims FROM embeddings WHERE model_name = ? AND model_version = ? LIMIT 1').get(model.name, model.version) as { dims: number } | undefined;
+    const row = this.db
+      .prepare('SELECT dims FROM embeddings WHERE model_name = ? AND model_version = ? LIMIT 1')
+      .get(model.name, model.version) as { dims: number } | undefined;
     return row?.dims;
   }
 
@@ -198,7 +210,9 @@ export class IdentityGallery {
     const hit = this.matrices.get(key);
     if (hit !== undefined) return hit;
     const rows = this.db
-      .prepare('SELECT e.person_id, p.name, e.dims, e.vector FROM embeddings e JOIN people p ON p.id = e.person_id WHERE e.model_name = ? AND e.model_version = ? ORDER BY e.id')
+      .prepare(
+        'SELECT e.person_id, p.name, e.dims, e.vector FROM embeddings e JOIN people p ON p.id = e.person_id WHERE e.model_name = ? AND e.model_version = ? ORDER BY e.id',
+      )
       .all(model.name, model.version) as { person_id: string; name: string; dims: number; vector: Buffer }[];
     if (rows.length === 0) return undefined;
     const dims = rows[0]!.dims;
@@ -222,13 +236,16 @@ export class IdentityGallery {
     const vectors = embeddings.map((e, i) => l2Normalised(e, `embedding ${i}`));
     const expected = this.dims(model) ?? vectors[0]!.length;
     vectors.forEach((v, i) => {
-      if (v.length !== expected) throw new InvalidInputError(`embedding ${i} has ${v.length} dims, but ${modelKey(model)} embeddings have ${expected}`);
+      if (v.length !== expected)
+        throw new InvalidInputError(`embedding ${i} has ${v.length} dims, but ${modelKey(model)} embeddings have ${expected}`);
     });
     return vectors;
   }
 
   private insertEmbeddings(personId: string, vectors: Float32Array[], model: EmbeddingModel, now: number): void {
-    const insert = this.db.prepare('INSERT INTO embeddings (person_id, model_name, model_version, dims, vector, created_ms) VALUES (?, ?, ?, ?, ?, ?)');
+    const insert = this.db.prepare(
+      'INSERT INTO embeddings (person_id, model_name, model_version, dims, vector, created_ms) VALUES (?, ?, ?, ?, ?, ?)',
+    );
     for (const v of vectors) insert.run(personId, model.name, model.version, v.length, toBlob(v), now);
   }
 }
@@ -243,7 +260,9 @@ function checkName(name: string): string {
 function migrate(db: Database.Database, path: string): void {
   const version = db.pragma('user_version', { simple: true }) as number;
   if (version > migrations.length) {
-    throw new FailedPreconditionError(`gallery ${path} has schema version ${version}, newer than this build supports (${migrations.length})`);
+    throw new FailedPreconditionError(
+      `gallery ${path} has schema version ${version}, newer than this build supports (${migrations.length})`,
+    );
   }
   for (let v = version; v < migrations.length; v++) {
     db.transaction(() => {

@@ -91,7 +91,8 @@ export function probeMqttBroker(host: string, port: number, timeoutMs = 500): Pr
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      if (answer) socket.end(Buffer.from([0xe0, 0x00])); // DISCONNECT, so no will and no error in the broker log
+      if (answer)
+        socket.end(Buffer.from([0xe0, 0x00])); // DISCONNECT, so no will and no error in the broker log
       else socket.destroy();
       resolve(answer);
     };
@@ -160,6 +161,9 @@ export async function resolveBroker(options: ResolveBrokerOptions = {}): Promise
     host: options.embeddedHost ?? '127.0.0.1',
     logger: log,
   });
-  log.info({ probed: `${probeHost}:${probePort}`, url: embedded.url }, 'no MQTT broker configured or answering; started the embedded aedes broker');
+  log.info(
+    { probed: `${probeHost}:${probePort}`, url: embedded.url },
+    'no MQTT broker configured or answering; started the embedded aedes broker',
+  );
   return { url: embedded.url, source: 'embedded', embedded, close: () => embedded.close() };
 }

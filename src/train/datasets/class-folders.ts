@@ -65,9 +65,19 @@ export async function readClassFolders(options: ClassFolderOptions): Promise<Fac
   }
 
   const classNames = resolveClassOrder(options, entries, folders, onDisk);
-  const labelled = labelEntries(entries, classNames, (e) => ({ file: manifestPath ?? join(root, e.rel), ...(e.line !== undefined ? { line: e.line } : {}) }), problems);
+  const labelled = labelEntries(
+    entries,
+    classNames,
+    (e) => ({ file: manifestPath ?? join(root, e.rel), ...(e.line !== undefined ? { line: e.line } : {}) }),
+    problems,
+  );
   const checks = await checkImages(
-    labelled.map((l) => ({ imagePath: join(root, ...l.rel.split('/')), name: l.rel, file: manifestPath ?? join(root, l.rel), ...(l.line !== undefined ? { line: l.line } : {}) })),
+    labelled.map((l) => ({
+      imagePath: join(root, ...l.rel.split('/')),
+      name: l.rel,
+      file: manifestPath ?? join(root, l.rel),
+      ...(l.line !== undefined ? { line: l.line } : {}),
+    })),
     options.imageCheck ?? 'header',
     problems,
   );
@@ -79,7 +89,8 @@ export async function readClassFolders(options: ClassFolderOptions): Promise<Fac
     samples.push(sample);
   });
 
-  const dupCsv = options.duplicateGroupsCsv ?? (existsSync(join(root, 'pixel_duplicate_groups.csv')) ? 'pixel_duplicate_groups.csv' : false);
+  const dupCsv =
+    options.duplicateGroupsCsv ?? (existsSync(join(root, 'pixel_duplicate_groups.csv')) ? 'pixel_duplicate_groups.csv' : false);
   if (dupCsv) await applyDuplicateGroups(join(root, dupCsv), samples, classNames, problems);
 
   return {
@@ -95,14 +106,22 @@ export async function readClassFolders(options: ClassFolderOptions): Promise<Fac
 /** The class sub-folders of the root, in natural order. */
 async function listClassFolders(root: string): Promise<string[]> {
   try {
-    return (await readdir(root, { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name).sort(naturalCompare);
+    return (await readdir(root, { withFileTypes: true }))
+      .filter((d) => d.isDirectory())
+      .map((d) => d.name)
+      .sort(naturalCompare);
   } catch (e) {
     throw new InvalidInputError(`class-folder dataset ${root} cannot be read`, { cause: e });
   }
 }
 
 /** Image files in the class folders, as posix paths relative to root -> their folder; other files are reported. */
-async function listImages(root: string, folders: readonly string[], extensions: readonly string[], problems: ProblemCollector): Promise<Map<string, string>> {
+async function listImages(
+  root: string,
+  folders: readonly string[],
+  extensions: readonly string[],
+  problems: ProblemCollector,
+): Promise<Map<string, string>> {
   const onDisk = new Map<string, string>();
   for (const folder of folders) {
     for (const entry of await readdir(join(root, folder), { withFileTypes: true })) {
@@ -127,7 +146,12 @@ interface FolderLayout {
 }
 
 /** The manifest's entries (first of each file kept); images on disk that it does not list are reported and left out. */
-async function readManifestEntries(manifestPath: string, options: ClassFolderOptions, layout: FolderLayout, problems: ProblemCollector): Promise<ClassEntry[]> {
+async function readManifestEntries(
+  manifestPath: string,
+  options: ClassFolderOptions,
+  layout: FolderLayout,
+  problems: ProblemCollector,
+): Promise<ClassEntry[]> {
   const table = await readCsvFile(manifestPath);
   const fileColumn = options.fileColumn ?? 'file';
   const classColumn = options.classColumn ?? CLASS_COLUMN_GUESSES.find((c) => table.header.includes(c));
@@ -135,7 +159,8 @@ async function readManifestEntries(manifestPath: string, options: ClassFolderOpt
     throw new InvalidInputError(`${manifestPath}: needs columns ${fileColumn} and a class column (have ${table.header.join(', ')})`);
   }
   const indexColumn = options.classIndexColumn;
-  if (indexColumn && !table.header.includes(indexColumn)) throw new InvalidInputError(`${manifestPath}: no class index column ${indexColumn}`);
+  if (indexColumn && !table.header.includes(indexColumn))
+    throw new InvalidInputError(`${manifestPath}: no class index column ${indexColumn}`);
   const entries: ClassEntry[] = [];
   const seen = new Set<string>();
   for (const row of table.rows) {
@@ -160,25 +185,37 @@ async function readManifestEntries(manifestPath: string, options: ClassFolderOpt
     if (indexColumn) {
       const idx = parseNumber(row.values[indexColumn]);
       if (idx === undefined || !Number.isInteger(idx) || idx < 0) {
-        problems.add('bad-label', 'excluded', { ...where, message: `${rel}: class index "${row.values[indexColumn]}" is not a non-negative integer` });
+        problems.add('bad-label', 'excluded', {
+          ...where,
+          message: `${rel}: class index "${row.values[indexColumn]}" is not a non-negative integer`,
+        });
         continue;
       }
       entry.classIndex = idx;
     }
     const folder = rel.includes('/') ? rel.slice(0, rel.indexOf('/')) : undefined;
-    if (folder !== undefined && layout.folders.includes(folder) && folder !== className && layout.taskType === 'classification') entry.folder = folder;
+    if (folder !== undefined && layout.folders.includes(folder) && folder !== className && layout.taskType === 'classification')
+      entry.folder = folder;
     entries.push(entry);
   }
   for (const rel of layout.onDisk.keys()) {
     if (seen.has(rel)) continue;
     problems.check();
-    problems.add('unlisted-file', 'excluded', { file: join(layout.root, rel), message: `image not in ${basename(manifestPath)}; left out` });
+    problems.add('unlisted-file', 'excluded', {
+      file: join(layout.root, rel),
+      message: `image not in ${basename(manifestPath)}; left out`,
+    });
   }
   return entries;
 }
 
 /** Class order: as given, else from the class index column, else folder and manifest class names in natural order. */
-function resolveClassOrder(options: ClassFolderOptions, entries: readonly ClassEntry[], folders: readonly string[], onDisk: ReadonlyMap<string, string>): string[] {
+function resolveClassOrder(
+  options: ClassFolderOptions,
+  entries: readonly ClassEntry[],
+  folders: readonly string[],
+  onDisk: ReadonlyMap<string, string>,
+): string[] {
   if (options.classNames) return [...options.classNames];
   if (options.classIndexColumn) {
     const byIndex = new Map<number, string>();
@@ -186,26 +223,42 @@ function resolveClassOrder(options: ClassFolderOptions, entries: readonly ClassE
     const size = Math.max(-1, ...byIndex.keys()) + 1;
     return Array.from({ length: size }, (_, i) => byIndex.get(i) ?? `class_${i}`);
   }
-  return [...new Set([...folders.filter((f) => [...onDisk.values()].includes(f)), ...entries.map((e) => e.className)])].sort(naturalCompare);
+  return [...new Set([...folders.filter((f) => [...onDisk.values()].includes(f)), ...entries.map((e) => e.className)])].sort(
+    naturalCompare,
+  );
 }
 
 /** Class indices for the entries; unknown classes and disagreeing indices are excluded, folder mismatches warned. */
-function labelEntries(entries: readonly ClassEntry[], classNames: readonly string[], whereOf: (e: ClassEntry) => { file: string; line?: number }, problems: ProblemCollector): LabelledEntry[] {
+function labelEntries(
+  entries: readonly ClassEntry[],
+  classNames: readonly string[],
+  whereOf: (e: ClassEntry) => { file: string; line?: number },
+  problems: ProblemCollector,
+): LabelledEntry[] {
   const indexOf = new Map(classNames.map((n, i) => [n, i]));
   const labelled: LabelledEntry[] = [];
   for (const e of entries) {
     const where = whereOf(e);
     const idx = indexOf.get(e.className);
     if (idx === undefined) {
-      problems.add('unknown-class', 'excluded', { ...where, message: `${e.rel}: class "${e.className}" is not one of ${classNames.join(', ')}` });
+      problems.add('unknown-class', 'excluded', {
+        ...where,
+        message: `${e.rel}: class "${e.className}" is not one of ${classNames.join(', ')}`,
+      });
       continue;
     }
     if (e.classIndex !== undefined && e.classIndex !== idx) {
-      problems.add('bad-label', 'excluded', { ...where, message: `${e.rel}: class index ${e.classIndex} disagrees with class ${e.className} (index ${idx})` });
+      problems.add('bad-label', 'excluded', {
+        ...where,
+        message: `${e.rel}: class index ${e.classIndex} disagrees with class ${e.className} (index ${idx})`,
+      });
       continue;
     }
     if (e.folder !== undefined) {
-      problems.add('label-mismatch', 'warning', { ...where, message: `${e.rel}: manifest says ${e.className}, folder says ${e.folder}; manifest wins` });
+      problems.add('label-mismatch', 'warning', {
+        ...where,
+        message: `${e.rel}: manifest says ${e.className}, folder says ${e.folder}; manifest wins`,
+      });
     }
     labelled.push({ rel: e.rel, label: idx, className: e.className, ...(e.line !== undefined ? { line: e.line } : {}) });
   }
@@ -213,7 +266,12 @@ function labelEntries(entries: readonly ClassEntry[], classNames: readonly strin
 }
 
 /** Sets `group` from a (group, file) CSV; reports groups whose members disagree on the label and members that are not in the dataset. */
-export async function applyDuplicateGroups(csvPath: string, samples: FaceSample[], classNames: readonly string[], problems: ProblemCollector): Promise<void> {
+export async function applyDuplicateGroups(
+  csvPath: string,
+  samples: FaceSample[],
+  classNames: readonly string[],
+  problems: ProblemCollector,
+): Promise<void> {
   const table = await readCsvFile(csvPath);
   if (!table.header.includes('group') || !table.header.includes('file')) {
     throw new InvalidInputError(`${csvPath}: duplicate groups need columns group, file (have ${table.header.join(', ')})`);
@@ -225,7 +283,11 @@ export async function applyDuplicateGroups(csvPath: string, samples: FaceSample[
     const rel = row.values['file']!.replaceAll('\\', '/').split(sep).join('/');
     const sample = byId.get(rel);
     if (!sample) {
-      problems.add('missing-file', 'warning', { file: csvPath, line: row.line, message: `duplicate-group member ${rel} is not in the dataset` });
+      problems.add('missing-file', 'warning', {
+        file: csvPath,
+        line: row.line,
+        message: `duplicate-group member ${rel} is not in the dataset`,
+      });
       continue;
     }
     sample.group = group;
@@ -237,7 +299,10 @@ export async function applyDuplicateGroups(csvPath: string, samples: FaceSample[
     const labels = new Set(list.map((s) => s.label as number));
     if (labels.size > 1) {
       const desc = list.map((s) => `${s.id}=${classNames[s.label as number] ?? s.label}`).join(', ');
-      problems.add('conflicting-duplicate-labels', 'warning', { file: csvPath, message: `${group}: identical pixels, different labels: ${desc}` });
+      problems.add('conflicting-duplicate-labels', 'warning', {
+        file: csvPath,
+        message: `${group}: identical pixels, different labels: ${desc}`,
+      });
     }
   }
 }

@@ -58,7 +58,8 @@ export async function checkImages(
       problems.add(result.kind, 'excluded', { ...where, message: `${c.name ?? basename(c.imagePath)}: ${result.message}` });
       return { ok: false };
     }
-    if (result.warning) problems.add(result.warning.kind, 'warning', { ...where, message: `${c.name ?? basename(c.imagePath)}: ${result.warning.message}` });
+    if (result.warning)
+      problems.add(result.warning.kind, 'warning', { ...where, message: `${c.name ?? basename(c.imagePath)}: ${result.warning.message}` });
     return result.header ? { ok: true, header: result.header } : { ok: true };
   });
 }

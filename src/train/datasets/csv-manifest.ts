@@ -43,8 +43,20 @@ export async function readCsvManifest(options: CsvManifestOptions): Promise<Face
   const fileColumn = options.fileColumn ?? 'file';
   checkColumns(csvPath, table, [fileColumn, options.labelColumn, subjectColumn, options.groupColumn, ...(options.attributeColumns ?? [])]);
 
-  const classNames = options.taskType === 'regression' ? [] : (options.classNames ?? [...new Set(table.rows.map((r) => r.values[options.labelColumn]!).filter(Boolean))].sort(naturalCompare));
-  const reader: RowReader = { options, csvPath, imageRoot, headerLength: table.header.length, fileColumn, subjectColumn, classIndex: new Map(classNames.map((n, i) => [n, i])), problems };
+  const classNames =
+    options.taskType === 'regression'
+      ? []
+      : (options.classNames ?? [...new Set(table.rows.map((r) => r.values[options.labelColumn]!).filter(Boolean))].sort(naturalCompare));
+  const reader: RowReader = {
+    options,
+    csvPath,
+    imageRoot,
+    headerLength: table.header.length,
+    fileColumn,
+    subjectColumn,
+    classIndex: new Map(classNames.map((n, i) => [n, i])),
+    problems,
+  };
   const entries: { sample: FaceSample; line: number }[] = [];
   const seen = new Set<string>();
   for (const row of table.rows) {
@@ -132,16 +144,26 @@ function labelOfRow({ options, problems, classIndex, csvPath }: RowReader, row: 
   const raw = row.values[options.labelColumn]!;
   if (options.taskType !== 'regression') {
     const idx = classIndex.get(raw);
-    if (idx === undefined) problems.add(raw ? 'unknown-class' : 'bad-label', 'excluded', { ...where, message: `${rel}: ${options.labelColumn} "${raw}" is not a known class` });
+    if (idx === undefined)
+      problems.add(raw ? 'unknown-class' : 'bad-label', 'excluded', {
+        ...where,
+        message: `${rel}: ${options.labelColumn} "${raw}" is not a known class`,
+      });
     return idx;
   }
   const value = parseNumber(raw);
   if (value === undefined || (options.integerLabels && !Number.isInteger(value))) {
-    problems.add('bad-label', 'excluded', { ...where, message: `${rel}: ${options.labelColumn} "${raw}" is not ${options.integerLabels ? 'a whole number' : 'a number'}` });
+    problems.add('bad-label', 'excluded', {
+      ...where,
+      message: `${rel}: ${options.labelColumn} "${raw}" is not ${options.integerLabels ? 'a whole number' : 'a number'}`,
+    });
     return undefined;
   }
   if (options.labelRange && (value < options.labelRange[0] || value > options.labelRange[1])) {
-    problems.add('out-of-range', 'excluded', { ...where, message: `${rel}: ${options.labelColumn} ${value} outside [${options.labelRange[0]}, ${options.labelRange[1]}]` });
+    problems.add('out-of-range', 'excluded', {
+      ...where,
+      message: `${rel}: ${options.labelColumn} ${value} outside [${options.labelRange[0]}, ${options.labelRange[1]}]`,
+    });
     return undefined;
   }
   return value;
@@ -152,7 +174,12 @@ function attributesOfRow({ options, problems, csvPath }: RowReader, row: CsvRow,
   const attributes: Record<string, number> = {};
   for (const col of options.attributeColumns ?? []) {
     const v = parseNumber(row.values[col]);
-    if (v === undefined) problems.add('bad-label', 'warning', { file: csvPath, line: row.line, message: `${rel}: attribute ${col} "${row.values[col]}" is not a number; omitted` });
+    if (v === undefined)
+      problems.add('bad-label', 'warning', {
+        file: csvPath,
+        line: row.line,
+        message: `${rel}: attribute ${col} "${row.values[col]}" is not a number; omitted`,
+      });
     else attributes[col] = v;
   }
   return attributes;

@@ -21,7 +21,10 @@ export interface IbugPtsOptions extends CommonReaderOptions {
 
 /** Parses a .pts file's text into flat points and the declared count; throws a message string on bad structure. */
 export function parsePts(text: string): { declared: number | undefined; points: number[] } {
-  const lines = text.split(/\r?\n/).map((l) => l.trim()).filter((l) => l !== '');
+  const lines = text
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l !== '');
   let declared: number | undefined;
   const open = lines.indexOf('{');
   const close = lines.lastIndexOf('}');
@@ -74,9 +77,16 @@ export async function readIbugPts(options: IbugPtsOptions): Promise<FaceDataset>
     entries.push({ sample: { id, imagePath, label: parsed.points, box: landmarkBox(parsed.points) }, ptsPath });
   }
 
-  const checks = await checkImages(entries.map((e) => ({ imagePath: e.sample.imagePath, file: e.ptsPath })), options.imageCheck ?? 'header', problems);
+  const checks = await checkImages(
+    entries.map((e) => ({ imagePath: e.sample.imagePath, file: e.ptsPath })),
+    options.imageCheck ?? 'header',
+    problems,
+  );
   const tolerance = options.outsideTolerancePx ?? 5;
-  const samples = keepCheckedLandmarkSamples(entries, checks, tolerance, problems, (e, outside) => ({ file: e.ptsPath, message: `${outside} points more than ${tolerance} px outside the image` }));
+  const samples = keepCheckedLandmarkSamples(entries, checks, tolerance, problems, (e, outside) => ({
+    file: e.ptsPath,
+    message: `${outside} points more than ${tolerance} px outside the image`,
+  }));
   return {
     name: options.name ?? basename(root),
     source: root,

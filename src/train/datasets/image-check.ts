@@ -57,7 +57,8 @@ export function parseImageHeader(buf: Buffer): ImageHeader | undefined {
     if (buf.toString('latin1', 12, 16) !== 'IHDR') return undefined;
     return { format: 'png', width: buf.readUInt32BE(16), height: buf.readUInt32BE(20) };
   }
-  if (buf.length >= 2 && buf[0] === 0x50 && (buf[1] === 0x32 || buf[1] === 0x35 || buf[1] === 0x33 || buf[1] === 0x36)) return parseNetpbm(buf);
+  if (buf.length >= 2 && buf[0] === 0x50 && (buf[1] === 0x32 || buf[1] === 0x35 || buf[1] === 0x33 || buf[1] === 0x36))
+    return parseNetpbm(buf);
   if (buf.length >= 10 && buf.toString('latin1', 0, 4) === 'GIF8') {
     return { format: 'gif', width: buf.readUInt16LE(6), height: buf.readUInt16LE(8) };
   }

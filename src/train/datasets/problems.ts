@@ -33,9 +33,7 @@ export class ProblemCollector {
 
 /** Multi-line human summary: one line of totals, then per kind its count and examples. */
 export function formatProblems(report: ProblemsReport, name = 'dataset'): string {
-  const lines = [
-    `${name}: ${report.checked} checked, ${report.kept} kept, ${report.excluded} excluded, ${report.warnings} warnings`,
-  ];
+  const lines = [`${name}: ${report.checked} checked, ${report.kept} kept, ${report.excluded} excluded, ${report.warnings} warnings`];
   if (report.groups.length === 0) lines.push('  no problems found');
   for (const group of report.groups) {
     lines.push(`  ${group.kind} (${group.severity}): ${group.count}`);

@@ -16,7 +16,11 @@ export type SharedDatasetName = (typeof SHARED_DATASETS)[number];
 export const FER2013_CLASSES = EMOTION_LABELS_FER;
 
 /** Reads one of the shared datasets; `dataRoot` defaults to `../shared/data` next to the repository (or $KT_DATA_ROOT). */
-export async function readSharedDataset(name: SharedDatasetName, dataRoot = defaultDataRoot(), options: CommonReaderOptions = {}): Promise<FaceDataset> {
+export async function readSharedDataset(
+  name: SharedDatasetName,
+  dataRoot = defaultDataRoot(),
+  options: CommonReaderOptions = {},
+): Promise<FaceDataset> {
   const folder = resolve(dataRoot, name);
   if (!existsSync(folder)) throw new NotFoundError(`dataset ${name} not found at ${folder} (pass a data root or set KT_DATA_ROOT)`);
   const common = { name, ...options };
@@ -32,7 +36,13 @@ export async function readSharedDataset(name: SharedDatasetName, dataRoot = defa
         attributeColumns: ['gender', 'race'],
       });
     case 'emotion-fer2013':
-      return readClassFolders({ ...common, root: folder, classColumn: 'emotion', classIndexColumn: 'fer2013_label', classNames: FER2013_CLASSES });
+      return readClassFolders({
+        ...common,
+        root: folder,
+        classColumn: 'emotion',
+        classIndexColumn: 'fer2013_label',
+        classNames: FER2013_CLASSES,
+      });
     case 'identity-orl':
       return readCsvManifest({ ...common, csvPath: join(folder, 'labels.csv'), taskType: 'identity', labelColumn: 'subject_id' });
     case 'landmarks-wflw':

@@ -9,7 +9,11 @@ import type { FaceSample } from './types.js';
 function personKey(id: string, severalFolders: boolean): string | undefined {
   const path = id.replaceAll('\\', '/');
   // One trailing counter goes (`alice_0003`, `img001`, `bob (2)`); a number inside the name stays (`person3_2` -> `person3`).
-  const stem = posix.basename(path).replace(/\.[^.]*$/, '').toLowerCase().replace(/[\s_.-]*\(?\d+\)?$/, '');
+  const stem = posix
+    .basename(path)
+    .replace(/\.[^.]*$/, '')
+    .toLowerCase()
+    .replace(/[\s_.-]*\(?\d+\)?$/, '');
   if (/[a-z]/.test(stem)) return `${posix.dirname(path)}/${stem}`;
   return severalFolders && path.includes('/') ? posix.dirname(path) : undefined;
 }
@@ -28,7 +32,10 @@ export function repeatedPeopleHint(samples: readonly FaceSample[], source: strin
   const repeated = [...counts].filter(([, n]) => n >= 2).sort((a, b) => b[1] - a[1]);
   const covered = repeated.reduce((a, [, n]) => a + n, 0);
   if (repeated.length < 2 || covered < samples.length / 5) return undefined;
-  const examples = repeated.slice(0, 3).map(([key, n]) => `${key.replace(/^\.\//, '')} (${n} files)`).join(', ');
+  const examples = repeated
+    .slice(0, 3)
+    .map(([key, n]) => `${key.replace(/^\.\//, '')} (${n} files)`)
+    .join(', ');
   return (
     `${source} has no subject column, but its file names suggest several images per person (${repeated.length} names repeat, e.g. ${examples}). ` +
     'The split is by sample, so one person can land in train and test and the test figures are optimistic; name the person column with --subject-column (or a group column with --group-column).'
