@@ -34,7 +34,11 @@ const photoDir = join(packageInfo('@vladmandic/face-api').dir, 'demo');
 const photos = await Promise.all([1, 2, 3, 4, 5, 6].map(async (n) => ({ n, bytes: await readFile(join(photoDir, `sample${n}.jpg`)) })));
 
 // ---------------------------------------------------------------- server
-const client = new FaceAnalysisClient(address, { deadlineMs: 60_000 });
+// A server that wants a token (tokenFile / KT_TOKENS) gets $KT_TOKEN.
+const client = new FaceAnalysisClient(address, {
+  deadlineMs: 60_000,
+  ...(process.env['KT_TOKEN'] ? { token: process.env['KT_TOKEN'] } : {}),
+});
 try {
   await client.waitUntilServing(5000);
 } catch (e) {

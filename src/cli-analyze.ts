@@ -4,6 +4,7 @@ import { basename, extname, join } from 'node:path';
 import { parse, type RegisterCommand } from './core/cli-args.js';
 import { InvalidInputError, errorMessage } from './core/errors.js';
 import { Task } from './gen/kt/v1/common.js';
+import type { ClientTlsOptions } from './sdk/client-options.js';
 import type { AnalysisResult } from './sdk/results.js';
 
 const help = `kt analyze <photo> [more photos] [options]
@@ -16,6 +17,9 @@ const help = `kt analyze <photo> [more photos] [options]
   --no-draw              no PNG
   --json                 print each result as JSON (the SDK's AnalysisResult) instead of lines
   --server HOST:PORT     ask a running \`kt serve\` through the client SDK instead of loading the models here
+  --ca FILE              with --server: CA certificate (PEM) of a TLS server (\`kt certs\` makes one); the bearer
+                         token, if the server wants one, is read from $KT_TOKEN
+  --cert FILE, --key FILE  with --ca: client certificate and key (PEM) for a server that requires mutual TLS
   --repo DIR             model repository for the in-process run (default $KT_MODEL_REPOSITORY, else model-repository/)
   --help                 print this help
 `;
@@ -83,9 +87,21 @@ async function inProcessAnalyzer(tasks: Task[], repo: string | undefined): Promi
   };
 }
 
-async function serverAnalyzer(tasks: Task[], address: string): Promise<Analyzer> {
+/** TLS material from --ca / --cert / --key (false: plain text), and $KT_TOKEN: a token on the command line would show in `ps`. */
+async function clientSecurity(files: { ca?: string | undefined; cert?: string | undefined; key?: string | undefined }) {
+  if ((files.cert === undefined) !== (files.key === undefined)) throw new InvalidInputError('--cert and --key go together');
+  if (files.cert !== undefined && files.ca === undefined) throw new InvalidInputError('--cert and --key need --ca');
+  const read = async (file: string | undefined) => (file === undefined ? undefined : new Uint8Array(await readFile(file)));
+  const [rootCerts, certChain, privateKey] = await Promise.all([read(files.ca), read(files.cert), read(files.key)]);
+  const tls: ClientTlsOptions | false =
+    rootCerts === undefined ? false : { rootCerts, ...(certChain && privateKey ? { certChain, privateKey } : {}) };
+  const token = process.env['KT_TOKEN'];
+  return { tls, ...(token ? { token } : {}) };
+}
+
+async function serverAnalyzer(tasks: Task[], address: string, security: Awaited<ReturnType<typeof clientSecurity>>): Promise<Analyzer> {
   const { FaceAnalysisClient } = await import('./sdk/index.js');
-  const client = new FaceAnalysisClient(address, { deadlineMs: 60_000 });
+  const client = new FaceAnalysisClient(address, { deadlineMs: 60_000, ...security });
   try {
     await client.waitUntilServing(10_000);
   } catch (e) {
@@ -136,6 +152,9 @@ export function registerAnalyzeCommand(register: RegisterCommand): void {
         json: { type: 'boolean', default: false },
         server: { type: 'string' },
         repo: { type: 'string' },
+        ca: { type: 'string' },
+        cert: { type: 'string' },
+        key: { type: 'string' },
         help: { type: 'boolean', default: false },
       },
       true,
@@ -149,7 +168,10 @@ export function registerAnalyzeCommand(register: RegisterCommand): void {
       return 2;
     }
     const tasks = await tasksOfFlag(values.tasks);
-    const analyzer = values.server !== undefined ? await serverAnalyzer(tasks, values.server) : await inProcessAnalyzer(tasks, values.repo);
+    const analyzer =
+      values.server !== undefined
+        ? await serverAnalyzer(tasks, values.server, await clientSecurity(values))
+        : await inProcessAnalyzer(tasks, values.repo);
     try {
       for (const path of positionals)
         await analyzePhoto(analyzer, path, { json: values.json, outDir: values['no-draw'] ? undefined : values.out });

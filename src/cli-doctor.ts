@@ -41,7 +41,9 @@ export function registerDoctorCommand(register: RegisterCommand): void {
 
     const { listRepository, defaultRepositoryPath } = await import('./models/repository.js');
     const repo = values.repo ?? defaultRepositoryPath();
-    const entries = await listRepository(repo);
+    const skipped: string[] = [];
+    const entries = await listRepository(repo, (dir) => skipped.push(dir));
+    if (skipped.length > 0) add('manifests', false, `${skipped.length} version(s) skipped, invalid model.json: ${skipped.join(', ')}`);
     const tasksCovered = new Set(entries.flatMap((e) => e.manifest.tasks));
     const needed = ['detection', 'age', 'gender', 'emotion', 'landmarks', 'embedding'];
     const missing = needed.filter((t) => !tasksCovered.has(t as never));

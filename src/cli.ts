@@ -1,4 +1,4 @@
-// The `kt` command: one entry point for `models build|list`, `train`, `eval`, `serve`, `analyze` and `doctor`, plus `--version`.
+// The `kt` command: one entry point for `models build|list`, `train`, `eval`, `serve`, `analyze`, `doctor` and `certs`, plus `--version`.
 import { readFileSync } from 'node:fs';
 import { isKtError } from './core/errors.js';
 import type { CommandHandler } from './core/cli-args.js';
@@ -7,6 +7,7 @@ import { registerTrainCommands } from './train/cli-train.js';
 import { registerServeCommands } from './server/cli-serve.js';
 import { registerDoctorCommand } from './cli-doctor.js';
 import { registerAnalyzeCommand } from './cli-analyze.js';
+import { registerCertsCommand } from './cli-certs.js';
 
 interface Command {
   summary: string;
@@ -46,6 +47,7 @@ function registerBuiltinCommands(): void {
   registerServeCommands(registerCommand);
   registerDoctorCommand(registerCommand);
   registerAnalyzeCommand(registerCommand);
+  registerCertsCommand(registerCommand);
 }
 
 async function main(argv: string[]): Promise<number> {

@@ -20,7 +20,7 @@ let server: RunningServer;
 let baseUrl: string;
 
 beforeAll(async () => {
-  server = await startTestServer();
+  server = await startTestServer({ reflection: true });
   baseUrl = `http://${server.address}`;
 });
 

@@ -37,6 +37,7 @@ beforeAll(async () => {
     mqttUrl: broker.url,
     mqttNodeId: 'test-node',
     statsIntervalMs: 0,
+    reflection: true,
   });
   client = faceAnalysisClient(server);
   subscriber = await recordTopic(broker.url, 'kt/test-node/#');

@@ -5,10 +5,11 @@ import { defaultServerConfig, resolveServerConfig, validateConfigOverlay } from 
 import { devicesDirectory, loadDeviceProfile, parseDeviceProfile } from '../src/server/device-profile.js';
 
 describe('ServerConfig', () => {
-  it('has documented defaults: 16 MiB messages, LATEST_WINS, every interface', () => {
+  it('has documented defaults: 16 MiB messages, LATEST_WINS, loopback only, no reflection', () => {
     expect(defaultServerConfig.maxReceiveMessageBytes).toBe(16 * 1024 * 1024);
     expect(defaultServerConfig.dropPolicy).toBe('LATEST_WINS');
-    expect(defaultServerConfig.listenAddress).toBe('0.0.0.0:50051');
+    expect(defaultServerConfig.listenAddress).toBe('127.0.0.1:50051');
+    expect(defaultServerConfig.reflection).toBe(false);
   });
 
   it('merges overlays in order, taskModels per task', () => {

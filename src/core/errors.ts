@@ -2,7 +2,16 @@
 
 /** Codes mirror the gRPC status codes they map to, so the mapping is one table. */
 export type KtErrorCode =
-  'INVALID_ARGUMENT' | 'NOT_FOUND' | 'RESOURCE_EXHAUSTED' | 'FAILED_PRECONDITION' | 'UNAVAILABLE' | 'UNIMPLEMENTED' | 'INTERNAL';
+  | 'INVALID_ARGUMENT'
+  | 'NOT_FOUND'
+  | 'ALREADY_EXISTS'
+  | 'RESOURCE_EXHAUSTED'
+  | 'FAILED_PRECONDITION'
+  | 'UNAVAILABLE'
+  | 'UNIMPLEMENTED'
+  | 'UNAUTHENTICATED'
+  | 'PERMISSION_DENIED'
+  | 'INTERNAL';
 
 export class KtError extends Error {
   override readonly name: string = 'KtError';
@@ -49,6 +58,14 @@ export class ModelFormatError extends KtError {
   }
 }
 
+/** Something the caller asked to create exists already (a stream id in use by another open stream). */
+export class AlreadyExistsError extends KtError {
+  override readonly name = 'AlreadyExistsError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ALREADY_EXISTS', message, options);
+  }
+}
+
 export class ResourceExhaustedError extends KtError {
   override readonly name = 'ResourceExhaustedError';
   constructor(message: string, options?: { cause?: unknown }) {
@@ -69,6 +86,22 @@ export class FailedPreconditionError extends KtError {
   override readonly name: string = 'FailedPreconditionError';
   constructor(message: string, options?: { cause?: unknown }) {
     super('FAILED_PRECONDITION', message, options);
+  }
+}
+
+/** The call carries no credentials, or ones the server does not accept (a missing or unknown bearer token). */
+export class UnauthenticatedError extends KtError {
+  override readonly name: string = 'UnauthenticatedError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('UNAUTHENTICATED', message, options);
+  }
+}
+
+/** The caller is known but its role does not allow the call (an `analyze` token asking to unload a model). */
+export class PermissionDeniedError extends KtError {
+  override readonly name: string = 'PermissionDeniedError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('PERMISSION_DENIED', message, options);
   }
 }
 

@@ -1,6 +1,6 @@
 // `kt models build|list`: build the repository from npm packages and show it as a table.
 import { parse, type RegisterCommand } from '../core/cli-args.js';
-import { InvalidInputError } from '../core/errors.js';
+import { InvalidInputError, errorMessage } from '../core/errors.js';
 
 const buildHelp = `kt models build [options]
   Converts the face models shipped by @vladmandic/human and @vladmandic/face-api into
@@ -69,7 +69,8 @@ async function runModelsList(argv: string[]): Promise<number> {
   }
   const { listRepository, defaultRepositoryPath } = await import('./repository.js');
   const repo = values.repo ?? defaultRepositoryPath();
-  const entries = await listRepository(repo);
+  // A version whose model.json fails its schema is skipped by the listing: say so instead of hiding it.
+  const entries = await listRepository(repo, (dir, error) => process.stderr.write(`skipped ${dir}: ${errorMessage(error)}\n`));
   if (values.json) {
     process.stdout.write(
       `${JSON.stringify(

@@ -39,6 +39,11 @@ export interface ClientReconnectOptions {
 export interface FaceAnalysisClientOptions {
   /** TLS credentials, or `false` for plaintext (loopback, trusted LAN). Default false. */
   tls: ClientTlsOptions | false;
+  /**
+   * Bearer token sent as `authorization: Bearer <token>` metadata on every call (unary, streams and their re-opens).
+   * Default undefined (none). Use it with `tls` beyond loopback: in plain text the token can be read on the wire.
+   */
+  token: string | undefined;
   /** Deadline of unary calls (analyze, models, gallery, health) in milliseconds, and the per-frame answer timeout of streams. Default 10000. */
   deadlineMs: number;
   /**
@@ -54,6 +59,7 @@ export interface FaceAnalysisClientOptions {
 
 export const defaultClientOptions: Readonly<FaceAnalysisClientOptions> = Object.freeze({
   tls: false,
+  token: undefined,
   deadlineMs: 10_000,
   maxMessageBytes: 16 * 1024 * 1024,
   keepalive: Object.freeze({ timeMs: 60_000, timeoutMs: 20_000, permitWithoutCalls: false }),
@@ -64,6 +70,7 @@ export const defaultClientOptions: Readonly<FaceAnalysisClientOptions> = Object.
 /** What a caller passes: every field optional, nested groups partial. */
 export interface FaceAnalysisClientInit {
   tls?: ClientTlsOptions | false;
+  token?: string;
   deadlineMs?: number;
   maxMessageBytes?: number;
   keepalive?: Partial<ClientKeepaliveOptions>;
@@ -89,6 +96,8 @@ const clientInitSchema = Type.Partial(
         ),
         Type.Literal(false),
       ]),
+      // Printable ASCII without spaces: what an HTTP/2 header value may carry after "Bearer ".
+      token: Type.String({ pattern: '^[\\x21-\\x7e]+$', mustBe: 'a non-empty token of printable ASCII without spaces' }),
       deadlineMs: positiveInt,
       maxMessageBytes: positiveInt,
       keepalive: Type.Partial(
@@ -130,6 +139,7 @@ export function resolveClientOptions(init: FaceAnalysisClientInit = {}): FaceAna
   const d = defaultClientOptions;
   const o: FaceAnalysisClientOptions = {
     tls: init.tls ?? d.tls,
+    token: init.token ?? d.token,
     deadlineMs: init.deadlineMs ?? d.deadlineMs,
     maxMessageBytes: init.maxMessageBytes ?? d.maxMessageBytes,
     keepalive: { ...d.keepalive, ...defined(init.keepalive) },

@@ -1,6 +1,6 @@
 // FaceAnalysisClient: the gateway-side SDK over the generated grpc-js clients (one shared channel), with typed results and errors.
-import { Channel, Metadata, credentials } from '@grpc/grpc-js';
-import type { ChannelCredentials, ClientDuplexStream, ClientUnaryCall, ServiceError } from '@grpc/grpc-js';
+import { Channel, InterceptingCall, Metadata, credentials } from '@grpc/grpc-js';
+import type { ChannelCredentials, ClientDuplexStream, ClientUnaryCall, Interceptor, ServiceError } from '@grpc/grpc-js';
 import { InvalidInputError } from '../core/errors.js';
 import {
   HealthCheckRequest,
@@ -164,6 +164,20 @@ function credentialsOf(o: FaceAnalysisClientOptions): ChannelCredentials {
 }
 
 /**
+ * Adds `authorization: Bearer <token>` to every call's metadata. An interceptor rather than call credentials: grpc-js
+ * refuses call credentials on a plain-text channel, and a token on loopback without TLS is a supported setup.
+ */
+function bearerTokenInterceptor(token: string): Interceptor {
+  return (options, nextCall) =>
+    new InterceptingCall(nextCall(options), {
+      start: (metadata, listener, next) => {
+        metadata.set('authorization', `Bearer ${token}`);
+        next(metadata, listener);
+      },
+    });
+}
+
+/**
  * Client of a kt server. One HTTP/2 channel is shared by the face-analysis, models, gallery and health services.
  * Every failure is a typed error (see ./errors.ts); results are plain typed objects (see ./results.ts).
  */
@@ -189,7 +203,12 @@ export class FaceAnalysisClient {
     const creds = credentialsOf(this.options);
     const channelOptions = channelOptionsOf(this.options);
     this.channel = new Channel(address, creds, channelOptions);
-    const shared = { ...channelOptions, channelOverride: this.channel };
+    // The interceptor goes on every generated client, so unary calls, streams and stream re-opens all carry the token.
+    const shared = {
+      ...channelOptions,
+      channelOverride: this.channel,
+      ...(this.options.token !== undefined ? { interceptors: [bearerTokenInterceptor(this.options.token)] } : {}),
+    };
     this.analysis = new GeneratedFaceAnalysisClient(address, creds, shared);
     this.modelsClient = new GeneratedModelsClient(address, creds, shared);
     this.galleryClient = new GeneratedGalleryClient(address, creds, shared);

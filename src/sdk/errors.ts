@@ -1,18 +1,21 @@
 // Typed client-side errors, and the one function that maps a gRPC status (or a per-frame ItemError) to them.
 import { status as GrpcStatus } from '@grpc/grpc-js';
 import {
+  AlreadyExistsError,
   FailedPreconditionError,
   InvalidInputError,
   KtError,
   NotFoundError,
+  PermissionDeniedError,
   ResourceExhaustedError,
+  UnauthenticatedError,
   UnavailableError,
   isUnavailableError,
 } from '../core/errors.js';
 import type { KtErrorCode } from '../core/errors.js';
 
 // The domain classes are the core ones, so `instanceof` works the same on both sides of the wire.
-export { FailedPreconditionError, UnavailableError, isUnavailableError };
+export { FailedPreconditionError, PermissionDeniedError, UnauthenticatedError, UnavailableError, isUnavailableError };
 
 /** gRPC status code names by number (google.rpc.Code), for messages and `grpcCodeName`. */
 const statusNames: Record<number, string> = Object.fromEntries(
@@ -26,8 +29,8 @@ export function grpcStatusName(code: number): string {
 }
 
 /**
- * A failed call whose status has no closer domain class (CANCELLED, UNKNOWN, ALREADY_EXISTS, PERMISSION_DENIED,
- * ABORTED, OUT_OF_RANGE, DATA_LOSS, UNAUTHENTICATED, INTERNAL). `grpcCode` keeps the exact status.
+ * A failed call whose status has no closer domain class (CANCELLED, UNKNOWN, ALREADY_EXISTS,
+ * ABORTED, OUT_OF_RANGE, DATA_LOSS, INTERNAL). `grpcCode` keeps the exact status.
  */
 export class RpcError extends KtError {
   override readonly name: string = 'RpcError';
@@ -97,6 +100,8 @@ export function errorFromStatus(e: unknown, what: string): KtError {
       return new InvalidInputError(message, options);
     case GrpcStatus.NOT_FOUND:
       return new NotFoundError(message, options);
+    case GrpcStatus.ALREADY_EXISTS:
+      return new AlreadyExistsError(message, options);
     case GrpcStatus.RESOURCE_EXHAUSTED:
       return new ResourceExhaustedError(message, options);
     case GrpcStatus.FAILED_PRECONDITION:
@@ -107,6 +112,10 @@ export function errorFromStatus(e: unknown, what: string): KtError {
       return new DeadlineExceededError(message, undefined, options);
     case GrpcStatus.UNIMPLEMENTED:
       return new UnimplementedError(message, options);
+    case GrpcStatus.UNAUTHENTICATED:
+      return new UnauthenticatedError(message, options);
+    case GrpcStatus.PERMISSION_DENIED:
+      return new PermissionDeniedError(message, options);
     default:
       return new RpcError('INTERNAL', e.code, message, options);
   }
@@ -116,10 +125,13 @@ export function errorFromStatus(e: unknown, what: string): KtError {
 const statusOfCode: Record<KtErrorCode, number> = {
   INVALID_ARGUMENT: GrpcStatus.INVALID_ARGUMENT,
   NOT_FOUND: GrpcStatus.NOT_FOUND,
+  ALREADY_EXISTS: GrpcStatus.ALREADY_EXISTS,
   RESOURCE_EXHAUSTED: GrpcStatus.RESOURCE_EXHAUSTED,
   FAILED_PRECONDITION: GrpcStatus.FAILED_PRECONDITION,
   UNAVAILABLE: GrpcStatus.UNAVAILABLE,
   UNIMPLEMENTED: GrpcStatus.UNIMPLEMENTED,
+  UNAUTHENTICATED: GrpcStatus.UNAUTHENTICATED,
+  PERMISSION_DENIED: GrpcStatus.PERMISSION_DENIED,
   INTERNAL: GrpcStatus.INTERNAL,
 };
 
@@ -130,6 +142,12 @@ const statusOfCode: Record<KtErrorCode, number> = {
 export function grpcCodeOf(e: unknown): number | undefined {
   if (e instanceof RpcError) return e.grpcCode;
   if (e instanceof Error && isStatusLike(e.cause)) return e.cause.code;
-  if (e instanceof UnavailableError || e instanceof FailedPreconditionError) return statusOfCode[e.code];
+  if (
+    e instanceof UnavailableError ||
+    e instanceof FailedPreconditionError ||
+    e instanceof UnauthenticatedError ||
+    e instanceof PermissionDeniedError
+  )
+    return statusOfCode[e.code];
   return undefined;
 }

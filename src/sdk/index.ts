@@ -27,7 +27,9 @@ export type {
 export {
   DeadlineExceededError,
   FailedPreconditionError,
+  PermissionDeniedError,
   RpcError,
+  UnauthenticatedError,
   UnavailableError,
   UnimplementedError,
   errorFromStatus,
@@ -37,7 +39,7 @@ export {
   isRpcError,
   isUnavailableError,
 } from './errors.js';
-export { InvalidInputError, KtError, NotFoundError, ResourceExhaustedError, isKtError } from '../core/errors.js';
+export { AlreadyExistsError, InvalidInputError, KtError, NotFoundError, ResourceExhaustedError, isKtError } from '../core/errors.js';
 export { defaultTasks, facesEventOfResult, resultToFacesEvent, taskNames } from './results.js';
 export type { FacesEvent, FacesMessage } from '../contract/face-events.js';
 export { createBasicLogger, silentLogger } from '../core/log-types.js';

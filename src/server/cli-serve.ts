@@ -5,12 +5,15 @@ import type { Logger } from '../core/log-types.js';
 import type { ServerConfigOverlay, TaskName } from './config.js';
 
 const help = `kt serve [options]
-  Starts the gRPC face-analysis server (FaceAnalysis, Models, Gallery, grpc.health.v1, reflection) and the MQTT events.
+  Starts the gRPC face-analysis server (FaceAnalysis, Models, Gallery, grpc.health.v1, reflection if enabled) and the
+  MQTT events. Beyond 127.0.0.1 it needs tokens ($KT_TOKENS, $KT_TOKEN_FILE, --token-file) or mutual TLS (kt certs).
   Precedence: defaults < --device profile < --config file < flags.
 
   --config FILE          JSON or YAML file of ServerConfig fields (unknown keys are rejected with the nearest valid name)
   --device NAME|FILE     device profile from devices/NAME.json (default x86-cpu) or a profile file
-  --listen HOST:PORT     listen address (default 0.0.0.0:50051)
+  --listen HOST:PORT     listen address (default 127.0.0.1:50051)
+  --token-file FILE      bearer tokens with roles (analyze, admin), JSON or YAML
+  --reflection           serve gRPC server reflection (off by default)
   --repo DIR             model repository (default $KT_MODEL_REPOSITORY, else model-repository/ in the package)
   --tasks a,b,...        tasks warmed before SERVING, and run for a request that names none
                          (age,gender,emotion,landmarks,embedding,identity,mesh; default all)
@@ -38,6 +41,8 @@ export function registerServeCommands(register: RegisterCommand): void {
       config: { type: 'string' },
       device: { type: 'string' },
       listen: { type: 'string' },
+      'token-file': { type: 'string' },
+      reflection: { type: 'boolean', default: false },
       repo: { type: 'string' },
       tasks: { type: 'string' },
       providers: { type: 'string' },
@@ -64,6 +69,8 @@ export function registerServeCommands(register: RegisterCommand): void {
     if (values.config !== undefined) fileOverlay = await loadServerConfigFile(values.config);
     const flags: Record<string, unknown> = {};
     if (values.listen !== undefined) flags['listenAddress'] = values.listen;
+    if (values['token-file'] !== undefined) flags['tokenFile'] = values['token-file'];
+    if (values.reflection) flags['reflection'] = true;
     if (values.repo !== undefined) flags['modelRepository'] = values.repo;
     if (values.tasks !== undefined) flags['tasks'] = values.tasks.split(',').filter(Boolean) as TaskName[];
     if (values.providers !== undefined) flags['executionProviders'] = values.providers.split(',').filter(Boolean);

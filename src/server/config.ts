@@ -53,10 +53,40 @@ export const serverConfigSchema = Type.Object(
     listenAddress: Type.String({
       pattern: '^(\\[[0-9a-fA-F:]+\\]|[^:\\s]+):\\d{1,5}$',
       mustBe: 'host:port, e.g. "0.0.0.0:50051"',
-      default: '0.0.0.0:50051',
+      default: '127.0.0.1:50051',
       description:
-        'host:port the gRPC server listens on. Default `0.0.0.0:50051`: an edge gateway serves cameras and gateways on its LAN, so it listens on every interface (use `127.0.0.1:50051` to keep it local). Port 0 picks a free port.',
+        'host:port the gRPC server listens on. Default `127.0.0.1:50051` (loopback only, where calls without a token are allowed). To serve a LAN (`0.0.0.0:50051`), configure tokens (`tokenFile`, `KT_TOKENS`, `KT_TOKEN_FILE`) or mutual TLS (`tlsClientCaFile`): the server refuses to start on a non-loopback address without them. Port 0 picks a free port.',
     }),
+    tlsCertFile: Type.String({
+      default: '',
+      description:
+        "PEM certificate (chain) of the server; with `tlsKeyFile` it turns on TLS. Default '' (plain text). `kt certs` makes one for a LAN. Reloaded when the file changes (see tlsReloadIntervalMs).",
+    }),
+    tlsKeyFile: Type.String({ default: '', description: "PEM private key of `tlsCertFile`. Default ''." }),
+    tlsClientCaFile: Type.String({
+      default: '',
+      description:
+        "PEM CA certificate(s) that client certificates must chain to; when set, every client must present one (mutual TLS). Needs tlsCertFile. Default '' (no client certificates).",
+    }),
+    tlsReloadIntervalMs: int(
+      100,
+      undefined,
+      10_000,
+      'How often the TLS files are checked for changes, in milliseconds; a changed, valid set is used for new connections, an invalid one is logged and ignored. Default 10000.',
+    ),
+    tokenFile: Type.String({
+      default: '',
+      description:
+        "JSON or YAML file of bearer tokens with roles: `{ tokens: [{ name, role: analyze|admin, token | sha256 }] }`. Default '' : `$KT_TOKEN_FILE` if set. Tokens in `$KT_TOKENS` (`role:token,...`) are added. With tokens, every call but grpc.health.v1 needs `authorization: Bearer <token>`.",
+    }),
+    allowUnauthenticated: bool(
+      true,
+      'When no token is configured, serve calls without one. Allowed only on a loopback listenAddress (127.0.0.0/8, ::1, localhost); elsewhere the server refuses to start. Configured tokens are always required. Default true (the default listener is 127.0.0.1).',
+    ),
+    reflection: bool(
+      false,
+      'Serve gRPC server reflection (v1 and v1alpha) for grpcurl, buf curl and Postman. Default false (it describes the whole API to anyone who can connect).',
+    ),
     maxReceiveMessageBytes: int(
       1024,
       2 ** 31 - 1,
@@ -149,6 +179,42 @@ export const serverConfigSchema = Type.Object(
       'Unary calls (Analyze, Enrol, Identify) that may wait for an inference slot; more are RESOURCE_EXHAUSTED. Default 32.',
     ),
     maxStreams: int(1, 10_000, 16, 'Open StreamAnalyze calls; more are refused with RESOURCE_EXHAUSTED. Default 16.'),
+    maxStreamsPerClient: int(
+      0,
+      10_000,
+      0,
+      'Open StreamAnalyze calls per client IP address; more are refused with RESOURCE_EXHAUSTED. 0: only maxStreams applies (cameras behind one gateway share an address). Default 0.',
+    ),
+    maxUnconfiguredStreams: int(
+      1,
+      10_000,
+      64,
+      'StreamAnalyze calls that may wait for their StreamConfig at once (a burst of cameras connecting counts); more are refused with RESOURCE_EXHAUSTED. Default 64.',
+    ),
+    streamConfigTimeoutMs: int(
+      0,
+      undefined,
+      10_000,
+      'A StreamAnalyze call that sends no StreamConfig within this many milliseconds is ended with DEADLINE_EXCEEDED; 0 disables it. Default 10000.',
+    ),
+    streamIdleTimeoutMs: int(
+      0,
+      undefined,
+      60_000,
+      'A stream that sends no frame for this many milliseconds (with nothing left to answer) is ended with DEADLINE_EXCEEDED and its slot freed; 0 disables it. Default 60000.',
+    ),
+    keepaliveTimeMs: int(
+      1000,
+      undefined,
+      30_000,
+      'The server pings an idle HTTP/2 connection after this many milliseconds (grpc.keepalive_time_ms). Default 30000.',
+    ),
+    keepaliveTimeoutMs: int(
+      1000,
+      undefined,
+      10_000,
+      'A connection whose ping is not answered within this many milliseconds is closed and its calls cancelled (grpc.keepalive_timeout_ms). Default 10000.',
+    ),
     streamQueueDepth: int(
       1,
       1024,
@@ -176,6 +242,37 @@ export const serverConfigSchema = Type.Object(
       '127.0.0.1',
       'Interface of the embedded broker. Default `127.0.0.1` (not exposed to the network unless asked for).',
     ),
+    mqttUsername: Type.String({
+      default: '',
+      description:
+        "Broker user name. Default '' : none (or the one in mqttUrl). The environment variable KT_MQTT_USERNAME overrides it. Never logged.",
+    }),
+    mqttPassword: Type.String({
+      default: '',
+      description:
+        "Broker password. Default '' : none. Prefer the environment variable KT_MQTT_PASSWORD (it overrides this) over a config file. Never logged.",
+    }),
+    mqttCaFile: Type.String({
+      default: '',
+      description: "PEM file of the CA(s) that signed the broker's certificate, for mqtts:// and wss://. Default '' : the system CAs.",
+    }),
+    mqttCertFile: Type.String({
+      default: '',
+      description: "PEM client certificate for brokers that require mutual TLS (with mqttKeyFile). Default '' : none.",
+    }),
+    mqttKeyFile: Type.String({
+      default: '',
+      description: "PEM private key of mqttCertFile. Default '' : none. Never logged.",
+    }),
+
+    // ---- operations ----
+    metricsAddress: Type.String({
+      pattern: '^$|^(\\[[0-9a-fA-F:]+\\]|[^:\\s]+):\\d{1,5}$',
+      mustBe: 'empty (off) or host:port, e.g. "127.0.0.1:9464"',
+      default: '',
+      description:
+        "host:port of the HTTP listener for Prometheus `/metrics`, `/health/live` and `/health/ready` (200 when gRPC health is SERVING, else 503). Default '' : off; `127.0.0.1:9464` is the usual choice (loopback: the metrics name streams and models). Port 0 picks a free port.",
+    }),
 
     // ---- gallery ----
     galleryPath: text(
@@ -270,6 +367,12 @@ export function resolveServerConfig(...overlays: readonly (ServerConfigOverlay |
       else (merged as unknown as Record<string, unknown>)[key] = Array.isArray(value) ? [...(value as unknown[])] : value;
     }
   });
+  if ((merged.tlsCertFile === '') !== (merged.tlsKeyFile === '')) {
+    throw new InvalidInputError('tlsCertFile and tlsKeyFile must be set together');
+  }
+  if (merged.tlsClientCaFile !== '' && merged.tlsCertFile === '') {
+    throw new InvalidInputError('tlsClientCaFile (mutual TLS) needs tlsCertFile and tlsKeyFile');
+  }
   if (merged.streamQueueDepth > merged.maxStreamQueueDepth) {
     throw new InvalidInputError(
       `streamQueueDepth (${merged.streamQueueDepth}) must not exceed maxStreamQueueDepth (${merged.maxStreamQueueDepth})`,

@@ -56,6 +56,8 @@ export class ModelRegistry {
   /** Names unloaded on purpose: not loaded on demand again until LoadModel/ReloadModel. */
   private readonly unloadedOnPurpose = new Set<string>();
   private watcher: RepositoryWatcher | undefined;
+  /** Unservable version folders of the last scan and why, so each is logged once. */
+  private reportedProblems = new Map<string, string>();
   private closed = false;
 
   constructor(options: ModelRegistryOptions) {
@@ -67,9 +69,15 @@ export class ModelRegistry {
     return this.options.repository;
   }
 
-  /** Reads the repository again; new versions appear as UNLOADED. */
-  async scan(): Promise<void> {
-    const entries = await listRepository(this.options.repository);
+  /**
+   * Reads the repository again; new versions appear as UNLOADED. Returns the loaded versions whose folder is gone
+   * (still held here until retireVanished). A version folder that cannot be served (no or a bad model.json, no
+   * model.onnx) is logged with the reason.
+   */
+  async scan(): Promise<{ name: string; version: number }[]> {
+    const problems = new Map<string, string>();
+    const entries = await listRepository(this.options.repository, (dir, e) => problems.set(dir, errorMessage(e)));
+    this.reportProblems(problems);
     const seen = new Set<string>();
     for (const entry of entries) {
       const name = basename(dirname(entry.dir));
@@ -89,13 +97,55 @@ export class ModelRegistry {
         slot.entry = entry;
       }
     }
-    // Forget versions that left the repository unless a session still serves from them.
+    // Forget versions that left the repository; a loaded one is returned so the caller can take it out of service.
+    const vanished: { name: string; version: number }[] = [];
     for (const [name, versions] of this.slots) {
       for (const [version, slot] of versions) {
-        if (!seen.has(`${name}@${version}`) && slot.state !== 'loaded' && slot.state !== 'loading') versions.delete(version);
+        if (seen.has(`${name}@${version}`)) continue;
+        if (slot.state === 'loaded') vanished.push({ name, version });
+        else if (slot.state !== 'loading') versions.delete(version);
       }
       if (versions.size === 0) this.slots.delete(name);
     }
+    return vanished;
+  }
+
+  /**
+   * Takes versions deleted from the repository out of service: requests in flight finish on them, then their sessions
+   * are released. A model whose serving version went falls back to its newest loaded version, else to the newest in
+   * the repository (loaded now); with none left its requests fail with NOT_FOUND.
+   */
+  private async retireVanished(vanished: { name: string; version: number }[]): Promise<void> {
+    for (const { name, version } of vanished) {
+      const versions = this.slots.get(name);
+      const slot = versions?.get(version);
+      if (!versions || !slot) continue;
+      const wasServing = this.serving.get(name) === version;
+      this.log.warn({ model: name, version, wasServing }, 'model version deleted from the repository; it stops serving');
+      this.retire(slot);
+      versions.delete(version);
+      if (versions.size === 0) this.slots.delete(name);
+      const fallback = this.newestVersion(name);
+      if (!wasServing || this.serving.has(name) || fallback === undefined || this.unloadedOnPurpose.has(name)) continue;
+      try {
+        await this.load(name, fallback);
+        this.log.info({ model: name, version: fallback, deletedVersion: version }, 'serving the previous version again');
+      } catch (e) {
+        this.log.warn({ model: name, version: fallback, error: errorMessage(e) }, 'previous version failed to load');
+      }
+    }
+  }
+
+  /** Logs each unservable version folder once, and again only when its reason changes (scans repeat every rescanMs). */
+  private reportProblems(problems: Map<string, string>): void {
+    for (const [dir, error] of problems) {
+      if (this.reportedProblems.get(dir) === error) continue;
+      this.log.warn(
+        { model: basename(dirname(dir)), version: basename(dir), dir, error },
+        'model version folder skipped: it needs a valid model.json and model.onnx',
+      );
+    }
+    this.reportedProblems = problems;
   }
 
   /** Every known version, ordered by name then version. */
@@ -154,7 +204,7 @@ export class ModelRegistry {
   unload(name: string, version = 0): ModelVersionView[] {
     const versions = this.slots.get(name);
     if (!versions || (version !== 0 && !versions.has(version)))
-      throw new NotFoundError(`model ${name}${version ? ` version ${version}` : ''} not found in ${this.options.repository}`);
+      throw new NotFoundError(`model ${name}${version ? ` version ${version}` : ''} not found in the model repository`);
     const targets = version === 0 ? [...versions.values()] : [versions.get(version)!];
     const out: ModelVersionView[] = [];
     for (const slot of targets) {
@@ -171,8 +221,8 @@ export class ModelRegistry {
    * the old version. A version that fails to load is reported; the previous version keeps serving.
    */
   async reload(name?: string): Promise<ReloadOutcome> {
-    await this.scan();
-    if (name !== undefined && !this.has(name)) throw new NotFoundError(`model ${name} not found in ${this.options.repository}`);
+    await this.retireVanished(await this.scan());
+    if (name !== undefined && !this.has(name)) throw new NotFoundError(`model ${name} not found in the model repository`);
     const names = name !== undefined ? [name] : [...this.serving.keys()];
     const failed: ReloadOutcome['failed'] = [];
     const serving: ModelVersionView[] = [];
@@ -259,7 +309,7 @@ export class ModelRegistry {
 
   /** Loads versions newer than the serving ones beside them, then retires the old; a version that failed is retried once its file changes. */
   private async hotSwap(): Promise<void> {
-    await this.scan();
+    await this.retireVanished(await this.scan());
     for (const [name, current] of [...this.serving]) {
       if (this.closed) return;
       const newest = this.newestVersion(name);
@@ -292,12 +342,12 @@ export class ModelRegistry {
 
   private slot(name: string, version: number): VersionSlot {
     const versions = this.slots.get(name);
-    if (!versions || versions.size === 0) throw new NotFoundError(`model "${name}" not found in ${this.options.repository}`);
+    if (!versions || versions.size === 0) throw new NotFoundError(`model "${name}" not found in the model repository`);
     const v = version === 0 ? Math.max(...versions.keys()) : version;
     const slot = versions.get(v);
     if (!slot)
       throw new NotFoundError(
-        `model "${name}" has no version ${version} in ${this.options.repository} (versions: ${[...versions.keys()].sort((a, b) => a - b).join(', ')})`,
+        `model "${name}" has no version ${version} in the model repository (versions: ${[...versions.keys()].sort((a, b) => a - b).join(', ')})`,
       );
     return slot;
   }

@@ -17,6 +17,13 @@ export interface PipelineDeps {
   registry: ModelRegistry;
   /** Absent: TASK_IDENTITY reports every face as unknown. */
   gallery: IdentityGallery | undefined;
+  /** Hears every model run (the Prometheus metrics); absent: nothing is measured beyond the frame timings. */
+  observer?: InferenceObserver;
+}
+
+/** Told about each model run: how long the frame waited before it started, and how long the run took. */
+export interface InferenceObserver {
+  modelRun(run: { model: string; version: number; queueMs: number; computeMs: number; ok: boolean }): void;
 }
 
 /** Detection limits of one call. */
@@ -61,7 +68,7 @@ export class FramePipeline {
       const detector = await this.deps.registry.acquire(this.deps.config.detectorModel);
       leases.push(detector);
       const detectStart = now();
-      const faces = await this.detectWith(detector, image, plan);
+      const faces = await this.detectWith(detector, image, plan, queueMs);
       const detectMs = now() - detectStart;
 
       // One run per distinct model: faceres answers age, gender, embedding and identity together.
@@ -88,7 +95,7 @@ export class FramePipeline {
       const taskMs = new Map<TaskName, number>();
       for (const { lease, tasks } of groups.values()) {
         const runStart = now();
-        const run = await runTaskModel(lease.model, image, faces);
+        const run = await this.observed(lease, queueMs, () => runTaskModel(lease.model, image, faces));
         const ref = ModelRef.fromPartial({ name: lease.name, version: lease.version });
         for (let i = 0; i < faces.length; i++) {
           for (const task of tasks) this.fill(results[i]!, task, run.decoded[i]!, ref, plan);
@@ -137,7 +144,7 @@ export class FramePipeline {
     if (faces.length === 0) return [];
     const lease = await this.deps.registry.acquire(this.deps.config.taskModels.identity);
     try {
-      const run = await runTaskModel(lease.model, image, faces);
+      const run = await this.observed(lease, 0, () => runTaskModel(lease.model, image, faces));
       return faces.map((face, i) => {
         const out = run.decoded[i]!.find((d) => d.type === 'embedding');
         if (!out || out.type !== 'embedding') throw new InvalidInputError(`model ${lease.name} has no embedding output`);
@@ -148,14 +155,31 @@ export class FramePipeline {
     }
   }
 
-  private async detectWith(detector: ModelLease, image: RgbImage, limits: DetectLimits): Promise<DetectedFace[]> {
+  /** Runs `work` on a model and tells the observer how long it took and whether it succeeded. */
+  private async observed<T>(lease: ModelLease, queueMs: number, work: () => Promise<T>): Promise<T> {
+    const { observer } = this.deps;
+    if (!observer) return work();
+    const started = now();
+    let ok = false;
+    try {
+      const out = await work();
+      ok = true;
+      return out;
+    } finally {
+      observer.modelRun({ model: lease.name, version: lease.version, queueMs, computeMs: now() - started, ok });
+    }
+  }
+
+  private async detectWith(detector: ModelLease, image: RgbImage, limits: DetectLimits, queueMs = 0): Promise<DetectedFace[]> {
     const { config } = this.deps;
-    const faces = await detectFaces(detector.model, image, {
-      scoreThreshold: limits.minScore,
-      iouThreshold: config.detectorIouThreshold,
-      maxFaces: limits.maxFaces,
-      ...(config.detectorInputSize > 0 ? { inputSize: config.detectorInputSize } : {}),
-    });
+    const faces = await this.observed(detector, queueMs, () =>
+      detectFaces(detector.model, image, {
+        scoreThreshold: limits.minScore,
+        iouThreshold: config.detectorIouThreshold,
+        maxFaces: limits.maxFaces,
+        ...(config.detectorInputSize > 0 ? { inputSize: config.detectorInputSize } : {}),
+      }),
+    );
     return faces
       .filter((f) => Math.min(f.box.width, f.box.height) >= limits.minFaceSizePx)
       .sort((a, b) => b.score - a.score)

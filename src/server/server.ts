@@ -1,5 +1,5 @@
 // Starts the serving stack: models warmed, gRPC services bound, health, reflection, MQTT events; and stops it cleanly.
-import { Server, ServerCredentials } from '@grpc/grpc-js';
+import { Server, type ServerInterceptor } from '@grpc/grpc-js';
 import { UnavailableError, errorMessage } from '../core/errors.js';
 import { createLogger, type Logger } from '../core/log.js';
 import { FaceAnalysisService } from '../gen/kt/v1/face_analysis.js';
@@ -12,6 +12,10 @@ import { resolveServerConfig, splitListenAddress, type ServerConfig, type Server
 import { HealthState, ServingStatus } from './health.js';
 import type { ModelRegistry } from './model-registry.js';
 import { addReflection } from './reflection.js';
+import { authInterceptor, authModeOf } from './auth.js';
+import { loadTokens } from './auth-tokens.js';
+import { grpcServerCredentials, type GrpcServerCredentials } from './tls.js';
+import { addLenientService } from './request-decoding.js';
 import type { StatsSnapshotView } from './server-stats.js';
 import { faceAnalysisService } from './service-face-analysis.js';
 import { galleryService } from './service-gallery.js';
@@ -36,6 +40,8 @@ export interface RunningServer {
 
 export interface StartServerOptions {
   logger?: Logger;
+  /** Where KT_TOKENS and KT_TOKEN_FILE are read. Default process.env. */
+  env?: Readonly<Record<string, string | undefined>>;
 }
 
 export const servedServices = ['kt.v1.FaceAnalysis', 'kt.v1.Models', 'kt.v1.Gallery'] as const;
@@ -52,16 +58,24 @@ export async function startServer(
 ): Promise<RunningServer> {
   const cfg = resolveServerConfig(config);
   const log = options.logger ?? createLogger('serve');
-  const serving = await createServingContext(cfg, log);
+  // Auth and TLS first: a config that must not serve fails before any model loads.
+  const auth = authModeOf(cfg, await loadTokens(cfg.tokenFile, options.env ?? process.env));
+  const tls = grpcServerCredentials(cfg, log);
+  log.info({ auth: auth.kind, transport: tls.mode, reflection: cfg.reflection }, 'gRPC security');
+  const serving = await createServingContext(cfg, log).catch((e: unknown) => {
+    tls.close();
+    throw e;
+  });
   const health = new HealthState(servedServices);
-  const server = grpcServer(serving.ctx, health);
+  const server = grpcServer(serving.ctx, health, authInterceptor(auth, log));
   let events: ServerEvents | undefined;
   const release = async (): Promise<void> => {
+    tls.close();
     await events?.close();
     await serving.release();
   };
 
-  const bound = await bindGrpc(server, cfg, log).catch(async (e: unknown) => {
+  const bound = await bindGrpc(server, cfg, tls, log).catch(async (e: unknown) => {
     await release();
     throw e;
   });
@@ -89,23 +103,34 @@ export async function startServer(
   };
 }
 
-function grpcServer(ctx: ServingContext, health: HealthState): Server {
+function grpcServer(ctx: ServingContext, health: HealthState, auth: ServerInterceptor): Server {
   const server = new Server({
+    // One interceptor checks the token and role of every call, unary and streaming, before a handler runs.
+    interceptors: [auth],
     'grpc.max_receive_message_length': ctx.config.maxReceiveMessageBytes,
     'grpc.max_send_message_length': ctx.config.maxSendMessageBytes,
+    // Dead peers (a camera unplugged mid-stream) are found by pings instead of holding their streams until TCP gives up.
+    'grpc.keepalive_time_ms': ctx.config.keepaliveTimeMs,
+    'grpc.keepalive_timeout_ms': ctx.config.keepaliveTimeoutMs,
   });
-  server.addService(FaceAnalysisService, faceAnalysisService(ctx));
-  server.addService(ModelsService, modelsService(ctx));
-  server.addService(GalleryService, galleryService(ctx));
-  server.addService(HealthService, health.service());
-  addReflection(server);
+  // Malformed protobuf from a client is its mistake: INVALID_ARGUMENT (per frame on a stream), never INTERNAL.
+  addLenientService(server, FaceAnalysisService, faceAnalysisService(ctx));
+  addLenientService(server, ModelsService, modelsService(ctx));
+  addLenientService(server, GalleryService, galleryService(ctx));
+  addLenientService(server, HealthService, health.service());
+  if (ctx.config.reflection) addReflection(server);
   return server;
 }
 
 /** Binds the listen address (UNAVAILABLE when taken); health stays NOT_SERVING until the models are warm. */
-async function bindGrpc(server: Server, cfg: ServerConfig, log: Logger): Promise<{ address: string; port: number }> {
+async function bindGrpc(
+  server: Server,
+  cfg: ServerConfig,
+  tls: GrpcServerCredentials,
+  log: Logger,
+): Promise<{ address: string; port: number }> {
   const port = await new Promise<number>((ok, fail) =>
-    server.bindAsync(cfg.listenAddress, ServerCredentials.createInsecure(), (err, boundPort) =>
+    server.bindAsync(cfg.listenAddress, tls.credentials, (err, boundPort) =>
       err ? fail(new UnavailableError(`cannot listen on ${cfg.listenAddress}: ${err.message}`)) : ok(boundPort),
     ),
   );
@@ -208,14 +233,14 @@ interface CloseParts {
 
 /** RunningServer.close: stop accepting, end streams, let calls finish within the grace period, then release everything. */
 function makeClose({ server, serving, health, log, release }: CloseParts): () => Promise<void> {
-  const { config: cfg, streams, slots } = serving.ctx;
+  const { config: cfg, streams, pendingStreams, slots } = serving.ctx;
   let closing: Promise<void> | undefined;
   return () =>
     (closing ??= (async () => {
       serving.setServing(false);
       health.setAll(ServingStatus.NOT_SERVING);
       health.endWatches();
-      for (const s of [...streams]) s.shutdown('server shutting down');
+      for (const s of [...streams, ...pendingStreams]) s.shutdown('server shutting down');
       await drainCalls(server, cfg.shutdownGraceMs, log);
       // Frames still in ONNX Runtime finish before their sessions are released.
       const idleBy = Date.now() + cfg.shutdownGraceMs;

@@ -8,14 +8,14 @@ import {
   type StreamRequest,
   type StreamResponse,
 } from '../gen/kt/v1/face_analysis.js';
+import { unaryStreamId } from '../contract/stream-id.js';
 import { planAnalysis } from './analysis-plan.js';
 import { facesEventOf } from './faces-event.js';
 import type { ServingContext } from './serving-context.js';
 import { notServingError, toServiceError } from './status.js';
 import { StreamSession } from './stream-session.js';
 
-/** Stream id of unary calls in MQTT topics (AnalyzeRequest has no stream field). */
-export const unaryStreamId = 'unary';
+export { unaryStreamId };
 
 export function faceAnalysisService(ctx: ServingContext): FaceAnalysisServer {
   return {

@@ -1,6 +1,7 @@
 // kt.v1.Gallery: enrol people from images (largest face, identity-model embedding), list, delete, identify.
 import type { ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
-import { FailedPreconditionError, InvalidInputError, KtError, NotFoundError } from '../core/errors.js';
+import { FailedPreconditionError, InvalidInputError, NotFoundError } from '../core/errors.js';
+import { checkPersonId, normalisePersonName } from './gallery/person-name.js';
 import type { IdentityGallery, Person as StoredPerson } from './gallery/store.js';
 import { IdentityMatch } from '../gen/kt/v1/common.js';
 import {
@@ -54,26 +55,31 @@ function detectLimits(ctx: ServingContext): DetectLimits {
   return { minScore: ctx.config.detectorScoreThreshold, maxFaces: ctx.config.maxFacesPerFrame, minFaceSizePx: ctx.config.minFaceSizePx };
 }
 
+/**
+ * Empty person_id: a new person with a server-assigned id. An id not in the gallery: that person is created (a name
+ * is then required). An enrolled id: the faces are added, and a non-empty name renames them.
+ */
 async function enrol(ctx: ServingContext, request: EnrolRequest): Promise<EnrolResponse> {
   if (!ctx.serving()) throw notServingError();
   const store = openGallery(ctx);
   const { name, personId, images } = request;
   if (images.length === 0) throw new InvalidInputError('enrolment needs at least one image');
-  if (personId !== '' && store.get(personId) === undefined) {
-    throw new KtError(
-      'UNIMPLEMENTED',
-      `person_id "${personId}" is not in the gallery, and this gallery assigns ids itself: leave person_id empty to enrol a new person`,
-    );
-  }
-  if (personId === '' && name.trim() === '') throw new InvalidInputError('name is required for a new person');
+  const existing = personId === '' ? undefined : store.get(checkPersonId(personId));
+  // Checked before any image is decoded: a bad name must not cost a detector run per image.
+  const cleanName = existing && name.trim() === '' ? undefined : normalisePersonName(name);
   const { used, skipped } = await embedLargestFaces(ctx, images);
   if (used.length === 0)
     throw new InvalidInputError(`no usable face in ${images.length} image(s): ${skipped.map((s) => s.error?.message).join('; ')}`);
   const model = { name: used[0]!.model.name, version: String(used[0]!.model.version) };
   const vectors = used.filter((u) => u.model.version === used[0]!.model.version).map((u) => u.vector);
   let id = personId;
-  if (id === '') id = store.enrol(name, vectors, model);
-  else store.addEmbeddings(id, vectors, model);
+  if (existing === undefined || store.get(personId) === undefined) {
+    // A person deleted while the images were analysed is created again, as the caller asked for them.
+    id = store.enrol(cleanName ?? existing!.name, vectors, model, personId === '' ? undefined : personId);
+  } else {
+    store.addEmbeddings(id, vectors, model);
+    if (cleanName !== undefined && cleanName !== existing.name) store.rename(id, cleanName);
+  }
   const person = store.get(id);
   if (!person) throw new NotFoundError(`person ${id} vanished during enrolment`);
   return EnrolResponse.fromPartial({ personId: id, facesUsed: vectors.length, skipped, person: personOf(person) });

@@ -20,7 +20,7 @@ import {
 } from '../gen/kt/v1/models.js';
 import type { ModelVersionView } from './model-registry.js';
 import type { ServingContext } from './serving-context.js';
-import { answer } from './status.js';
+import { answer, redactPaths } from './status.js';
 
 /** A registry view as the wire ModelInfo. */
 export function modelInfoOf(v: ModelVersionView): ModelInfo {
@@ -71,7 +71,7 @@ export function modelInfoOf(v: ModelVersionView): ModelInfo {
     sha256: m.sha256,
     createdAtUnixMs: Number.isFinite(createdAt) ? createdAt : 0,
     state: modelStates.toWire[v.state],
-    stateMessage: v.stateMessage,
+    stateMessage: redactPaths(v.stateMessage),
     provider: v.provider,
     serving: v.serving,
   });

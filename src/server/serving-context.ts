@@ -3,12 +3,13 @@ import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { FailedPreconditionError } from '../core/errors.js';
 import type { Logger } from '../core/log-types.js';
-import type { FacesEvent } from '../contract/face-events.js';
+import type { FacesEvent, PublisherCounters } from '../contract/face-events.js';
 import type { ServerConfig } from './config.js';
 import { IdentityGallery } from './gallery/store.js';
 import { ModelRegistry } from './model-registry.js';
 import { FramePipeline } from './pipeline.js';
 import { Semaphore } from './semaphore.js';
+import { ServerMetrics } from './metrics.js';
 import { ServerStats, type StatsSnapshotView } from './server-stats.js';
 import { StreamScheduler } from './stream-scheduler.js';
 import { UnaryLane } from './unary-lane.js';
@@ -16,11 +17,15 @@ import { UnaryLane } from './unary-lane.js';
 /** Where faces events go (the MQTT publisher); never blocks, never throws. */
 export interface FacesSink {
   publishFaces(streamId: string, event: FacesEvent): void;
+  /** The publisher's counters and broker connection state (metrics, health). */
+  counters?(): PublisherCounters;
 }
 
 /** An open StreamAnalyze call, as the server tracks it for limits and shutdown. */
 export interface OpenStream {
   readonly streamId: string;
+  /** The client's address without its port (per-client stream limit). */
+  readonly peer: string;
   /** Stops reading, drops what waits, lets the frame in flight finish, ends the call with `reason`. */
   shutdown(reason: string): void;
 }
@@ -33,9 +38,13 @@ export interface ServingContext {
   readonly scheduler: StreamScheduler;
   readonly unary: UnaryLane;
   readonly stats: ServerStats;
+  /** Prometheus metrics (kept whether or not they are served over HTTP). */
+  readonly metrics: ServerMetrics;
   readonly gallery: IdentityGallery | undefined;
   readonly events: FacesSink | undefined;
   readonly streams: Set<OpenStream>;
+  /** Calls that have not sent their StreamConfig yet (limited by maxUnconfiguredStreams, timed by streamConfigTimeoutMs). */
+  readonly pendingStreams: Set<OpenStream>;
   readonly log: Logger;
   /** False until warm-up is done and again while shutting down; calls then fail with UNAVAILABLE. */
   serving(): boolean;
@@ -61,26 +70,35 @@ export async function createServingContext(cfg: ServerConfig, log: Logger): Prom
   if (cfg.galleryPath !== ':memory:') mkdirSync(dirname(resolve(cfg.galleryPath)), { recursive: true });
   const gallery = IdentityGallery.open({ path: cfg.galleryPath });
   const stats = new ServerStats();
+  let events: FacesSink | undefined;
+  const metrics = new ServerMetrics({
+    stats,
+    streamsOpen: () => streams.size,
+    inferenceSlotsBusy: () => slots.busy,
+    models: () => registry.list(),
+    mqtt: () => events?.counters?.(),
+  });
   const slots = new Semaphore(cfg.maxConcurrentInferences);
   const scheduler = new StreamScheduler(slots);
   const unary = new UnaryLane(scheduler, cfg.maxQueuedRequests);
   const streams = new Set<OpenStream>();
   let serving = false;
-  let events: FacesSink | undefined;
   let released: Promise<void> | undefined;
   const ctx: ServingContext = {
     config: cfg,
     registry,
-    pipeline: new FramePipeline({ config: cfg, registry, gallery }),
+    pipeline: new FramePipeline({ config: cfg, registry, gallery, observer: metrics }),
     slots,
     scheduler,
     unary,
     stats,
+    metrics,
     gallery,
     get events() {
       return events;
     },
     streams,
+    pendingStreams: new Set<OpenStream>(),
     log,
     serving: () => serving,
   };

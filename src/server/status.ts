@@ -7,10 +7,13 @@ import { ErrorCode, ItemError, errorCodeFromJSON } from '../gen/kt/v1/common.js'
 const codeOf: Record<KtErrorCode, GrpcStatus> = {
   INVALID_ARGUMENT: GrpcStatus.INVALID_ARGUMENT,
   NOT_FOUND: GrpcStatus.NOT_FOUND,
+  ALREADY_EXISTS: GrpcStatus.ALREADY_EXISTS,
   RESOURCE_EXHAUSTED: GrpcStatus.RESOURCE_EXHAUSTED,
   FAILED_PRECONDITION: GrpcStatus.FAILED_PRECONDITION,
   UNAVAILABLE: GrpcStatus.UNAVAILABLE,
   UNIMPLEMENTED: GrpcStatus.UNIMPLEMENTED,
+  UNAUTHENTICATED: GrpcStatus.UNAUTHENTICATED,
+  PERMISSION_DENIED: GrpcStatus.PERMISSION_DENIED,
   INTERNAL: GrpcStatus.INTERNAL,
 };
 
@@ -19,8 +22,24 @@ const codeOf: Record<KtErrorCode, GrpcStatus> = {
  * a bug and becomes INTERNAL with its message (never a stack).
  */
 export function toGrpcStatus(e: unknown): { code: GrpcStatus; details: string } {
-  if (isKtError(e)) return { code: codeOf[e.code] ?? GrpcStatus.INTERNAL, details: e.message };
-  return { code: GrpcStatus.INTERNAL, details: `internal error: ${errorMessage(e)}` };
+  if (isKtError(e)) return { code: codeOf[e.code] ?? GrpcStatus.INTERNAL, details: redactPaths(e.message) };
+  return { code: GrpcStatus.INTERNAL, details: `internal error: ${redactPaths(errorMessage(e))}` };
+}
+
+/** An absolute POSIX or Windows path, from a boundary (start, space, quote, bracket, '=' or ':') to the next delimiter. */
+const absolutePath = /(^|[\s"'`(\[=:,])((?:\/|[A-Za-z]:\\)[^\s"'`()[\],;]*)/g;
+const keptPathSegments = 3;
+
+/**
+ * Shortens absolute paths in text sent to clients to their last segments ("…/faceres/1/model.json"): where the
+ * server keeps its models and data is the operator's business, not every client's. The server's log keeps them whole.
+ */
+export function redactPaths(text: string): string {
+  return text.replace(absolutePath, (_match, before: string, path: string) => {
+    const segments = path.split(/[\\/]/).filter((p) => p !== '');
+    const tail = segments.slice(-keptPathSegments).join('/');
+    return `${before}…/${tail}`;
+  });
 }
 
 /** The one readiness error: calls fail with UNAVAILABLE while models warm up or the server shuts down. */

@@ -1,6 +1,6 @@
 // One StreamAnalyze call: config first, then frames into a bounded drop-policy queue, analysed in order, one at a time.
-import type { ServerDuplexStream } from '@grpc/grpc-js';
-import { InvalidInputError, ResourceExhaustedError, UnavailableError, errorMessage } from '../core/errors.js';
+import { Metadata, status as GrpcStatus, type ServerDuplexStream, type StatusObject } from '@grpc/grpc-js';
+import { AlreadyExistsError, InvalidInputError, ResourceExhaustedError, UnavailableError, errorMessage } from '../core/errors.js';
 import {
   DropPolicy,
   FrameResult,
@@ -16,6 +16,7 @@ import { dropPolicies } from '../contract/wire-names.js';
 import { DropQueue } from './drop-queue.js';
 import { facesEventOf } from './faces-event.js';
 import type { OpenStream, ServingContext } from './serving-context.js';
+import { decodeFailure } from './request-decoding.js';
 import { notServingError, toItemError, toServiceError } from './status.js';
 import type { SchedulerLane } from './stream-scheduler.js';
 
@@ -23,6 +24,15 @@ interface QueuedFrame {
   frame: Frame;
   receivedAt: number;
   receivedAtMs: number;
+  /** Set when the frame message could not be decoded: answered with this error, in order. */
+  error?: InvalidInputError;
+}
+
+/** The client half of `host:port` (IPv4 or IPv6): streams are limited per client address, not per connection. */
+export function peerHost(peer: string): string {
+  const colon = peer.lastIndexOf(':');
+  const host = colon > 0 && /^\d+$/.test(peer.slice(colon + 1)) ? peer.slice(0, colon) : peer;
+  return host.replace(/^\[(.*)\]$/, '$1');
 }
 
 type Call = ServerDuplexStream<StreamRequest, StreamResponse>;
@@ -40,10 +50,16 @@ export class StreamSession implements SchedulerLane, OpenStream {
   private inputEnded = false;
   private finished = false;
   private registered = false;
+  /** The status the call ends with once its queue is answered; OK unless the server ended it (shutdown, idle). */
+  private endStatus: Partial<StatusObject> | undefined;
+  /** Config timeout before the StreamConfig, idle timeout after it. */
+  private timer: NodeJS.Timeout | undefined;
+  readonly peer: string;
 
   constructor(ctx: ServingContext, call: Call) {
     this.ctx = ctx;
     this.call = call;
+    this.peer = peerHost(call.getPeer());
   }
 
   get id(): string {
@@ -59,6 +75,7 @@ export class StreamSession implements SchedulerLane, OpenStream {
         this.fail(e);
       }
     });
+    this.awaitConfig();
     this.call.on('end', () => {
       this.inputEnded = true;
       this.maybeFinish();
@@ -68,13 +85,71 @@ export class StreamSession implements SchedulerLane, OpenStream {
     this.call.on('close', () => this.close());
   }
 
+  /** Server shutdown: frames already queued are answered (UNAVAILABLE once serving stopped), then the call ends UNAVAILABLE. */
   shutdown(reason: string): void {
-    if (this.finished) return;
+    this.endBy({ code: GrpcStatus.UNAVAILABLE, details: `${reason}; reconnect to another server or retry later` }, reason);
+  }
+
+  /** Stops reading; what is queued is still answered in order, then the call ends with `status`. */
+  private endBy(status: Partial<StatusObject>, reason: string): void {
+    if (this.finished || this.endStatus) return;
+    this.endStatus = status;
     this.inputEnded = true;
-    const dropped = this.queue?.clear().length ?? 0;
-    this.count('framesDropped', dropped);
-    this.ctx.log.info({ stream: this.streamId, reason }, 'stream ending');
+    this.clearTimer();
+    if (!this.paused) {
+      this.paused = true;
+      this.call.pause();
+    }
+    this.ctx.log.info({ stream: this.streamId || '(no config)', peer: this.peer, reason }, 'stream ending');
     this.maybeFinish();
+    this.ctx.scheduler.wake();
+  }
+
+  /** A stream must send its StreamConfig within streamConfigTimeoutMs; at most maxUnconfiguredStreams may wait for one. */
+  private awaitConfig(): void {
+    const { pendingStreams, config } = this.ctx;
+    if (pendingStreams.size >= config.maxUnconfiguredStreams) {
+      this.fail(
+        new ResourceExhaustedError(
+          `too many streams without a StreamConfig: ${pendingStreams.size} (maxUnconfiguredStreams ${config.maxUnconfiguredStreams})`,
+        ),
+      );
+      return;
+    }
+    pendingStreams.add(this);
+    this.armTimer(config.streamConfigTimeoutMs, () =>
+      this.endBy(
+        {
+          code: GrpcStatus.DEADLINE_EXCEEDED,
+          details: `no StreamConfig within ${config.streamConfigTimeoutMs} ms (streamConfigTimeoutMs)`,
+        },
+        'no StreamConfig in time',
+      ),
+    );
+  }
+
+  /** After the config: a stream that sends no frame for streamIdleTimeoutMs, with nothing left to answer, is ended. */
+  private armIdleTimer(): void {
+    const timeoutMs = this.ctx.config.streamIdleTimeoutMs;
+    this.armTimer(timeoutMs, () => {
+      if (this.busy || (this.queue?.length ?? 0) > 0) return this.armIdleTimer();
+      this.endBy(
+        { code: GrpcStatus.DEADLINE_EXCEEDED, details: `stream ${this.streamId} sent no frame for ${timeoutMs} ms (streamIdleTimeoutMs)` },
+        'idle',
+      );
+    });
+  }
+
+  private armTimer(timeoutMs: number, fire: () => void): void {
+    this.clearTimer();
+    if (timeoutMs <= 0 || this.finished) return;
+    this.timer = setTimeout(fire, timeoutMs);
+    this.timer.unref();
+  }
+
+  private clearTimer(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
   }
 
   take(): (() => Promise<void>) | undefined {
@@ -90,20 +165,27 @@ export class StreamSession implements SchedulerLane, OpenStream {
   }
 
   private onMessage(req: StreamRequest): void {
-    if (this.finished) return;
-    const message = req.request;
+    if (this.finished || this.endStatus) return;
+    const undecodable = decodeFailure(req);
+    if (undecodable && !this.plan) throw undecodable;
+    const message = undecodable ? undefined : req.request;
     if (!this.plan) {
       if (message?.$case !== 'config')
         throw new InvalidInputError('the first StreamAnalyze message must be a StreamConfig (request.config)');
       this.open(message.value);
       return;
     }
-    if (message?.$case === 'config')
-      throw new InvalidInputError(`stream ${this.streamId}: StreamConfig is allowed only as the first message`);
     this.count('framesReceived');
+    this.armIdleTimer();
     if (message?.$case !== 'frame') {
-      // An empty message is a bad frame, not a bad stream: report it in order and keep going.
-      this.queueFrame({ frame: { sequence: 0, captureTimeUnixMs: 0 }, receivedAt: performance.now(), receivedAtMs: Date.now() });
+      // An empty, undecodable or repeated-config message is a bad frame, not a bad stream: report it in order and keep going.
+      const error =
+        undecodable ??
+        (message?.$case === 'config'
+          ? new InvalidInputError(`stream ${this.streamId}: StreamConfig is allowed only as the first message; this one is ignored`)
+          : undefined);
+      const frame = { sequence: 0, captureTimeUnixMs: 0 };
+      this.queueFrame({ frame, receivedAt: performance.now(), receivedAtMs: Date.now(), ...(error ? { error } : {}) });
       return;
     }
     this.queueFrame({ frame: message.value, receivedAt: performance.now(), receivedAtMs: Date.now() });
@@ -113,26 +195,45 @@ export class StreamSession implements SchedulerLane, OpenStream {
     const { ctx } = this;
     if (!ctx.serving()) throw notServingError();
     checkStreamId(config.streamId, 'stream_id');
+    // Two open streams with one id would interleave two cameras' events in one MQTT topic.
+    if ([...ctx.streams].some((s) => s.streamId === config.streamId))
+      throw new AlreadyExistsError(`stream_id "${config.streamId}" is already used by an open stream; give each camera its own id`);
     const policy =
       config.dropPolicy === DropPolicy.DROP_POLICY_UNSPECIFIED ? ctx.config.dropPolicy : dropPolicies.fromWire(config.dropPolicy);
     if (policy === undefined) throw new InvalidInputError(`stream ${config.streamId}: unknown drop_policy ${String(config.dropPolicy)}`);
     const plan = planAnalysis(config.analysis, ctx.config, ctx.registry);
-    if (ctx.streams.size >= ctx.config.maxStreams) {
-      throw new ResourceExhaustedError(
-        `too many streams: ${ctx.streams.size} are open (maxStreams ${ctx.config.maxStreams}); close one or retry later`,
-      );
-    }
+    this.checkStreamLimits();
     const depth = Math.min(config.queueDepth || ctx.config.streamQueueDepth, ctx.config.maxStreamQueueDepth);
     this.streamId = config.streamId;
     this.plan = plan;
     this.queue = new DropQueue(depth, policy);
+    ctx.pendingStreams.delete(this);
     ctx.streams.add(this);
     ctx.scheduler.add(this);
     this.registered = true;
+    this.armIdleTimer();
     ctx.log.debug(
       { stream: this.streamId, peer: this.call.getPeer(), tasks: plan.tasks, dropPolicy: policy, queueDepth: depth },
       'stream opened',
     );
+  }
+
+  /** maxStreams over all clients, maxStreamsPerClient per client address (0: no per-client limit). */
+  private checkStreamLimits(): void {
+    const { streams, config } = this.ctx;
+    if (streams.size >= config.maxStreams) {
+      throw new ResourceExhaustedError(
+        `too many streams: ${streams.size} are open (maxStreams ${config.maxStreams}); close one or retry later`,
+      );
+    }
+    if (config.maxStreamsPerClient <= 0) return;
+    let fromPeer = 0;
+    for (const s of streams) if (s.peer === this.peer) fromPeer += 1;
+    if (fromPeer >= config.maxStreamsPerClient) {
+      throw new ResourceExhaustedError(
+        `too many streams from ${this.peer}: ${fromPeer} are open (maxStreamsPerClient ${config.maxStreamsPerClient}); close one or retry later`,
+      );
+    }
   }
 
   private queueFrame(item: QueuedFrame): void {
@@ -153,6 +254,7 @@ export class StreamSession implements SchedulerLane, OpenStream {
     const queueMs = performance.now() - item.receivedAt;
     let result: FrameResult;
     try {
+      if (item.error) throw item.error;
       if (!this.ctx.serving()) throw new UnavailableError('server is shutting down');
       result = await this.ctx.pipeline.analyze(item.frame, this.plan!, queueMs);
       this.count('framesAnalyzed');
@@ -188,7 +290,8 @@ export class StreamSession implements SchedulerLane, OpenStream {
   private maybeFinish(): void {
     if (this.finished || !this.inputEnded || this.busy || (this.queue?.length ?? 0) > 0) return;
     this.close();
-    this.call.end();
+    if (this.endStatus) this.call.emit('error', { metadata: new Metadata(), ...this.endStatus });
+    else this.call.end();
   }
 
   /** Ends the call with an error status (bad or missing StreamConfig, too many streams). */
@@ -208,6 +311,8 @@ export class StreamSession implements SchedulerLane, OpenStream {
   private close(): void {
     if (this.finished) return;
     this.finished = true;
+    this.clearTimer();
+    this.ctx.pendingStreams.delete(this);
     const dropped = this.queue?.clear().length ?? 0;
     this.count('framesDropped', dropped);
     if (this.registered) {

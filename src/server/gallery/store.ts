@@ -1,9 +1,10 @@
 // Identity gallery: enrolled people and their face embeddings in SQLite, matched by cosine similarity per model version.
 import { randomUUID } from 'node:crypto';
 import Database from 'better-sqlite3';
-import { FailedPreconditionError, InvalidInputError, NotFoundError } from '../../core/errors.js';
+import { AlreadyExistsError, FailedPreconditionError, InvalidInputError, NotFoundError } from '../../core/errors.js';
 import { checkModel, fromBlob, l2Normalised, modelKey, toBlob } from './embedding.js';
 import type { EmbeddingInput, EmbeddingModel } from './embedding.js';
+import { checkPersonId, normalisePersonName } from './person-name.js';
 
 export interface GalleryOptions {
   /** SQLite file, created when missing; `:memory:` for a throw-away gallery. Required: losing enrolments silently is worse than asking. */
@@ -61,8 +62,6 @@ interface ModelMatrix {
   rowNames: string[];
 }
 
-const maxNameLength = 256;
-
 export class IdentityGallery {
   private readonly db: Database.Database;
   private readonly matrices = new Map<string, ModelMatrix>();
@@ -88,11 +87,15 @@ export class IdentityGallery {
     return new IdentityGallery(db);
   }
 
-  /** Stores a new person with at least one embedding of `model`; returns the person id. */
-  enrol(name: string, embeddings: readonly EmbeddingInput[], model: EmbeddingModel): string {
-    const cleanName = checkName(name);
+  /**
+   * Stores a new person with at least one embedding of `model`; returns the person id: `personId` when given (it
+   * must be free: InvalidInputError otherwise), else a new UUID. The name is normalised (normalisePersonName).
+   */
+  enrol(name: string, embeddings: readonly EmbeddingInput[], model: EmbeddingModel, personId?: string): string {
+    const cleanName = normalisePersonName(name);
     const vectors = this.checkEmbeddings(embeddings, model);
-    const id = randomUUID();
+    const id = personId === undefined ? randomUUID() : checkPersonId(personId);
+    if (personId !== undefined && this.get(id) !== undefined) throw new AlreadyExistsError(`person_id "${id}" is already enrolled`);
     const now = Date.now();
     this.db.transaction(() => {
       this.db.prepare('INSERT INTO people (id, name, created_ms) VALUES (?, ?, ?)').run(id, cleanName, now);
@@ -116,6 +119,13 @@ export class IdentityGallery {
     })();
     this.matrices.delete(modelKey(model));
     return count;
+  }
+
+  /** Renames an enrolled person (the name normalised as on enrolment); NotFoundError when there is no such person. */
+  rename(personId: string, name: string): void {
+    const result = this.db.prepare('UPDATE people SET name = ? WHERE id = ?').run(normalisePersonName(name), personId);
+    if (result.changes === 0) throw new NotFoundError(`no enrolled person with id "${personId}"`);
+    this.matrices.clear();
   }
 
   /** Everyone enrolled, oldest first; with `model`, only people who have embeddings of that model. */
@@ -248,13 +258,6 @@ export class IdentityGallery {
     );
     for (const v of vectors) insert.run(personId, model.name, model.version, v.length, toBlob(v), now);
   }
-}
-
-function checkName(name: string): string {
-  const trimmed = typeof name === 'string' ? name.trim() : '';
-  if (trimmed === '') throw new InvalidInputError('a person needs a non-empty name');
-  if (trimmed.length > maxNameLength) throw new InvalidInputError(`a person's name is limited to ${maxNameLength} characters`);
-  return trimmed;
 }
 
 function migrate(db: Database.Database, path: string): void {
