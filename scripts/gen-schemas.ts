@@ -8,6 +8,7 @@ import { mustBeKeyword } from '../src/core/schema.js';
 import { modelManifestSchema } from '../src/models/manifest.js';
 import { mqttForwardPlugin } from '../src/sdk/plugin-mqtt-forward.js';
 import { webhookPlugin } from '../src/sdk/plugin-webhook.js';
+import { tokenFileSchema } from '../src/server/auth-tokens.js';
 import { serverConfigFileSchema } from '../src/server/config.js';
 import { deviceProfileSchema } from '../src/server/device-profile.js';
 
@@ -16,6 +17,7 @@ const root = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const schemas: { file: string; from: string; schema: TSchema }[] = [
   { file: 'server-config.schema.json', from: 'src/server/config.ts (serverConfigFileSchema)', schema: serverConfigFileSchema },
   { file: 'device-profile.schema.json', from: 'src/server/device-profile.ts (deviceProfileSchema)', schema: deviceProfileSchema },
+  { file: 'token-file.schema.json', from: 'src/server/auth-tokens.ts (tokenFileSchema)', schema: tokenFileSchema },
   { file: 'model-manifest.schema.json', from: 'src/models/manifest.ts (modelManifestSchema)', schema: modelManifestSchema },
   { file: 'plugin-webhook.schema.json', from: 'src/sdk/plugin-webhook.ts (webhookPlugin.schema)', schema: webhookPlugin.schema },
   {

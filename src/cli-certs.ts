@@ -174,6 +174,7 @@ tlsClientCaFile: ${f.caCert}
 # SDK (copy ${f.caCert}, ${f.clientCert} and ${f.clientKey} to the client):
 #   new FaceAnalysisClient('<server>:50051', { tls: { rootCerts: readFileSync('ca.pem'),
 #     certChain: readFileSync('${f.clientCert.split('/').at(-1)}'), privateKey: readFileSync('${f.clientKey.split('/').at(-1)}') } })
+# kt analyze photo.jpg --server <server>:50051 --ca ca.pem --cert ${f.clientCert.split('/').at(-1)} --key ${f.clientKey.split('/').at(-1)}
 # The server certificate is valid for: ${f.serverNames.join(', ')}
 `;
 }

@@ -32,7 +32,7 @@ export function registerDoctorCommand(register: RegisterCommand): void {
       return 0;
     }
     const checks: Check[] = [];
-    const add = (name: string, ok: boolean | 'warn', detail: string): void => {
+    const add: AddCheck = (name, ok, detail) => {
       checks.push({ name, state: ok === 'warn' ? 'warn' : ok ? 'ok' : 'fail', detail });
     };
 
@@ -53,30 +53,7 @@ export function registerDoctorCommand(register: RegisterCommand): void {
       `${repo}: ${entries.length} model versions${missing.length ? `; no model for ${missing.join(', ')} (run \`kt models build\`)` : ''}`,
     );
 
-    const { createSession, ort } = await import('./onnx/runtime.js');
-    // The native library logs every failed provider load at error level; the table below says it once.
-    ort.env.logLevel = 'fatal';
-    const detector = entries.find((e) => e.manifest.kind === 'detector');
-    if (detector) {
-      for (const p of values.providers.split(',') as ('tensorrt' | 'cuda' | 'cpu')[]) {
-        try {
-          const { session } = await createSession(detector.modelPath, { providers: [p] });
-          await session.release();
-          add(`execution provider ${p}`, true, 'initialises');
-        } catch (e) {
-          add(
-            `execution provider ${p}`,
-            p === 'cpu' ? false : 'warn',
-            `unavailable: ${errorMessage(e).split(':').slice(-1)[0]!.trim().slice(0, 160)}`,
-          );
-        }
-      }
-    }
-    add(
-      'onnxruntime-node',
-      true,
-      `${ort.env.versions.common ?? 'unknown'} (${process.platform}/${process.arch}; the npm binary has CUDA only on linux/x64 with its provider libraries installed)`,
-    );
+    await checkProviders(entries, values.providers.split(',') as ('tensorrt' | 'cuda' | 'cpu')[], add);
 
     const { probeMqttBroker } = await import('./server/mqtt/embedded-broker.js');
     const [host, port] = values.mqtt.split(':');
@@ -98,4 +75,38 @@ export function registerDoctorCommand(register: RegisterCommand): void {
     for (const c of checks) process.stdout.write(`${c.state.toUpperCase().padEnd(4)}  ${c.name.padEnd(28)} ${c.detail}\n`);
     return checks.some((c) => c.state === 'fail') ? 1 : 0;
   });
+}
+
+type AddCheck = (name: string, ok: boolean | 'warn', detail: string) => void;
+
+/** Tries each execution provider alone on the detector model; a missing accelerator is a warning, a missing CPU provider a failure. */
+async function checkProviders(
+  entries: readonly { manifest: { kind: string }; modelPath: string }[],
+  providers: readonly ('tensorrt' | 'cuda' | 'cpu')[],
+  add: AddCheck,
+): Promise<void> {
+  const { createSession, ort } = await import('./onnx/runtime.js');
+  // The native library logs every failed provider load at error level; the table below says it once.
+  ort.env.logLevel = 'fatal';
+  const detector = entries.find((e) => e.manifest.kind === 'detector');
+  if (detector) {
+    for (const p of providers) {
+      try {
+        const { session } = await createSession(detector.modelPath, { providers: [p] });
+        await session.release();
+        add(`execution provider ${p}`, true, 'initialises');
+      } catch (e) {
+        add(
+          `execution provider ${p}`,
+          p === 'cpu' ? false : 'warn',
+          `unavailable: ${errorMessage(e).split(':').slice(-1)[0]!.trim().slice(0, 160)}`,
+        );
+      }
+    }
+  }
+  add(
+    'onnxruntime-node',
+    true,
+    `${ort.env.versions.common ?? 'unknown'} (${process.platform}/${process.arch}; the npm binary has CUDA only on linux/x64 with its provider libraries installed)`,
+  );
 }

@@ -92,7 +92,7 @@ describe('2. stream a folder of frames or MJPEG on stdin to `kt serve`', () => {
   let address: string;
 
   beforeAll(async () => {
-    // A free loopback port instead of 0.0.0.0:50051, and no MQTT: other tests may hold both.
+    // A free loopback port instead of the default 127.0.0.1:50051, and no MQTT: other tests may hold both.
     address = `127.0.0.1:${await freePort()}`;
     server = spawn('bash', ['-c', `exec ${ktLine(commands[1]!)} --listen ${address} --no-mqtt`], {
       cwd: work,

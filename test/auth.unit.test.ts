@@ -1,10 +1,14 @@
 // The auth rules without sockets: token parsing and hashing, the per-method role table, the per-call check, the start-up rule.
 import { createHash } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Metadata, status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { InvalidInputError } from '../src/core/errors.js';
 import { accessOf, authModeOf, checkCall, isLoopbackHost, type AuthMode } from '../src/server/auth.js';
-import { TokenStore, envTokenEntries, tokenEntriesOf } from '../src/server/auth-tokens.js';
+import { TokenStore, envTokenEntries, loadTokens, tokenEntriesOf } from '../src/server/auth-tokens.js';
+import { resolveClientOptions } from '../src/sdk/client-options.js';
 import { resolveServerConfig } from '../src/server/config.js';
 
 const adminToken = 'admin-token-0123456789abcdef';
@@ -49,6 +53,30 @@ describe('tokens', () => {
     expect(() => envTokenEntries(`root:${adminToken}`)).toThrow(InvalidInputError);
     expect(() => tokenEntriesOf({ tokens: [{ role: 'admin' }] }, 'f.json')).toThrow(/exactly one of "token" and "sha256"/);
     expect(() => tokenEntriesOf({ tokens: [{ role: 'owner', token: adminToken }] }, 'f.json')).toThrow(/f\.json/);
+  });
+});
+
+describe('token sources', () => {
+  it('a YAML token file (config tokenFile, else $KT_TOKEN_FILE) plus $KT_TOKENS', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'kt-tokens-'));
+    try {
+      const file = join(dir, 'tokens.yaml');
+      const sha = createHash('sha256').update(adminToken).digest('hex');
+      await writeFile(file, `tokens:\n  - name: ops\n    role: admin\n    sha256: ${sha}\n`);
+      const fromConfig = await loadTokens(file, { KT_TOKENS: `analyze:${analyzeToken}` });
+      expect(fromConfig.size).toBe(2);
+      expect(fromConfig.match(adminToken)).toMatchObject({ name: 'ops', role: 'admin' });
+      expect((await loadTokens('', { KT_TOKEN_FILE: file })).match(adminToken)?.role).toBe('admin');
+      expect((await loadTokens('', {})).size).toBe(0);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('the SDK option `token` must be printable ASCII without spaces', () => {
+    expect(resolveClientOptions({ token: analyzeToken }).token).toBe(analyzeToken);
+    expect(resolveClientOptions().token).toBeUndefined();
+    expect(() => resolveClientOptions({ token: 'two words' })).toThrow(/token/);
   });
 });
 

@@ -155,11 +155,12 @@ describe('model repository in error details', () => {
 });
 
 describe('repository changes', () => {
+  const emotionVersion = async (): Promise<number> =>
+    (await analyze(client, analyzeRequest(encodedImage(demoJpeg(1)), [Task.TASK_EMOTION]))).result!.models.find(
+      (m) => m.name === 'emotion',
+    )!.version;
+
   it('logs a version folder without model.json, and a deleted serving version stops serving', async () => {
-    const emotionVersion = async (): Promise<number> =>
-      (await analyze(client, analyzeRequest(encodedImage(demoJpeg(1)), [Task.TASK_EMOTION]))).result!.models.find(
-        (m) => m.name === 'emotion',
-      )!.version;
     expect(await emotionVersion()).toBe(1);
     // A folder that is not a servable version: reported in the log, not silently ignored.
     await mkdir(join(repo, 'emotion', '7'));
@@ -179,5 +180,22 @@ describe('repository changes', () => {
     const v2 = await describeModel('emotion', 2).catch((e: ServiceError) => e);
     expect((v2 as ServiceError).code).toBe(status.NOT_FOUND);
     expect(logLines.some((l) => /deleted from the repository/.test(l.msg) && l['version'] === 2)).toBe(true);
+  });
+
+  it('a version that fails to load is reported to clients without the repository path, and logged whole', async () => {
+    const staging = join(repo, 'emotion', '.staging-5');
+    await cp(join(defaultRepositoryPath(), 'emotion', '1'), staging, { recursive: true });
+    await writeFile(join(staging, 'model.onnx'), 'not an onnx model');
+    await rename(staging, join(repo, 'emotion', '5'));
+    const failed = await unary(models, models.loadModel, { name: 'emotion', version: 5 }).catch((e: ServiceError) => e);
+    expect((failed as ServiceError).code).toBe(status.FAILED_PRECONDITION);
+    expect((failed as ServiceError).details).not.toContain(repo);
+    expect((failed as ServiceError).details).toContain('…/emotion/5/model.onnx');
+    const described = await describeModel('emotion', 5);
+    expect(described.model!.stateMessage).not.toContain(repo);
+    const logged = logLines.find((l) => l['call'] === 'Models.LoadModel');
+    expect(logged).toMatchObject({ level: 'warn', error: expect.stringContaining(join(repo, 'emotion', '5', 'model.onnx')) });
+    // Version 1 still serves.
+    expect(await emotionVersion()).toBe(1);
   });
 });

@@ -161,3 +161,11 @@ describe('facesEventOf', () => {
     expect(facesEventOfResult({ ...sdkResult, captureTimeUnixMs: 0 }, 5000).latencyMs).toBe(12);
   });
 });
+
+describe('gRPC status of each domain code', () => {
+  it('matches grpc-js numbering for every KtErrorCode', async () => {
+    const { status } = await import('@grpc/grpc-js');
+    const { grpcStatusOfKtCode } = await import('../src/contract/status-codes.js');
+    for (const [code, number] of Object.entries(grpcStatusOfKtCode)) expect(number, code).toBe(status[code as keyof typeof status]);
+  });
+});

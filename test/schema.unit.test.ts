@@ -163,7 +163,7 @@ describe('server config schema', () => {
       expect(field.description, key).toMatch(/Default/);
     }
     expect(defaultServerConfig).toMatchObject({
-      listenAddress: '0.0.0.0:50051',
+      listenAddress: '127.0.0.1:50051',
       mqttQos: 1,
       executionProviders: ['cpu'],
       taskModels: { age: 'faceres', mesh: 'facemesh' },

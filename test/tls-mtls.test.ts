@@ -139,3 +139,10 @@ describe('mutual TLS', () => {
     expect(grpcCodeOf(e), String(e)).toBe(status.UNAVAILABLE);
   });
 });
+
+describe('start-up', () => {
+  it('a key that does not match the certificate fails the start, naming the files', async () => {
+    const bad = { ...config, tlsCertFile: certs.serverCert, tlsKeyFile: certs.clientKey };
+    await expect(startServer(bad, { logger: quiet })).rejects.toThrow(/TLS files .*server\.pem .*client\.key/);
+  });
+});

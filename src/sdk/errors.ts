@@ -13,6 +13,7 @@ import {
   isUnavailableError,
 } from '../core/errors.js';
 import type { KtErrorCode } from '../core/errors.js';
+import { grpcStatusOfKtCode } from '../contract/status-codes.js';
 
 // The domain classes are the core ones, so `instanceof` works the same on both sides of the wire.
 export { FailedPreconditionError, PermissionDeniedError, UnauthenticatedError, UnavailableError, isUnavailableError };
@@ -121,20 +122,6 @@ export function errorFromStatus(e: unknown, what: string): KtError {
   }
 }
 
-/** The status each domain code maps to (the server's table in src/server/status.ts), for errors raised client-side. */
-const statusOfCode: Record<KtErrorCode, number> = {
-  INVALID_ARGUMENT: GrpcStatus.INVALID_ARGUMENT,
-  NOT_FOUND: GrpcStatus.NOT_FOUND,
-  ALREADY_EXISTS: GrpcStatus.ALREADY_EXISTS,
-  RESOURCE_EXHAUSTED: GrpcStatus.RESOURCE_EXHAUSTED,
-  FAILED_PRECONDITION: GrpcStatus.FAILED_PRECONDITION,
-  UNAVAILABLE: GrpcStatus.UNAVAILABLE,
-  UNIMPLEMENTED: GrpcStatus.UNIMPLEMENTED,
-  UNAUTHENTICATED: GrpcStatus.UNAUTHENTICATED,
-  PERMISSION_DENIED: GrpcStatus.PERMISSION_DENIED,
-  INTERNAL: GrpcStatus.INTERNAL,
-};
-
 /**
  * The gRPC status code behind a typed error from this SDK: `grpcCode`, else the status kept as `cause`, else (for
  * UnavailableError and FailedPreconditionError raised by the client itself) the status of its domain code.
@@ -148,6 +135,6 @@ export function grpcCodeOf(e: unknown): number | undefined {
     e instanceof UnauthenticatedError ||
     e instanceof PermissionDeniedError
   )
-    return statusOfCode[e.code];
+    return grpcStatusOfKtCode[e.code];
   return undefined;
 }

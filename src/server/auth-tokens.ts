@@ -15,6 +15,7 @@ export const minTokenLength = 16;
 /** What a token file holds; a token is given in clear (`token`) or as the hex SHA-256 of its UTF-8 bytes (`sha256`). */
 export const tokenFileSchema = Type.Object(
   {
+    $schema: Type.Optional(Type.String({ description: 'Path or URL of this JSON Schema, for editor completion; ignored.' })),
     tokens: Type.Array(
       Type.Object(
         {
@@ -35,7 +36,11 @@ export const tokenFileSchema = Type.Object(
       ),
     ),
   },
-  { additionalProperties: false, title: 'kt token file' },
+  {
+    additionalProperties: false,
+    title: 'kt token file',
+    description: 'Bearer tokens with roles for `tokenFile` / $KT_TOKEN_FILE; clients send `authorization: Bearer <token>`.',
+  },
 );
 
 export interface TokenEntry {

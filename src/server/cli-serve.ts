@@ -25,6 +25,7 @@ const help = `kt serve [options]
   --no-mqtt              no MQTT events
   --node-id ID           MQTT node id (default: host name)
   --gallery FILE         identity gallery SQLite file (default kt-gallery.db)
+  --metrics HOST:PORT    HTTP /metrics (Prometheus), /health/live, /health/ready, e.g. 127.0.0.1:9464 (default off)
   --print-config         print the merged config as JSON and exit
   --help                 print this help
 `;
@@ -53,6 +54,7 @@ export function registerServeCommands(register: RegisterCommand): void {
       'no-mqtt': { type: 'boolean', default: false },
       'node-id': { type: 'string' },
       gallery: { type: 'string' },
+      metrics: { type: 'string' },
       'print-config': { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     });
@@ -82,6 +84,7 @@ export function registerServeCommands(register: RegisterCommand): void {
     if (values['no-mqtt']) flags['mqttEnabled'] = false;
     if (values['node-id'] !== undefined) flags['mqttNodeId'] = values['node-id'];
     if (values.gallery !== undefined) flags['galleryPath'] = values.gallery;
+    if (values.metrics !== undefined) flags['metricsAddress'] = values.metrics;
     const config = resolveServerConfig(profile.config, fileOverlay, validateConfigOverlay(flags, 'flags'));
     if (values['print-config']) {
       process.stdout.write(`${JSON.stringify(config, null, 2)}\n`);

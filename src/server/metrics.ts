@@ -29,10 +29,10 @@ export class ServerMetrics implements InferenceObserver {
   private readonly queueDuration: Histogram<'model'>;
   private readonly computeDuration: Histogram<'model'>;
   private readonly framesDropped: Counter<'stream'>;
+  private processMetrics = false;
 
   constructor(sources: MetricsSources) {
     const registers = [this.registry];
-    collectDefaultMetrics({ register: this.registry, prefix: 'kt_' });
     this.inferenceCount = new Counter({
       name: 'kt_inference_count',
       help: 'Model runs (one per frame and model; a run covers every face of the frame), by model and version.',
@@ -78,6 +78,16 @@ export class ServerMetrics implements InferenceObserver {
 
   streamFramesDropped(streamId: string, count: number): void {
     if (count > 0) this.framesDropped.inc({ stream: streamId }, count);
+  }
+
+  /**
+   * Adds the process metrics (`kt_process_resident_memory_bytes`, `kt_nodejs_eventloop_lag_seconds`, GC, ...). Only
+   * when /metrics is served: they start an event-loop monitor and a GC observer that live as long as the process.
+   */
+  collectProcessMetrics(): void {
+    if (this.processMetrics) return;
+    this.processMetrics = true;
+    collectDefaultMetrics({ register: this.registry, prefix: 'kt_' });
   }
 
   /** The text exposition format, for GET /metrics. */

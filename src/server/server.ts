@@ -7,9 +7,11 @@ import { GalleryService } from '../gen/kt/v1/gallery.js';
 import { ModelsService } from '../gen/kt/v1/models.js';
 import { HealthService } from '../gen/grpc/health/v1/health.js';
 import { createMqttPublisher, type MqttEventPublisher } from '../events/mqtt/publisher.js';
+import { brokerCredentials, summariseCredentials } from './mqtt/broker-credentials.js';
 import { resolveBroker, type ResolvedBroker } from './mqtt/embedded-broker.js';
 import { resolveServerConfig, splitListenAddress, type ServerConfig, type ServerConfigOverlay } from './config.js';
 import { HealthState, ServingStatus } from './health.js';
+import { startOpsHttp, type OpsHttpServer } from './http-ops.js';
 import type { ModelRegistry } from './model-registry.js';
 import { addReflection } from './reflection.js';
 import { authInterceptor, authModeOf } from './auth.js';
@@ -30,6 +32,8 @@ export interface RunningServer {
   readonly config: ServerConfig;
   /** Where MQTT events go: the broker URL and whether it is configured, a local one or embedded; undefined when MQTT is off. */
   readonly mqtt: { url: string; source: ResolvedBroker['source'] } | undefined;
+  /** `host:port` of the /metrics and /health HTTP listener; undefined when metricsAddress is ''. */
+  readonly metricsAddress: string | undefined;
   /** Model versions and their state (for logs and tests). */
   readonly registry: ModelRegistry;
   /** Counters as published on the stats topic. */
@@ -69,8 +73,10 @@ export async function startServer(
   const health = new HealthState(servedServices);
   const server = grpcServer(serving.ctx, health, authInterceptor(auth, log));
   let events: ServerEvents | undefined;
+  let ops: OpsHttpServer | undefined;
   const release = async (): Promise<void> => {
     tls.close();
+    await ops?.close();
     await events?.close();
     await serving.release();
   };
@@ -80,7 +86,8 @@ export async function startServer(
     throw e;
   });
   try {
-    events = await startEvents(cfg, log, serving.snapshot);
+    ops = await startOps(serving.ctx, health, log);
+    events = await startEvents(cfg, log, serving.snapshot, options.env ?? process.env);
     serving.setEvents(events?.publisher);
     await warmModels(serving.ctx.registry, cfg, log);
   } catch (e) {
@@ -97,6 +104,7 @@ export async function startServer(
     ...bound,
     config: cfg,
     mqtt: events ? { url: events.broker.url, source: events.broker.source } : undefined,
+    metricsAddress: ops?.address,
     registry: serving.ctx.registry,
     stats: serving.snapshot,
     close: makeClose({ server, serving, health, log, release }),
@@ -143,6 +151,22 @@ async function bindGrpc(
   return { address, port };
 }
 
+/** The /metrics and /health listener when metricsAddress is set: live from the start, ready once gRPC health is SERVING. */
+async function startOps(ctx: ServingContext, health: HealthState, log: Logger): Promise<OpsHttpServer | undefined> {
+  if (ctx.config.metricsAddress === '') return undefined;
+  ctx.metrics.collectProcessMetrics();
+  return startOpsHttp({
+    address: ctx.config.metricsAddress,
+    metrics: ctx.metrics,
+    ready: () => health.get('') === ServingStatus.SERVING,
+    details: () => {
+      const mqtt = ctx.events?.counters?.();
+      return mqtt === undefined ? {} : { mqttConnected: mqtt.connected, mqttQueued: mqtt.queued };
+    },
+    logger: log.child({ component: 'ops-http' }),
+  });
+}
+
 /** The MQTT side of a running server: where events go and the publisher that sends them. */
 interface ServerEvents {
   readonly broker: ResolvedBroker;
@@ -158,12 +182,19 @@ const brokerSourceText: Record<ResolvedBroker['source'], string> = {
 };
 
 /** Resolves the broker (configured, local or embedded) and starts the publisher; undefined when MQTT is off. */
-async function startEvents(cfg: ServerConfig, log: Logger, stats: () => StatsSnapshotView): Promise<ServerEvents | undefined> {
+async function startEvents(
+  cfg: ServerConfig,
+  log: Logger,
+  stats: () => StatsSnapshotView,
+  env: Readonly<Record<string, string | undefined>>,
+): Promise<ServerEvents | undefined> {
   if (!cfg.mqttEnabled) {
     log.info('MQTT events disabled');
     return undefined;
   }
   const mqttLog = log.child({ component: 'mqtt' });
+  // Read first: a missing certificate file fails the start before a broker is started or probed.
+  const credentials = brokerCredentials(cfg, env);
   const broker = await resolveBroker({
     ...(cfg.mqttUrl !== '' ? { url: cfg.mqttUrl } : {}),
     embeddedPort: cfg.embeddedBrokerPort,
@@ -172,7 +203,13 @@ async function startEvents(cfg: ServerConfig, log: Logger, stats: () => StatsSna
   });
   let publisher: MqttEventPublisher;
   try {
-    const publisherOptions = { url: broker.url, topicPrefix: cfg.mqttTopicPrefix, qos: cfg.mqttQos, statsIntervalMs: cfg.statsIntervalMs };
+    const publisherOptions = {
+      url: broker.url,
+      topicPrefix: cfg.mqttTopicPrefix,
+      qos: cfg.mqttQos,
+      statsIntervalMs: cfg.statsIntervalMs,
+      ...credentials,
+    };
     publisher = createMqttPublisher(
       { ...publisherOptions, ...(cfg.mqttNodeId !== '' ? { nodeId: cfg.mqttNodeId } : {}), statsSource: () => ({ ...stats() }) },
       mqttLog,
@@ -183,7 +220,12 @@ async function startEvents(cfg: ServerConfig, log: Logger, stats: () => StatsSna
   }
   const { topicPrefix, nodeId } = publisher.options;
   log.info(
-    { url: broker.url, brokerSource: broker.source, topics: `${topicPrefix}/${nodeId}/...` },
+    {
+      url: broker.url,
+      brokerSource: broker.source,
+      topics: `${topicPrefix}/${nodeId}/...`,
+      credentials: summariseCredentials(credentials),
+    },
     `MQTT events to the ${brokerSourceText[broker.source]}`,
   );
   return {

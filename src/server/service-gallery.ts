@@ -34,15 +34,16 @@ function personOf(p: StoredPerson): Person {
 }
 
 export function galleryService(ctx: ServingContext): GalleryServer {
+  const log = (call: string) => ({ logger: ctx.log, call: `Gallery.${call}` });
   return {
     enrol: (call: ServerUnaryCall<EnrolRequest, EnrolResponse>, callback: sendUnaryData<EnrolResponse>) =>
-      answer(callback, () => enrol(ctx, call.request)),
+      answer(callback, log('Enrol'), () => enrol(ctx, call.request)),
     listPeople: (_call: ServerUnaryCall<ListPeopleRequest, ListPeopleResponse>, callback: sendUnaryData<ListPeopleResponse>) =>
-      answer(callback, () => listPeople(ctx)),
+      answer(callback, log('ListPeople'), () => listPeople(ctx)),
     deletePerson: (call: ServerUnaryCall<DeletePersonRequest, DeletePersonResponse>, callback: sendUnaryData<DeletePersonResponse>) =>
-      answer(callback, () => deletePerson(ctx, call.request)),
+      answer(callback, log('DeletePerson'), () => deletePerson(ctx, call.request)),
     identify: (call: ServerUnaryCall<IdentifyRequest, IdentifyResponse>, callback: sendUnaryData<IdentifyResponse>) =>
-      answer(callback, () => identify(ctx, call.request)),
+      answer(callback, log('Identify'), () => identify(ctx, call.request)),
   };
 }
 

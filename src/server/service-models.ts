@@ -84,9 +84,10 @@ function required(name: string, field = 'name'): string {
 
 export function modelsService(ctx: ServingContext): ModelsServer {
   const { registry } = ctx;
+  const log = (call: string) => ({ logger: ctx.log, call: `Models.${call}` });
   return {
     listModels: (call: ServerUnaryCall<ListModelsRequest, ListModelsResponse>, callback: sendUnaryData<ListModelsResponse>) =>
-      answer(callback, async () => {
+      answer(callback, log('ListModels'), async () => {
         await registry.scan();
         const task = call.request.task;
         return ListModelsResponse.fromPartial({
@@ -97,25 +98,25 @@ export function modelsService(ctx: ServingContext): ModelsServer {
         });
       }),
     describeModel: (call: ServerUnaryCall<DescribeModelRequest, DescribeModelResponse>, callback: sendUnaryData<DescribeModelResponse>) =>
-      answer(callback, async () => {
+      answer(callback, log('DescribeModel'), async () => {
         await registry.scan();
         return DescribeModelResponse.fromPartial({
           model: modelInfoOf(registry.describe(required(call.request.name), call.request.version)),
         });
       }),
     loadModel: (call: ServerUnaryCall<LoadModelRequest, LoadModelResponse>, callback: sendUnaryData<LoadModelResponse>) =>
-      answer(callback, async () => {
+      answer(callback, log('LoadModel'), async () => {
         await registry.scan();
         return LoadModelResponse.fromPartial({
           model: modelInfoOf(await registry.load(required(call.request.name), call.request.version)),
         });
       }),
     unloadModel: (call: ServerUnaryCall<UnloadModelRequest, UnloadModelResponse>, callback: sendUnaryData<UnloadModelResponse>) =>
-      answer(callback, () =>
+      answer(callback, log('UnloadModel'), () =>
         UnloadModelResponse.fromPartial({ models: registry.unload(required(call.request.name), call.request.version).map(modelInfoOf) }),
       ),
     reloadModel: (call: ServerUnaryCall<ReloadModelRequest, ReloadModelResponse>, callback: sendUnaryData<ReloadModelResponse>) =>
-      answer(callback, async () => {
+      answer(callback, log('ReloadModel'), async () => {
         const outcome = await registry.reload(call.request.name === '' ? undefined : call.request.name);
         return ReloadModelResponse.fromPartial({
           models: outcome.serving.map(modelInfoOf),

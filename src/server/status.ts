@@ -1,33 +1,31 @@
 // The one mapping from domain errors to gRPC status (and to per-item ErrorCode), with INTERNAL as the fallback.
 import { status as GrpcStatus, type StatusObject } from '@grpc/grpc-js';
 import { Metadata } from '@grpc/grpc-js';
-import { UnavailableError, errorMessage, isKtError, type KtErrorCode } from '../core/errors.js';
+import { UnavailableError, errorMessage, isKtError } from '../core/errors.js';
+import type { Logger } from '../core/log-types.js';
 import { ErrorCode, ItemError, errorCodeFromJSON } from '../gen/kt/v1/common.js';
-
-const codeOf: Record<KtErrorCode, GrpcStatus> = {
-  INVALID_ARGUMENT: GrpcStatus.INVALID_ARGUMENT,
-  NOT_FOUND: GrpcStatus.NOT_FOUND,
-  ALREADY_EXISTS: GrpcStatus.ALREADY_EXISTS,
-  RESOURCE_EXHAUSTED: GrpcStatus.RESOURCE_EXHAUSTED,
-  FAILED_PRECONDITION: GrpcStatus.FAILED_PRECONDITION,
-  UNAVAILABLE: GrpcStatus.UNAVAILABLE,
-  UNIMPLEMENTED: GrpcStatus.UNIMPLEMENTED,
-  UNAUTHENTICATED: GrpcStatus.UNAUTHENTICATED,
-  PERMISSION_DENIED: GrpcStatus.PERMISSION_DENIED,
-  INTERNAL: GrpcStatus.INTERNAL,
-};
+import { grpcStatusOfKtCode } from '../contract/status-codes.js';
 
 /**
  * The status for any error thrown while serving: typed domain errors keep their code and message; anything else is
  * a bug and becomes INTERNAL with its message (never a stack).
  */
 export function toGrpcStatus(e: unknown): { code: GrpcStatus; details: string } {
-  if (isKtError(e)) return { code: codeOf[e.code] ?? GrpcStatus.INTERNAL, details: redactPaths(e.message) };
-  return { code: GrpcStatus.INTERNAL, details: `internal error: ${redactPaths(errorMessage(e))}` };
+  if (isKtError(e)) return { code: grpcStatusOfKtCode[e.code] ?? GrpcStatus.INTERNAL, details: capDetails(redactPaths(e.message)) };
+  return { code: GrpcStatus.INTERNAL, details: capDetails(`internal error: ${redactPaths(errorMessage(e))}`) };
+}
+
+/** Longest status message sent. Messages echo client strings (a 100 KB stream id): past the peer's header-list limit the trailers break the connection. */
+const maxDetailsChars = 1024;
+
+function capDetails(details: string): string {
+  return details.length <= maxDetailsChars
+    ? details
+    : `${details.slice(0, maxDetailsChars)}… (${details.length - maxDetailsChars} more characters)`;
 }
 
 /** An absolute POSIX or Windows path, from a boundary (start, space, quote, bracket, '=' or ':') to the next delimiter. */
-const absolutePath = /(^|[\s"'`(\[=:,])((?:\/|[A-Za-z]:\\)[^\s"'`()[\],;]*)/g;
+const absolutePath = /(^|[\s"'`([=:,])((?:\/|[A-Za-z]:\\)[^\s"'`()[\],;]*)/g;
 const keptPathSegments = 3;
 
 /**
@@ -63,12 +61,26 @@ export function toItemError(e: unknown, prefix = ''): ItemError {
   });
 }
 
-/** Runs a unary handler body and answers the callback with its value or its mapped status. */
-export function answer<T>(callback: (error: Partial<StatusObject> | null, value?: T) => void, body: () => Promise<T> | T): void {
+/** Runs a unary handler body and answers the callback with its value or its mapped status; `log` hears failures (logCallError). */
+export function answer<T>(
+  callback: (error: Partial<StatusObject> | null, value?: T) => void,
+  log: { logger: Logger; call: string } | undefined,
+  body: () => Promise<T> | T,
+): void {
   Promise.resolve()
     .then(body)
     .then(
       (value) => callback(null, value),
-      (e: unknown) => callback(toServiceError(e)),
+      (e: unknown) => {
+        if (log) logCallError(log.logger, log.call, e);
+        callback(toServiceError(e));
+      },
     );
+}
+
+/** A failed call in the server's log, whole: at warn when the client got it with paths shortened, else at debug. */
+export function logCallError(log: Logger, call: string, e: unknown): void {
+  const message = errorMessage(e);
+  if (redactPaths(message) !== message) log.warn({ call, error: message }, 'call failed (the client got this with paths shortened)');
+  else log.debug({ call, error: message }, 'call failed');
 }

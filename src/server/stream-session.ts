@@ -306,6 +306,7 @@ export class StreamSession implements SchedulerLane, OpenStream {
   private count(counter: 'framesReceived' | 'framesAnalyzed' | 'framesDropped' | 'framesFailed', n = 1): void {
     this.counters[counter] += n;
     this.ctx.stats[counter] += n;
+    if (counter === 'framesDropped') this.ctx.metrics.streamFramesDropped(this.streamId, n);
   }
 
   private close(): void {

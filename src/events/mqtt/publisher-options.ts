@@ -55,10 +55,16 @@ export interface PublisherOptions {
   keepaliveSeconds: number;
   /** How long `close()` waits for queued and in-flight messages and the final `offline`, in milliseconds. Default 2000. */
   closeTimeoutMs: number;
-  /** Broker user name. Default none. */
+  /** Broker user name. Default none. With `username` or `password` set, user:password in `url` are ignored. */
   username: string | undefined;
-  /** Broker password. Default none. */
+  /** Broker password. Default none. Never logged (the logger redacts `password` fields and URL credentials). */
   password: string | undefined;
+  /** PEM CA certificate(s) trusted for an `mqtts://` or `wss://` broker. Default none: the system CAs. */
+  ca: string | Uint8Array | undefined;
+  /** PEM client certificate, for brokers that require mutual TLS (with `key`). Default none. */
+  cert: string | Uint8Array | undefined;
+  /** PEM private key of `cert`. Default none. */
+  key: string | Uint8Array | undefined;
 }
 
 /** The defaults that do not depend on the node; `nodeId` and `clientId` are derived in `resolvePublisherOptions`. */
@@ -83,10 +89,15 @@ export const defaultPublisherOptions: Readonly<Omit<PublisherOptions, 'nodeId' |
   closeTimeoutMs: 2000,
   username: undefined,
   password: undefined,
+  ca: undefined,
+  cert: undefined,
+  key: undefined,
 });
 
 // The contract's topic rule; re-exported because the publisher and its users import it from here.
 export { topicSafe };
+
+const pem = Type.Union([Type.String({ minLength: 1 }), Type.Uint8Array({ minByteLength: 1 })]);
 
 /** How every option is checked (the keys are exactly PublisherOptions', so an unknown option is an error). */
 const publisherOptionsSchema = Type.Object(
@@ -113,6 +124,9 @@ const publisherOptionsSchema = Type.Object(
     closeTimeoutMs: Type.Integer({ minimum: 0 }),
     username: Type.String(),
     password: Type.String(),
+    ca: pem,
+    cert: pem,
+    key: pem,
   } satisfies Record<keyof PublisherOptions, TSchema>,
   { additionalProperties: false },
 );
@@ -132,6 +146,8 @@ export function resolvePublisherOptions(overrides: Partial<PublisherOptions> = {
     ...defined,
     nodeId,
   };
+  if ((merged.cert === undefined) !== (merged.key === undefined))
+    throw new InvalidInputError('MQTT publisher options "cert" and "key" go together: give both for mutual TLS, or neither');
   if (merged.maxReconnectPeriodMs < merged.reconnectPeriodMs) {
     throw new InvalidInputError(
       `MQTT publisher option "maxReconnectPeriodMs" must be >= reconnectPeriodMs (${merged.reconnectPeriodMs}), got ${merged.maxReconnectPeriodMs}`,

@@ -77,7 +77,13 @@ export class MqttEventPublisher extends EventEmitter<PublisherEvents> {
     };
     if (o.username !== undefined) clientOptions.username = o.username;
     if (o.password !== undefined) clientOptions.password = o.password;
-    this.client = connect(o.url, clientOptions);
+    // TLS material for mqtts:// and wss:// (mqtt.js hands it to tls.connect).
+    if (o.ca !== undefined) clientOptions.ca = Buffer.from(o.ca);
+    if (o.cert !== undefined) clientOptions.cert = Buffer.from(o.cert);
+    if (o.key !== undefined) clientOptions.key = Buffer.from(o.key);
+    // mqtt.js lets user:password in the URL win over the options; explicit options should win, so the URL's go.
+    const explicit = o.username !== undefined || o.password !== undefined;
+    this.client = connect(explicit ? withoutUserInfo(o.url) : o.url, clientOptions);
     this.client.on('connect', () => this.onConnect());
     this.client.on('close', () => this.onClose());
     this.client.on('error', (e) => this.reportError(e, 'connection'));
@@ -338,6 +344,14 @@ export class MqttEventPublisher extends EventEmitter<PublisherEvents> {
 }
 
 /** Creates a publisher that starts connecting at once; publishing is possible immediately. */
+function withoutUserInfo(url: string): string {
+  const parsed = new URL(url);
+  if (parsed.username === '' && parsed.password === '') return url;
+  parsed.username = '';
+  parsed.password = '';
+  return parsed.toString();
+}
+
 export function createMqttPublisher(options: Partial<PublisherOptions> = {}, logger?: Logger): MqttEventPublisher {
   return new MqttEventPublisher(options, logger);
 }
