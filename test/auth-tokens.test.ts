@@ -7,6 +7,7 @@ import { createLogger } from '../src/core/log.js';
 import { FaceAnalysisClient, PermissionDeniedError, UnauthenticatedError, grpcCodeOf } from '../src/sdk/index.js';
 import { startServer, type RunningServer } from '../src/server/server.js';
 import { demoPhotoPath } from './helpers/faces.js';
+import { failure } from './helpers/failure.js';
 
 const quiet = createLogger('auth-test', 'error');
 const adminToken = 'kt-admin-5f1c0d7e9a2b4c6d8e0f';
@@ -59,15 +60,6 @@ const callNames = [
   'Gallery.ListPeople',
   'Gallery.Identify',
 ];
-
-async function failure(call: () => Promise<unknown>): Promise<unknown> {
-  try {
-    await call();
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected the call to fail');
-}
 
 beforeAll(async () => {
   photo = await readFile(demoPhotoPath(1));

@@ -8,6 +8,7 @@ import { Image, PixelFormat, Task } from '../src/gen/kt/v1/common.js';
 import { AnalyzeRequest, DropPolicy, Frame, StreamRequest, StreamResponse } from '../src/gen/kt/v1/face_analysis.js';
 import type { RunningServer } from '../src/server/server.js';
 import { startTestServer } from './helpers/server-fixture.js';
+import { createRandom } from '../src/train/seeded-random.js';
 
 const analyzePath = '/kt.v1.FaceAnalysis/Analyze';
 const streamPath = '/kt.v1.FaceAnalysis/StreamAnalyze';
@@ -15,18 +16,6 @@ const identity = (b: Buffer): Buffer => b;
 const maxUint64 = 18446744073709551615n;
 /** A call still open after this is a hang: it shows up as DEADLINE_EXCEEDED and fails the test instead of stalling it. */
 const callDeadlineMs = 30_000;
-
-/** Deterministic PRNG (mulberry32): the same inputs on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function tinyPng(): Buffer {
   const png = new PNG({ width: 24, height: 16 });
@@ -210,7 +199,7 @@ afterAll(async () => {
 
 describe('fuzzed Analyze requests', () => {
   it('never answer INTERNAL or UNKNOWN', { timeout: 240_000 }, async () => {
-    const rand = prng(0x5eed13);
+    const rand = createRandom(0x5eed13);
     const valid = [analyzeBytes(pngImage), analyzeBytes(rawImage)];
     const inputs = mutations(valid, rand, { random: 400, truncated: 400, flipped: 1000 });
     inputs.set(
@@ -249,7 +238,7 @@ describe('fuzzed stream frames', () => {
     'are per-frame errors: the stream lives on and answers its closing frame; never INTERNAL or UNKNOWN',
     { timeout: 240_000 },
     async () => {
-      const rand = prng(0xf4a3e5);
+      const rand = createRandom(0xf4a3e5);
       const valid = [frameBytes(pngImage), frameBytes(rawImage)];
       const inputs = mutations(valid, rand, { random: 400, truncated: 400, flipped: 1000 });
       const frameField = (f: Uint8Array): Buffer => withSubmessage(valid[1]!, 2, f);
@@ -301,7 +290,7 @@ describe('fuzzed stream configs', () => {
     'a bad config ends its stream with INVALID_ARGUMENT (or another client status), never INTERNAL or UNKNOWN',
     { timeout: 120_000 },
     async () => {
-      const rand = prng(0xc0f1);
+      const rand = createRandom(0xc0f1);
       const valid = [configBytes('cfg')];
       const inputs = mutations(valid, rand, { random: 50, truncated: 50, flipped: 100 });
       const oddIds = oddStrings.map((id) => bytesOf(new BinaryWriter().uint32(10).string(id)));

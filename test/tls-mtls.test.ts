@@ -10,6 +10,7 @@ import { createLogger } from '../src/core/log.js';
 import { FaceAnalysisClient, grpcCodeOf, type FaceAnalysisClientInit } from '../src/sdk/index.js';
 import { startServer, type RunningServer } from '../src/server/server.js';
 import { demoPhotoPath } from './helpers/faces.js';
+import { failure } from './helpers/failure.js';
 
 const quiet = createLogger('tls-test', 'error');
 const config = {
@@ -35,15 +36,6 @@ function client(server: RunningServer, init: FaceAnalysisClientInit): FaceAnalys
 
 async function pem(path: string): Promise<Buffer> {
   return readFile(path);
-}
-
-async function failure(call: () => Promise<unknown>): Promise<unknown> {
-  try {
-    await call();
-  } catch (e) {
-    return e;
-  }
-  throw new Error('expected the call to fail');
 }
 
 beforeAll(async () => {
