@@ -143,7 +143,10 @@ export function taskToNumber(object: Task): number {
 
 /** Container format of an encoded image. */
 export enum ImageFormat {
-  /** IMAGE_FORMAT_UNSPECIFIED - Detect the format from the leading magic bytes (JPEG, PNG or WebP). */
+  /**
+   * IMAGE_FORMAT_UNSPECIFIED - Detect the format from the leading magic bytes (JPEG, PNG or WebP; binary PGM/PPM, P5/P6, is
+   * also accepted this way, because face research sets such as ORL ship it).
+   */
   IMAGE_FORMAT_UNSPECIFIED = "IMAGE_FORMAT_UNSPECIFIED",
   /** IMAGE_FORMAT_JPEG - JPEG / JFIF. */
   IMAGE_FORMAT_JPEG = "IMAGE_FORMAT_JPEG",
@@ -482,7 +485,7 @@ export function errorCodeToNumber(object: ErrorCode): number {
 
 /** A compressed image file as bytes. */
 export interface EncodedImage {
-  /** The whole file: JPEG, PNG or WebP. */
+  /** The whole file: JPEG, PNG or WebP (or binary PGM/PPM with format IMAGE_FORMAT_UNSPECIFIED). */
   data: Buffer;
   /** Container format; IMAGE_FORMAT_UNSPECIFIED (the default) detects it from the bytes. */
   format: ImageFormat;

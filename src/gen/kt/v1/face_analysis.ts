@@ -2499,8 +2499,14 @@ export const TaskTiming: MessageFns<TaskTiming> = {
  *
  * Status codes: a bad frame in Analyze is INVALID_ARGUMENT; an unknown model in model_overrides is
  * NOT_FOUND; overload is RESOURCE_EXHAUSTED. On StreamAnalyze a bad frame does not end the stream:
- * its StreamResponse carries FrameResult.error instead; only a bad or missing StreamConfig ends it
- * (INVALID_ARGUMENT).
+ * its StreamResponse carries FrameResult.error instead (so does a message that does not decode, e.g. a
+ * 64-bit field beyond 2^53-1, and a second StreamConfig, which is ignored); only a bad or missing first
+ * StreamConfig ends it (INVALID_ARGUMENT), as do: a stream id already open (ALREADY_EXISTS), no
+ * StreamConfig within the server's config timeout or no frame within its idle timeout
+ * (DEADLINE_EXCEEDED), server shutdown (UNAVAILABLE; frames still queued are answered with an
+ * UNAVAILABLE FrameResult.error first), and a message over the server's receive limit
+ * (RESOURCE_EXHAUSTED: gRPC enforces the limit before the server sees the message, so it cannot be a
+ * per-frame error; send such frames encoded).
  */
 export type FaceAnalysisService = typeof FaceAnalysisService;
 export const FaceAnalysisService = {
