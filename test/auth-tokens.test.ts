@@ -5,22 +5,16 @@ import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../src/core/log.js';
 import { FaceAnalysisClient, PermissionDeniedError, UnauthenticatedError, grpcCodeOf } from '../src/sdk/index.js';
-import { startServer, type RunningServer } from '../src/server/server.js';
+import type { RunningServer } from '../src/server/server.js';
+import { startTestServer } from './helpers/server-fixture.js';
 import { demoPhotoPath } from './helpers/faces.js';
 import { failure } from './helpers/failure.js';
 
 const quiet = createLogger('auth-test', 'error');
 const adminToken = 'kt-admin-5f1c0d7e9a2b4c6d8e0f';
 const analyzeToken = 'kt-analyze-3a5c7e9b1d2f4a6c8e0b';
-const config = {
-  listenAddress: '127.0.0.1:0',
-  mqttEnabled: false,
-  galleryPath: ':memory:',
-  watchRepository: false,
-  repositoryRescanMs: 0,
-  tasks: ['age' as const],
-  shutdownGraceMs: 1000,
-};
+/** Over the test fixture's loopback defaults. */
+const config = { tasks: ['age' as const], shutdownGraceMs: 1000 };
 
 let server: RunningServer;
 let photo: Buffer;
@@ -63,7 +57,7 @@ const callNames = [
 
 beforeAll(async () => {
   photo = await readFile(demoPhotoPath(1));
-  server = await startServer(config, { logger: quiet, env: { KT_TOKENS: `admin:${adminToken},analyze:${analyzeToken}` } });
+  server = await startTestServer(config, { logger: quiet, env: { KT_TOKENS: `admin:${adminToken},analyze:${analyzeToken}` } });
 });
 
 afterAll(async () => {
@@ -119,7 +113,7 @@ describe('an admin token', () => {
 
 describe('start-up', () => {
   it('refuses to listen beyond loopback without tokens or mutual TLS, before loading any model', async () => {
-    await expect(startServer({ ...config, listenAddress: '0.0.0.0:0' }, { logger: quiet, env: {} })).rejects.toThrow(
+    await expect(startTestServer({ ...config, listenAddress: '0.0.0.0:0' }, { logger: quiet, env: {} })).rejects.toThrow(
       /refusing to listen on 0\.0\.0\.0:0 without authentication/,
     );
   });

@@ -8,20 +8,14 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { makeCerts, type MadeCerts } from '../src/cli-certs.js';
 import { createLogger } from '../src/core/log.js';
 import { FaceAnalysisClient, grpcCodeOf, type FaceAnalysisClientInit } from '../src/sdk/index.js';
-import { startServer, type RunningServer } from '../src/server/server.js';
+import type { RunningServer } from '../src/server/server.js';
+import { startTestServer } from './helpers/server-fixture.js';
 import { demoPhotoPath } from './helpers/faces.js';
 import { failure } from './helpers/failure.js';
 
 const quiet = createLogger('tls-test', 'error');
-const config = {
-  listenAddress: '127.0.0.1:0',
-  mqttEnabled: false,
-  galleryPath: ':memory:',
-  watchRepository: false,
-  repositoryRescanMs: 0,
-  tasks: ['age' as const],
-  shutdownGraceMs: 1000,
-};
+/** Over the test fixture's loopback defaults. */
+const config = { tasks: ['age' as const], shutdownGraceMs: 1000 };
 
 let dir: string;
 let certs: MadeCerts;
@@ -66,7 +60,7 @@ describe('TLS', () => {
     served.key = join(dir, 'served.key');
     await copyFile(certs.serverCert, served.cert);
     await copyFile(certs.serverKey, served.key);
-    server = await startServer(
+    server = await startTestServer(
       { ...config, tlsCertFile: served.cert, tlsKeyFile: served.key, tlsReloadIntervalMs: 100 },
       { logger: quiet },
     );
@@ -105,7 +99,7 @@ describe('TLS', () => {
 describe('mutual TLS', () => {
   let server: RunningServer;
   beforeAll(async () => {
-    server = await startServer(
+    server = await startTestServer(
       { ...config, tlsCertFile: certs.serverCert, tlsKeyFile: certs.serverKey, tlsClientCaFile: certs.caCert },
       { logger: quiet },
     );
@@ -135,6 +129,6 @@ describe('mutual TLS', () => {
 describe('start-up', () => {
   it('a key that does not match the certificate fails the start, naming the files', async () => {
     const bad = { ...config, tlsCertFile: certs.serverCert, tlsKeyFile: certs.clientKey };
-    await expect(startServer(bad, { logger: quiet })).rejects.toThrow(/TLS files .*server\.pem .*client\.key/);
+    await expect(startTestServer(bad, { logger: quiet })).rejects.toThrow(/TLS files .*server\.pem .*client\.key/);
   });
 });

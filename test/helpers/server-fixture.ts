@@ -10,20 +10,24 @@ import {
   type StreamRequest,
   type StreamResponse,
 } from '../../src/gen/kt/v1/face_analysis.js';
-import { startServer, type RunningServer } from '../../src/server/server.js';
+import { startServer, type RunningServer, type StartServerOptions } from '../../src/server/server.js';
 import type { ServerConfigOverlay } from '../../src/server/config.js';
 import { demoPhotoPath } from './faces.js';
 
 /** A quiet test server: loopback, free port, no MQTT unless asked, throw-away gallery, given tasks warmed. */
-export function startTestServer(overrides: ServerConfigOverlay = {}): Promise<RunningServer> {
-  return startServer({
-    listenAddress: '127.0.0.1:0',
-    mqttEnabled: false,
-    galleryPath: ':memory:',
-    repositoryRescanMs: 0,
-    watchRepository: false,
-    ...overrides,
-  });
+/** A server on a free loopback port with no MQTT, an in-memory gallery and no repository watching. */
+export function startTestServer(overrides: ServerConfigOverlay = {}, options: StartServerOptions = {}): Promise<RunningServer> {
+  return startServer(
+    {
+      listenAddress: '127.0.0.1:0',
+      mqttEnabled: false,
+      galleryPath: ':memory:',
+      repositoryRescanMs: 0,
+      watchRepository: false,
+      ...overrides,
+    },
+    options,
+  );
 }
 
 export function demoJpeg(n: number): Buffer {
