@@ -115,7 +115,8 @@ function sdkPackageJson(main, packages) {
   return {
     name: 'kt-edge-face-sdk',
     version: main.version,
-    description: 'Client and plugin SDK of kt-edge-face: typed gRPC client for the face-analysis server, webhook and MQTT-forward plugins.',
+    description:
+      'Client and plugin SDK of kt-edge-face: typed gRPC client for the face-analysis server; source, filter and sink plugins with isolation; webhook, MQTT-forward and JSON-lines sinks.',
     license: main.license,
     type: 'module',
     engines: main.engines,
@@ -146,8 +147,11 @@ for (const face of result.faces) console.log(face.box, face.age?.years, face.gen
 client.close();
 \`\`\`
 
-Plugins: \`import { definePlugin, PluginRegistry } from 'kt-edge-face-sdk/plugin'\`. Types ship with the package
-(\`.d.ts\`); ESM only, Node.js >= 20.
+Plugins for \`kt gateway\` and your own pipelines: \`definePlugin({ kind: 'source' | 'filter' | 'sink', name, schema,
+create })\` (options declared with TypeBox's \`Type\`, unknown ones rejected), \`PluginHost\` (runs one plugin with a
+timeout per call and restarts it with backoff when it throws or hangs), \`loadPlugin(pathOrPackage)\` and the sinks
+\`webhook\`, \`mqtt-forward\` and \`jsonl\`. \`kt-edge-face-sdk/plugin\` has definePlugin, the registry and the types alone.
+Types ship with the package (\`.d.ts\`); ESM only, Node.js >= 20.
 `;
 
 function main() {

@@ -39,7 +39,7 @@ for (const file of src) {
 }
 
 // 2. Layer direction (value and type imports): each layer names the layers it may import; files directly in src/ are the CLI.
-const layers = ['core', 'contract', 'events', 'onnx', 'models', 'sdk', 'server', 'train', 'cli', 'gen'];
+const layers = ['core', 'contract', 'events', 'onnx', 'models', 'sdk', 'server', 'train', 'gateway', 'cli', 'gen'];
 const mayImport = {
   core: [],
   contract: ['core', 'gen'],
@@ -47,8 +47,9 @@ const mayImport = {
   onnx: ['core'],
   models: ['core', 'onnx', 'contract'],
   sdk: ['core', 'contract', 'events', 'gen'],
-  server: layers.filter((l) => l !== 'train' && l !== 'cli'),
+  server: layers.filter((l) => l !== 'train' && l !== 'cli' && l !== 'gateway'),
   train: ['core', 'onnx', 'models', 'contract'],
+  gateway: ['core', 'contract', 'events', 'sdk', 'gen'],
   cli: layers,
   gen: ['gen'],
 };

@@ -5,7 +5,10 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TSchema } from '@sinclair/typebox';
 import { mustBeKeyword } from '../src/core/schema.js';
+import { gatewayConfigSchema } from '../src/gateway/config.js';
 import { modelManifestSchema } from '../src/models/manifest.js';
+import { snapshotSink } from '../src/gateway/sinks/snapshot.js';
+import { jsonlPlugin } from '../src/sdk/plugin-jsonl.js';
 import { mqttForwardPlugin } from '../src/sdk/plugin-mqtt-forward.js';
 import { webhookPlugin } from '../src/sdk/plugin-webhook.js';
 import { tokenFileSchema } from '../src/server/auth-tokens.js';
@@ -16,6 +19,7 @@ const root = resolve(fileURLToPath(new URL('..', import.meta.url)));
 
 const schemas: { file: string; from: string; schema: TSchema }[] = [
   { file: 'server-config.schema.json', from: 'src/server/config.ts (serverConfigFileSchema)', schema: serverConfigFileSchema },
+  { file: 'gateway-config.schema.json', from: 'src/gateway/config.ts (gatewayConfigSchema)', schema: gatewayConfigSchema },
   { file: 'device-profile.schema.json', from: 'src/server/device-profile.ts (deviceProfileSchema)', schema: deviceProfileSchema },
   { file: 'token-file.schema.json', from: 'src/server/auth-tokens.ts (tokenFileSchema)', schema: tokenFileSchema },
   { file: 'model-manifest.schema.json', from: 'src/models/manifest.ts (modelManifestSchema)', schema: modelManifestSchema },
@@ -25,6 +29,8 @@ const schemas: { file: string; from: string; schema: TSchema }[] = [
     from: 'src/sdk/plugin-mqtt-forward.ts (mqttForwardPlugin.schema)',
     schema: mqttForwardPlugin.schema,
   },
+  { file: 'plugin-jsonl.schema.json', from: 'src/sdk/plugin-jsonl.ts (jsonlPlugin.schema)', schema: jsonlPlugin.schema },
+  { file: 'plugin-snapshot.schema.json', from: 'src/gateway/sinks/snapshot.ts (snapshotSink.schema)', schema: snapshotSink.schema },
 ];
 
 /** Plain JSON Schema: TypeBox's symbol keys vanish in JSON; this project's own keyword (message wording) is dropped. */

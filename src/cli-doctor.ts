@@ -16,6 +16,7 @@ const help = `kt doctor [options]
   --repo DIR             model repository (default $KT_MODEL_REPOSITORY, else model-repository/ in the package)
   --providers a,b,...    execution providers to try, each alone (default tensorrt,cuda,cpu)
   --mqtt HOST:PORT       MQTT broker to probe (default 127.0.0.1:1883)
+  --gateway FILE         check a gateway box instead: the gateway config, ffmpeg, each camera (one frame) and the server
   --help                 print this help
 `;
 
@@ -25,6 +26,7 @@ export function registerDoctorCommand(register: RegisterCommand): void {
       repo: { type: 'string' },
       providers: { type: 'string', default: 'tensorrt,cuda,cpu' },
       mqtt: { type: 'string', default: '127.0.0.1:1883' },
+      gateway: { type: 'string' },
       help: { type: 'boolean', default: false },
     });
     if (values.help) {
@@ -38,6 +40,14 @@ export function registerDoctorCommand(register: RegisterCommand): void {
 
     const major = Number(process.versions.node.split('.')[0]);
     add('node', major >= 20, `v${process.versions.node} (>= 20 required)`);
+
+    // A gateway box needs no models: only the node check and the gateway's own.
+    if (values.gateway !== undefined) {
+      const { gatewayChecks } = await import('./gateway/doctor.js');
+      checks.push(...(await gatewayChecks(values.gateway)));
+      for (const c of checks) process.stdout.write(`${c.state.toUpperCase().padEnd(4)}  ${c.name.padEnd(28)} ${c.detail}\n`);
+      return checks.some((c) => c.state === 'fail') ? 1 : 0;
+    }
 
     const { listRepository, defaultRepositoryPath } = await import('./models/repository.js');
     const repo = values.repo ?? defaultRepositoryPath();

@@ -5,9 +5,11 @@ import type { CommandHandler } from './core/cli-args.js';
 import { registerModelCommands } from './models/cli-models.js';
 import { registerTrainCommands } from './train/cli-train.js';
 import { registerServeCommands } from './server/cli-serve.js';
+import { registerGalleryCommands } from './server/cli-gallery.js';
 import { registerDoctorCommand } from './cli-doctor.js';
 import { registerAnalyzeCommand } from './cli-analyze.js';
 import { registerCertsCommand } from './cli-certs.js';
+import { registerGatewayCommand } from './gateway/cli-gateway.js';
 
 interface Command {
   summary: string;
@@ -45,9 +47,11 @@ function registerBuiltinCommands(): void {
   registerModelCommands(registerCommand);
   registerTrainCommands(registerCommand);
   registerServeCommands(registerCommand);
+  registerGalleryCommands(registerCommand);
   registerDoctorCommand(registerCommand);
   registerAnalyzeCommand(registerCommand);
   registerCertsCommand(registerCommand);
+  registerGatewayCommand(registerCommand);
 }
 
 async function main(argv: string[]): Promise<number> {

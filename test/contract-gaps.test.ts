@@ -75,6 +75,7 @@ beforeAll(async () => {
       galleryPath: ':memory:',
       modelRepository: repo,
       tasks: ['identity', 'emotion'],
+      taskModels: { emotion: 'emotion', identity: 'faceres' },
       watchRepository: true,
       repositoryRescanMs: 500,
     },

@@ -12,6 +12,7 @@ import {
   runStream,
   startTestServer,
 } from './helpers/server-fixture.js';
+import { samples, sampleValue } from './helpers/prometheus.js';
 
 let server: RunningServer;
 let client: FaceAnalysisClient;
@@ -21,20 +22,10 @@ const get = async (path: string): Promise<{ status: number; type: string; body: 
   return { status: res.status, type: res.headers.get('content-type') ?? '', body: await res.text() };
 };
 
-/** Every sample of the exposition text: `name{labels}` -> value. */
-function samples(text: string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const at = line.lastIndexOf(' ');
-    out.set(line.slice(0, at), Number(line.slice(at + 1)));
-  }
-  return out;
-}
-const value = (s: Map<string, number>, key: string): number => s.get(key) ?? 0;
+const value = sampleValue;
 
 beforeAll(async () => {
-  server = await startTestServer({ tasks: ['emotion'], metricsAddress: '127.0.0.1:0' });
+  server = await startTestServer({ tasks: ['emotion'], taskModels: { emotion: 'emotion' }, metricsAddress: '127.0.0.1:0' });
   client = faceAnalysisClient(server);
 });
 

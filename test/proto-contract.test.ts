@@ -173,7 +173,7 @@ const faceAnalysisEcho: FaceAnalysisServer = {
           error: itemErrorOf(error),
         });
       }
-      call.write({ streamId: config.streamId, result, counters: { ...counters } });
+      call.write({ streamId: config.streamId, result, counters: { ...counters }, trackEvents: [] });
     });
     call.on('end', () => call.end());
   },

@@ -86,7 +86,7 @@ describe('config files', () => {
     const fromYaml = await loadServerConfigFile(yamlFile);
     expect(fromYaml).toEqual({ maxStreams: 4, taskModels: { age: 'agegender' } });
     expect(await loadServerConfigFile(jsonFile)).toEqual(fromYaml);
-    expect(resolveServerConfig(fromYaml).taskModels).toMatchObject({ age: 'agegender', emotion: 'emotion' });
+    expect(resolveServerConfig(fromYaml).taskModels).toMatchObject({ age: 'agegender', emotion: 'expression' });
   });
 
   it('syntax errors name the line and column', async () => {

@@ -166,7 +166,7 @@ describe('server config schema', () => {
       listenAddress: '127.0.0.1:50051',
       mqttQos: 1,
       executionProviders: ['cpu'],
-      taskModels: { age: 'faceres', mesh: 'facemesh' },
+      taskModels: { age: 'agegender', emotion: 'expression', mesh: 'facemesh' },
     });
   });
 

@@ -1,6 +1,6 @@
 // The lean SDK package: packed from dist/, installed into a throw-away project, used by a plain JS and a strict TS consumer.
-import { execFile, execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -8,10 +8,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningServer } from '../src/server/server.js';
 import { repoRoot } from './helpers/cli.js';
 import { demoPhotoPath } from './helpers/faces.js';
+import { npmFlags, packSdk, sdkConsumer } from './helpers/sdk-pack.js';
 import { startTestServer } from './helpers/server-fixture.js';
 
 const run = promisify(execFile);
-const npmFlags = ['--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error'];
 const tsc = join(repoRoot, 'node_modules/typescript/bin/tsc');
 
 /** Bytes under `dir` (files only, links not followed). */
@@ -20,20 +20,6 @@ function treeBytes(dir: string): number {
     const path = join(dir, e.name);
     return sum + (e.isDirectory() ? treeBytes(path) : e.isFile() ? statSync(path).size : 0);
   }, 0);
-}
-
-/** Compiles dist/ if stale, builds build/sdk-package and packs it into `into`; returns the tarball's path. */
-function packSdk(into: string): string {
-  const node = (script: string, ...args: string[]): string =>
-    execFileSync(process.execPath, [join(repoRoot, script), ...args], { cwd: repoRoot, encoding: 'utf8' });
-  node('scripts/build-dist.mjs', '--if-stale');
-  node('scripts/build-sdk-package.mjs');
-  const packed = execFileSync('npm', ['pack', join(repoRoot, 'build/sdk-package'), '--pack-destination', into, '--json'], {
-    cwd: into,
-    encoding: 'utf8',
-  });
-  const [{ filename }] = JSON.parse(packed) as { filename: string }[];
-  return join(into, filename);
 }
 
 const jsConsumer = `import { readFile } from 'node:fs/promises';
@@ -112,9 +98,7 @@ describe('the kt-edge-face-sdk package', () => {
     work = mkdtempSync(join(tmpdir(), 'kt-sdk-package-'));
     consumer = join(work, 'consumer');
     tarball = packSdk(work);
-    mkdirSync(consumer);
-    writeFileSync(join(consumer, 'package.json'), `${JSON.stringify({ name: 'sdk-consumer', private: true, type: 'module' }, null, 2)}\n`);
-    execFileSync('npm', ['install', tarball, ...npmFlags], { cwd: consumer, stdio: 'pipe' });
+    sdkConsumer(consumer, tarball);
     server = await startTestServer({ tasks: ['age', 'gender', 'emotion'] });
   }, 600_000); // a stale dist/ means a full tsc run, then pack and an npm install on a loaded 2-core box
 

@@ -25,7 +25,12 @@ class FakeCall extends EventEmitter {
         this.emit('error', Object.assign(new Error('bad'), { code: this.failWith, details: 'bad request' }));
         return;
       }
-      const response: StreamResponse = { streamId: 'cam', result: FrameResult.fromPartial({ sequence }), counters: undefined };
+      const response: StreamResponse = {
+        streamId: 'cam',
+        result: FrameResult.fromPartial({ sequence }),
+        counters: undefined,
+        trackEvents: [],
+      };
       this.emit('data', response);
     });
     return true;

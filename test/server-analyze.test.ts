@@ -62,7 +62,8 @@ function expectFullFaces(result: FrameResult): void {
     expect(face.age!.years).toBeLessThan(80);
     expect(['male', 'female']).toContain(face.gender!.label);
     expect(face.gender!.confidence).toBeGreaterThanOrEqual(0.5);
-    expect(face.emotion!.scores.map((s) => s.label)).toEqual(['angry', 'disgust', 'fear', 'happy', 'sad', 'surprise', 'neutral']);
+    // expression (the default emotion model) serves FER2013's label names in its own output order.
+    expect(face.emotion!.scores.map((s) => s.label)).toEqual(['neutral', 'happy', 'sad', 'angry', 'fear', 'disgust', 'surprise']);
     expect(face.emotion!.confidence).toBeGreaterThan(0);
     expect(face.landmarks!.scheme).toBe('ibug68');
     expect(face.landmarks!.points).toHaveLength(68);
@@ -74,7 +75,7 @@ function expectFullFaces(result: FrameResult): void {
     expect(face.mesh).toBeUndefined();
     expect(face.embedding).toBeUndefined();
   }
-  expect(result.models.map((m) => m.name).sort()).toEqual(['blazeface', 'emotion', 'faceres', 'landmarks68']);
+  expect(result.models.map((m) => m.name).sort()).toEqual(['agegender', 'blazeface', 'expression', 'faceres', 'landmarks68']);
   const t = result.timings!;
   expect(t.decodeMs).toBeGreaterThan(0);
   expect(t.detectMs).toBeGreaterThan(0);

@@ -16,7 +16,7 @@ describe('ServerConfig', () => {
     const c = resolveServerConfig({ maxStreams: 4, taskModels: { age: 'agegender' } }, { maxStreams: 6 });
     expect(c.maxStreams).toBe(6);
     expect(c.taskModels.age).toBe('agegender');
-    expect(c.taskModels.emotion).toBe('emotion');
+    expect(c.taskModels.emotion).toBe('expression');
   });
 
   it('rejects unknown keys and wrong types with a clear error', () => {

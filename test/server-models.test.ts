@@ -58,7 +58,13 @@ beforeAll(async () => {
   repo = await mkdtemp(join(tmpdir(), 'kt-repo-'));
   for (const name of ['blazeface', 'emotion'])
     await cp(join(defaultRepositoryPath(), name, '1'), join(repo, name, '1'), { recursive: true });
-  server = await startTestServer({ modelRepository: repo, tasks: ['emotion'], watchRepository: true, repositoryRescanMs: 1000 });
+  server = await startTestServer({
+    modelRepository: repo,
+    tasks: ['emotion'],
+    taskModels: { emotion: 'emotion' },
+    watchRepository: true,
+    repositoryRescanMs: 1000,
+  });
   client = faceAnalysisClient(server);
   models = new ModelsClient(server.address, credentials.createInsecure());
 });

@@ -48,3 +48,11 @@ export const nodeIdSchema = (doc: Doc = {}) =>
 /** Schema of an MQTT QoS. */
 export const qosSchema = (doc: { description?: string; default?: 0 | 1 | 2 } = {}) =>
   Type.Union([Type.Literal(0), Type.Literal(1), Type.Literal(2)], doc);
+
+/** The per-stream topics: `<prefix>/<node>/<stream>/<leaf>` (faces per frame, track events, best-face snapshot). */
+export type StreamTopicLeaf = 'faces' | 'events' | 'snapshot';
+
+/** A per-stream topic; the stream id is made topic-safe (see topicSafe). */
+export function streamTopic(prefix: string, node: string, streamId: string, leaf: StreamTopicLeaf): string {
+  return `${prefix}/${node}/${topicSafe(streamId)}/${leaf}`;
+}

@@ -3,6 +3,20 @@ import type { RgbImage } from './pixels.js';
 
 export type Color = readonly [number, number, number];
 
+/** Series colours in order (Tableau 10): distinct, and readable on white. Shared by every chart of the project. */
+export const SERIES_COLORS: readonly Color[] = [
+  [31, 119, 180],
+  [255, 127, 14],
+  [44, 160, 44],
+  [214, 39, 40],
+  [148, 103, 189],
+  [140, 86, 75],
+  [227, 119, 194],
+  [127, 127, 127],
+  [188, 189, 34],
+  [23, 190, 207],
+];
+
 function setPixel(img: RgbImage, x: number, y: number, color: Color): void {
   if (x < 0 || y < 0 || x >= img.width || y >= img.height) return;
   const i = (y * img.width + x) * 3;

@@ -9,6 +9,11 @@ export type { RawFrame, RawPixelFormat, RgbImage } from './pixels.js';
 export interface ImageLimits {
   /** Largest accepted width * height, decoded or raw. Default 50 000 000 (an 8K frame is 33.2 M). */
   maxPixels?: number;
+  /**
+   * Called with width * height once the header is read and checked, before any pixel memory is allocated; the decode
+   * waits for it (a budget of pixels across concurrent frames). Not called for input rejected from its header.
+   */
+  reservePixels?: (pixels: number) => Promise<void>;
 }
 
 export interface RawFrameOptions extends ImageLimits {
@@ -18,7 +23,7 @@ export interface RawFrameOptions extends ImageLimits {
   yuvRange?: 'limited' | 'full';
 }
 
-export const defaultImageLimits: Required<ImageLimits> = { maxPixels: 50_000_000 };
+export const defaultImageLimits = { maxPixels: 50_000_000 };
 
 function checkPixelCount(width: number, height: number, maxPixels: number, what: string): void {
   if (width * height > maxPixels) {
@@ -38,7 +43,7 @@ function asBuffer(bytes: Uint8Array): Buffer {
 export async function decodeImage(bytes: Uint8Array, limits: ImageLimits = {}): Promise<RgbImage> {
   const maxPixels = limits.maxPixels ?? defaultImageLimits.maxPixels;
   if (bytes.byteLength === 0) throw new InvalidInputError('image is empty (0 bytes)');
-  if (bytes[0] === 0x50 && (bytes[1] === 0x35 || bytes[1] === 0x36)) return decodeNetpbm(bytes, maxPixels);
+  if (bytes[0] === 0x50 && (bytes[1] === 0x35 || bytes[1] === 0x36)) return decodeNetpbm(bytes, maxPixels, limits.reservePixels);
   const format = sniffImageContainer(bytes);
   if (!format)
     throw new InvalidInputError(
@@ -57,6 +62,7 @@ export async function decodeImage(bytes: Uint8Array, limits: ImageLimits = {}): 
   }
   if (width <= 0 || height <= 0) throw new InvalidInputError(`${format.toUpperCase()} image has no pixels (${width}x${height})`);
   checkPixelCount(width, height, maxPixels, `${format.toUpperCase()} image`);
+  await limits.reservePixels?.(width * height);
   let decoded: { data: Buffer; info: { width: number; height: number; channels: number } };
   try {
     decoded = await sharp(input, { failOn: 'truncated', limitInputPixels: maxPixels, pages: 1 })
@@ -81,7 +87,7 @@ export async function decodeImage(bytes: Uint8Array, limits: ImageLimits = {}): 
  * Binary PGM (P5) and PPM (P6) with maxval < 256: face datasets (ORL/AT&T) ship them and sharp does not read them.
  * Header: magic, width, height, maxval separated by whitespace, with '#' comments.
  */
-function decodeNetpbm(bytes: Uint8Array, maxPixels: number): RgbImage {
+async function decodeNetpbm(bytes: Uint8Array, maxPixels: number, reservePixels: ImageLimits['reservePixels']): Promise<RgbImage> {
   const fields: number[] = [];
   let i = 2;
   while (fields.length < 3 && i < bytes.length) {
@@ -108,6 +114,7 @@ function decodeNetpbm(bytes: Uint8Array, maxPixels: number): RgbImage {
   const start = i; // exactly one whitespace byte after maxval, consumed by the loop above
   const need = width * height * channels;
   if (bytes.length - start < need) throw new InvalidInputError(`truncated ${kind} image: ${bytes.length - start} of ${need} pixel bytes`);
+  await reservePixels?.(width * height);
   const px = bytes.subarray(start, start + need);
   const scaled = maxval === 255 ? px : Uint8Array.from(px, (v) => Math.round((v * 255) / maxval));
   return channels === 3
@@ -234,6 +241,17 @@ function nv12ToRgb(frame: RawFrame, options: RawFrameOptions): RgbImage {
     }
   }
   return { data: out, width, height };
+}
+
+/** Encodes RGB8 pixels as JPEG at `quality` 1..100 (face snapshots of the gateway). */
+export async function encodeJpeg(image: RgbImage, quality = 85): Promise<Uint8Array> {
+  const { data, width, height } = image;
+  if (data.byteLength !== width * height * 3)
+    throw new InvalidInputError(`RGB image ${width}x${height} needs ${width * height * 3} bytes, got ${data.byteLength}`);
+  const jpeg = await sharp(asBuffer(data), { raw: { width, height, channels: 3 } })
+    .jpeg({ quality })
+    .toBuffer();
+  return new Uint8Array(jpeg.buffer, jpeg.byteOffset, jpeg.byteLength);
 }
 
 /** Encodes RGB8 pixels as PNG (annotated frames, debugging). */

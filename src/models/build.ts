@@ -11,6 +11,7 @@ import { createSession, runFloat } from '../onnx/runtime.js';
 import { readTfjsGraphModel } from '../onnx/tfjs-artifacts.js';
 import { convertTfjsGraph } from '../onnx/tfjs-to-onnx.js';
 import { buildFaceApiAgeGender, buildFaceApiExpression, buildFaceApiLandmark68 } from './faceapi-nets.js';
+import { buildFaceApiRecognition } from './faceapi-recognition.js';
 import type { EncoderSpec, InputSpec, ModelManifest, OutputSpec } from './manifest.js';
 import { defaultRepositoryPath, readManifest, versionDir } from './repository.js';
 import { zoo, type ZooEntry } from './zoo.js';
@@ -65,13 +66,22 @@ interface Built {
 async function buildEntry(entry: ZooEntry, pkgDir: string): Promise<Built> {
   if (entry.source === 'faceapi-weights') {
     const dir = join(pkgDir, dirname(entry.file));
+    if (entry.net === 'recognition') {
+      const r = await buildFaceApiRecognition(dir);
+      return { model: r.model, input: r.input, outputs: r.outputs, encoder: r.encoder, batchForProbe: 1 };
+    }
     const b =
       entry.net === 'landmark68'
         ? await buildFaceApiLandmark68(dir)
         : entry.net === 'expression'
           ? await buildFaceApiExpression(dir)
           : await buildFaceApiAgeGender(dir);
-    return { model: b.model, input: b.input, outputs: b.outputs, encoder: b.encoder, batchForProbe: 1 };
+    const input = entry.refineCrop ? { ...b.input, refineCrop: entry.refineCrop } : b.input;
+    const labels = entry.emotionLabels;
+    const outputs = b.outputs.map((o) =>
+      labels && o.task === 'emotion' && o.decoding.type === 'classification' ? { ...o, decoding: { ...o.decoding, labels } } : o,
+    );
+    return { model: b.model, input, outputs, encoder: b.encoder, batchForProbe: 1 };
   }
   const tf = await readTfjsGraphModel(join(pkgDir, entry.file));
   const conv = convertTfjsGraph(tf, {
@@ -170,10 +180,14 @@ export async function buildRepository(options: BuildOptions = {}): Promise<Build
         input: built.input,
         outputs: built.outputs,
         ...(encoder ? { encoder } : {}),
+        ...(entry.identity ? { identity: entry.identity } : {}),
         source: { package: entry.package, version: pkg.version, file: entry.file, license: entry.license, buildKey },
         sha256: sha256(bytes),
         createdAt: new Date().toISOString(),
       };
+      // Evaluations (`kt models eval --write`) stay when the rebuilt graph is byte-identical: they still describe it.
+      const previous = await readManifest(finalDir).catch(() => undefined);
+      if (previous?.evaluations && previous.sha256 === manifest.sha256) manifest.evaluations = previous.evaluations;
       await mkdir(tmpDir, { recursive: true });
       await writeFile(join(tmpDir, 'model.onnx'), bytes);
       await writeFile(join(tmpDir, 'model.json'), `${JSON.stringify(manifest, null, 2)}\n`);

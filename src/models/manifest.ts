@@ -24,6 +24,16 @@ export interface InputSpec {
   cropMargin: number;
   /** Make the crop square (on the longer side) before the margin. */
   cropSquare: boolean;
+  /**
+   * Landmark models: run twice, the second crop centred on the first pass's points with the detector box's side
+   * times `scale` (measured by `kt models eval --task landmarks`). Absent: one pass.
+   */
+  refineCrop?: { scale: number };
+  /**
+   * '5point': warp the face onto a fixed landmark template (similarity transform from the detector's eye, nose and
+   * mouth keypoints, see processing/align.ts) instead of the box crop; 'none' or absent: the box crop.
+   */
+  align?: 'none' | '5point';
 }
 
 export type OutputDecoding =
@@ -86,6 +96,30 @@ export interface ModelSource {
   buildKey?: string;
 }
 
+/** One measured result of `kt models eval --write`: one entry per task, dataset, metric and variant. */
+export interface ManifestEvaluation {
+  task: string;
+  /** Dataset name (folder name, e.g. "age-utkface"). */
+  dataset: string;
+  /** E.g. "aligned"; absent for the plain serving path. */
+  variant?: string;
+  /** Faces (or pairs) scored. */
+  n: number;
+  metric: string;
+  value: number;
+  unit?: string;
+  /** 95 % interval [lo, hi]. */
+  ci95?: [number, number];
+  /** How ci95 was computed, e.g. "bootstrap-subject". */
+  ciMethod?: string;
+  /** Crop + model + decode per face, milliseconds. */
+  msPerFace?: number;
+  /** ISO 8601 date of the run. */
+  date: string;
+  /** A caveat, e.g. that the model was trained on this dataset. */
+  note?: string;
+}
+
 export interface ModelManifest {
   /** Repository name, e.g. "faceres". */
   name: string;
@@ -110,6 +144,26 @@ export interface ModelManifest {
     [k: string]: unknown;
   };
   createdAt: string;
+  /** Measured results (`kt models eval --write`), shown by `kt models list`. */
+  evaluations?: ManifestEvaluation[];
+  /** Embedding models: the identity threshold calibrated on labelled data (used by the server unless configured). */
+  identity?: IdentityCalibration;
+}
+
+/** A cosine-similarity threshold for identity matching, measured at a false accept rate on a dataset. */
+export interface IdentityCalibration {
+  /** Cosine similarity in -1..1 at or above which two faces are the same person. */
+  threshold: number;
+  /** False accept rate (0..1) the threshold gave on `dataset`'s impostor pairs. */
+  far: number;
+  /** Dataset name. */
+  dataset: string;
+  /** Whether the faces were aligned ('5point') when it was measured. */
+  align: 'none' | '5point';
+  /** Verification pairs scored. */
+  pairs: number;
+  /** ISO 8601 date of the measurement. */
+  date: string;
 }
 
 // ---- schema ----
@@ -136,6 +190,27 @@ const inputSpecSchema = Type.Object(
       description: 'Crop margin around the detected box as a fraction of its size on each side (0.2 = 20 % per side). Detectors: 0.',
     }),
     cropSquare: Type.Boolean({ description: 'Make the crop square (on the longer side) before the margin.' }),
+    refineCrop: Type.Optional(
+      Type.Object(
+        {
+          scale: Type.Number({
+            exclusiveMinimum: 0,
+            maximum: 4,
+            description: "Side of the second crop's box as a multiple of the detector box's side.",
+          }),
+        },
+        {
+          ...strict,
+          description:
+            "Landmark models: run twice, the second crop centred on the first pass's points (measured by `kt models eval --task landmarks`). Absent: one pass.",
+        },
+      ),
+    ),
+    align: Type.Optional(
+      literals(['none', '5point'] as const, {
+        description: "'5point': warp the face onto a landmark template from the detector's keypoints; 'none' or absent: the box crop.",
+      }),
+    ),
   },
   { ...strict, description: 'How a face crop (or a whole frame for a detector) becomes the input tensor.' },
 );
@@ -250,6 +325,24 @@ const trainingSchema = Type.Object(
   { additionalProperties: true, description: 'Trained models: priors used, data and metrics (more fields allowed).' },
 );
 
+const evaluationSchema = Type.Object(
+  {
+    task: Type.String({ minLength: 1 }),
+    dataset: Type.String({ minLength: 1, description: 'Dataset name (folder name, e.g. "age-utkface").' }),
+    variant: Type.Optional(Type.String({ description: 'E.g. "aligned"; absent for the plain serving path.' })),
+    n: Type.Integer({ minimum: 0, description: 'Faces (or pairs) scored.' }),
+    metric: Type.String({ minLength: 1 }),
+    value: Type.Number(),
+    unit: Type.Optional(Type.String()),
+    ci95: Type.Optional(Type.Tuple([Type.Number(), Type.Number()], { description: '95 % interval [lo, hi].' })),
+    ciMethod: Type.Optional(Type.String({ description: 'How ci95 was computed, e.g. "bootstrap-subject".' })),
+    msPerFace: Type.Optional(Type.Number({ minimum: 0, description: 'Crop + model + decode per face, milliseconds.' })),
+    date: Type.String({ description: 'ISO 8601 date of the run.' }),
+    note: Type.Optional(Type.String({ description: 'A caveat, e.g. that the model was trained on this dataset.' })),
+  },
+  { ...strict, description: 'One measured result of `kt models eval --write`: one entry per task, dataset, metric and variant.' },
+);
+
 /** model.json as JSON Schema. */
 export const modelManifestSchema = Type.Object(
   {
@@ -276,6 +369,23 @@ export const modelManifestSchema = Type.Object(
     }),
     training: Type.Optional(trainingSchema),
     createdAt: Type.String({ description: 'When the model was built (ISO 8601).' }),
+    evaluations: Type.Optional(Type.Array(evaluationSchema, { description: 'Measured results (`kt models eval --write`).' })),
+    identity: Type.Optional(
+      Type.Object(
+        {
+          threshold: Type.Number({ minimum: -1, maximum: 1, description: 'Cosine similarity at or above which two faces match.' }),
+          far: Type.Number({ minimum: 0, maximum: 1, description: "False accept rate of the threshold on the dataset's impostor pairs." }),
+          dataset: Type.String(),
+          align: literals(['none', '5point'] as const),
+          pairs: Type.Integer({ minimum: 0 }),
+          date: Type.String(),
+        },
+        {
+          ...strict,
+          description: 'Embedding models: identity threshold calibrated on labelled data; the server uses it unless configured.',
+        },
+      ),
+    ),
   },
   { ...strict, title: 'kt model manifest (model.json)' },
 );
@@ -284,3 +394,38 @@ export const modelManifestSchema = Type.Object(
 type Checked = Omit<Static<typeof modelManifestSchema>, '$schema' | 'training'>;
 const _schemaMatchesTypes: (m: Checked) => Omit<ModelManifest, 'training'> = (m) => m;
 void _schemaMatchesTypes;
+
+// ---- which decodings can answer which task ----
+
+type Decoding = OutputDecoding;
+
+/** Why a decoding cannot answer a task (undefined: it can). One decoding per task: every model's answer has one shape. */
+const taskDecodingCheck: Record<FaceTask, (d: Decoding) => string | undefined> = {
+  detection: (d) => (d.type === 'blazeface' ? undefined : 'needs a blazeface decoding'),
+  age: (d) => (d.type === 'age-bins' || d.type === 'age-years' ? undefined : 'needs an age-bins or age-years decoding'),
+  gender: (d) => {
+    if (d.type === 'gender-sigmoid') return undefined;
+    if (d.type === 'classification' && d.labels.length === 2 && d.labels.includes('male') && d.labels.includes('female')) return undefined;
+    if (d.type === 'classification') return `needs the labels male and female (a two-class classifier), has ${d.labels.join(', ')}`;
+    return 'needs a gender-sigmoid decoding or a classification with the labels male and female';
+  },
+  emotion: (d) => (d.type === 'classification' ? undefined : 'needs a classification decoding'),
+  landmarks: (d) => (d.type === 'landmarks' ? undefined : 'needs a landmarks decoding'),
+  mesh: (d) => (d.type === 'landmarks' || d.type === 'scalar' ? undefined : 'needs a landmarks decoding (or a scalar face score)'),
+  embedding: (d) => (d.type === 'embedding' ? undefined : 'needs an embedding decoding'),
+  liveness: (d) => (d.type === 'scalar' || d.type === 'classification' ? undefined : 'needs a scalar or classification decoding'),
+  antispoof: (d) => (d.type === 'scalar' || d.type === 'classification' ? undefined : 'needs a scalar or classification decoding'),
+};
+
+/**
+ * Outputs whose decoding cannot answer the task they declare, e.g. task gender with a classification lacking the
+ * labels male/female: `model agegender output "gender" (task gender, decoding classification): needs the labels ...`.
+ */
+export function manifestTaskProblems(manifest: Pick<ModelManifest, 'name' | 'outputs'>): string[] {
+  const problems: string[] = [];
+  for (const out of manifest.outputs) {
+    const why = taskDecodingCheck[out.task](out.decoding);
+    if (why) problems.push(`model ${manifest.name} output "${out.name}" (task ${out.task}, decoding ${out.decoding.type}): ${why}`);
+  }
+  return problems;
+}

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { ModelFormatError, NotFoundError, errorMessage } from '../core/errors.js';
 import type { Static } from '@sinclair/typebox';
 import { schemaProblems } from '../core/schema.js';
-import { modelManifestSchema, type ModelManifest } from './manifest.js';
+import { manifestTaskProblems, modelManifestSchema, type ModelManifest } from './manifest.js';
 
 /** Default repository: $KT_MODEL_REPOSITORY, else `model-repository/` at the package root (built at install). */
 export function defaultRepositoryPath(): string {
@@ -48,6 +48,9 @@ export async function readManifest(dir: string): Promise<ModelManifest> {
   const problems = schemaProblems(modelManifestSchema, parsed);
   if (problems.length > 0) throw new ModelFormatError(`${model}: invalid model.json: ${problems.join('; ')}`);
   const { $schema: _schema, ...manifest } = parsed as Static<typeof modelManifestSchema>;
+  // One decoding per task: an output whose decoding cannot answer its task is refused on load, not dropped at serving time.
+  const taskProblems = manifestTaskProblems(manifest as ModelManifest);
+  if (taskProblems.length > 0) throw new ModelFormatError(`${model}: invalid model.json: ${taskProblems.join('; ')}`);
   return manifest as ModelManifest;
 }
 

@@ -17,6 +17,7 @@ import {
   type FittedFrame,
   type FloatTensor,
 } from './processing/index.js';
+import { refinedBoxes } from './processing/refine-crop.js';
 import type { RepositoryEntry } from './repository.js';
 
 export interface LoadedModel {
@@ -112,12 +113,17 @@ export function batchItem(data: Float32Array, count: number, i: number): Float32
   return data.subarray(i * per, (i + 1) * per);
 }
 
-/** Runs a task model on all faces of a frame in one batch and decodes each face's outputs. */
+/**
+ * Runs a task model on all faces of a frame in one batch and decodes each face's outputs. A landmark model whose
+ * manifest asks for `input.refineCrop` runs twice, the second time on boxes centred on its first-pass points
+ * (`refine` false: one pass only).
+ */
 export async function runTaskModel(
   model: LoadedModel,
   frame: RgbImage,
   faces: readonly { box: DetectedFace['box'] }[],
   extraOutputs: readonly string[] = [],
+  refine = true,
 ): Promise<TaskRun> {
   if (faces.length === 0) return { crops: [], raw: {}, decoded: [] };
   const { crops, tensor } = prepareFaceBatch(model.manifest, frame, faces);
@@ -128,5 +134,9 @@ export async function runTaskModel(
       decodeOutput(o, batchItem(raw[o.name]!.data, faces.length, i), { transform: crop.transform, inputSize: model.manifest.input.size }),
     ),
   );
+  const refineCrop = refine ? model.manifest.input.refineCrop : undefined;
+  const boxes = refineCrop ? refinedBoxes(decoded, faces, refineCrop.scale) : undefined;
+  const refinedFaces = boxes?.map((box) => ({ box }));
+  if (refinedFaces) return runTaskModel(model, frame, refinedFaces, extraOutputs, false);
   return { crops, raw, decoded };
 }

@@ -1,5 +1,24 @@
 // The face-model zoo: which npm-shipped networks become which repository models, with their manifests.
-import type { EncoderSpec, FaceTask, InputSpec, ModelKind, OutputSpec } from './manifest.js';
+import type { TaskName } from '../contract/tasks.js';
+import type { EncoderSpec, FaceTask, IdentityCalibration, InputSpec, ModelKind, OutputSpec } from './manifest.js';
+
+/**
+ * The repository model that answers each request task unless the config or a request says otherwise. The server's
+ * config takes its defaults from here, and `kt models eval` compares every model against these.
+ */
+export const servingDefaultModels: Readonly<Record<TaskName, string>> = Object.freeze({
+  // README "Model choice": not separable from faceres on outside adult faces (4.14 vs 4.52 years MAE), 4.7x cheaper here.
+  age: 'agegender',
+  gender: 'faceres',
+  embedding: 'faceres',
+  // README "Model choice": ties faceres on ORL (99.53 vs 99.39 %, paired +0.14 [-0.16, 0.44]) at 2.6x less compute; its
+  // architecture (dlib ResNet-34) reports 99.38 % on LFW where faceres measured 96.3 % from outside.
+  identity: 'facerec',
+  // README "Model choice": 58.0 vs 44.9 % on outside posed faces (+13.1, CI 10.2..16.1); FER2013 favours emotion (its own data).
+  emotion: 'expression',
+  landmarks: 'landmarks68',
+  mesh: 'facemesh',
+});
 
 export const EMOTION_LABELS_FER = ['angry', 'disgust', 'fear', 'happy', 'sad', 'surprise', 'neutral'];
 
@@ -20,19 +39,30 @@ export interface TfjsZooEntry {
   encoder?: Omit<EncoderSpec, 'tensor'> & { tfTensor: string };
   /** Symbolic batch for task models (crops of many faces), fixed for the detector. */
   batch: number | 'N';
+  /** Embedding models: the identity threshold measured by `kt models eval --task identity` (copied into model.json). */
+  identity?: IdentityCalibration;
 }
 
 /** A zoo entry built from face-api's weights-only networks (see faceapi-nets.ts). */
 export interface FaceApiZooEntry {
   source: 'faceapi-weights';
   name: string;
-  net: 'landmark68' | 'expression' | 'age-gender';
+  net: 'landmark68' | 'expression' | 'age-gender' | 'recognition';
   kind: ModelKind;
   tasks: FaceTask[];
   description: string;
   package: string;
   file: string;
   license: string;
+  /** Landmark nets: the manifest's input.refineCrop (a second crop centred on the first pass's points). */
+  refineCrop?: { scale: number };
+  /**
+   * Emotion nets: the served labels of the emotion output, in the net's output order. One label set per task: face-api's
+   * fearful / disgusted / surprised are served as FER2013's fear / disgust / surprise, like the emotion model's.
+   */
+  emotionLabels?: string[];
+  /** Embedding models: the identity threshold measured by `kt models eval --task identity` (copied into model.json). */
+  identity?: IdentityCalibration;
 }
 
 export type ZooEntry = TfjsZooEntry | FaceApiZooEntry;
@@ -107,6 +137,9 @@ export const zoo: ZooEntry[] = [
     ],
     encoder: { tfTensor: 'conv_pw_13_relu/clip_by_value', width: 1024, spatial: [7, 7], layout: 'NCHW', head: 'gap-dense' },
     batch: 'N',
+    // `kt models eval --task identity --data ../shared/data/identity-orl`: FAR 1 % on all 78,000 impostor pairs, box crop
+    // (0.626 at FAR 0.1 %; see CALIBRATION_FAR for why 1 %).
+    identity: { threshold: 0.574, far: 0.01, dataset: 'identity-orl', align: 'none', pairs: 79800, date: '2026-11-29' },
   },
   {
     source: 'tfjs-graph',
@@ -164,6 +197,8 @@ export const zoo: ZooEntry[] = [
     package: FACEAPI,
     file: 'model/face_landmark_68_model-weights_manifest.json',
     license: 'MIT (face-api)',
+    // Measured: WFLW NME 14.38 % one pass, 12.44 % with the re-centred second crop (kt models eval --task landmarks).
+    refineCrop: { scale: 1.1 },
   },
   {
     source: 'faceapi-weights',
@@ -175,6 +210,7 @@ export const zoo: ZooEntry[] = [
     package: FACEAPI,
     file: 'model/face_expression_model-weights_manifest.json',
     license: 'MIT (face-api)',
+    emotionLabels: ['neutral', 'happy', 'sad', 'angry', 'fear', 'disgust', 'surprise'],
   },
   {
     source: 'faceapi-weights',
@@ -186,6 +222,20 @@ export const zoo: ZooEntry[] = [
     package: FACEAPI,
     file: 'model/age_gender_model-weights_manifest.json',
     license: 'MIT (face-api)',
+  },
+  {
+    source: 'faceapi-weights',
+    name: 'facerec',
+    net: 'recognition',
+    kind: 'prior',
+    tasks: ['embedding'],
+    description: 'face-api FaceRecognitionNet (dlib ResNet-34): 128-d face descriptor on a 150 px 5-point-aligned face',
+    package: FACEAPI,
+    file: 'model/face_recognition_model-weights_manifest.json',
+    license: 'MIT (face-api); dlib model: Boost Software License / CC0 (dlib)',
+    // `kt models eval --task identity --data ../shared/data/identity-orl`: FAR 1 % on all 78,000 impostor pairs, aligned
+    // (0.9345 at FAR 0.1 %).
+    identity: { threshold: 0.9186, far: 0.01, dataset: 'identity-orl', align: '5point', pairs: 79800, date: '2026-11-29' },
   },
   {
     source: 'tfjs-graph',

@@ -1,8 +1,11 @@
 // A bounded, ordered delivery queue: one item in flight, retries with the core backoff, drop-oldest when full.
 import { backoffDelayMs, type BackoffPolicy } from '../core/backoff.js';
 
-/** What one attempt achieved: delivered, worth retrying (transient), or failed for good. */
-export type DeliveryOutcome = 'ok' | 'retry' | 'fail';
+/**
+ * What one attempt achieved: delivered, worth retrying (transient), failed for good, or worth retrying after the
+ * delay the receiver asked for (HTTP Retry-After), which replaces the backoff delay for that retry.
+ */
+export type DeliveryOutcome = 'ok' | 'retry' | 'fail' | { retryAfterMs: number };
 
 export interface DeliveryQueueOptions<T> {
   /** Items waiting (including the one in flight); when full the oldest not in flight is discarded and counted. */
@@ -99,7 +102,7 @@ export class DeliveryQueue<T> {
         options.onGiveUp?.(pending.item, pending.attempts + 1);
         continue;
       }
-      const delayMs = backoffDelayMs(options.backoff, pending.attempts);
+      const delayMs = typeof outcome === 'object' ? Math.max(1, outcome.retryAfterMs) : backoffDelayMs(options.backoff, pending.attempts);
       pending.attempts += 1;
       this.count.retries += 1;
       await this.sleep(delayMs);

@@ -64,21 +64,53 @@ export type {
   TaskName,
   TimingsMs,
 } from './results.js';
-export { PluginOptionError, PluginRegistry, PluginRunner, Type, definePlugin, isPluginOptionError } from './plugin.js';
+export {
+  PluginOptionError,
+  PluginRegistry,
+  PluginRunner,
+  Type,
+  definePlugin,
+  isPluginFactory,
+  isPluginOptionError,
+  pluginKinds,
+} from './plugin.js';
 export type {
+  AnyPluginFactory,
+  CameraStateEvent,
+  EmittedFrame,
+  FilterContext,
+  FilterInstance,
+  FrameVerdict,
+  GatewayEvent,
   Plugin,
   PluginDefinition,
   PluginFactory,
+  PluginHealth,
   PluginInit,
   PluginInstance,
+  PluginInstanceOfKind,
+  PluginKind,
+  PluginLifecycle,
   PluginResultContext,
   PluginRunnerStats,
+  PluginState,
+  ResultVerdict,
+  SinkInstance,
+  SourceContext,
+  SourceFrame,
+  SourceInstance,
   Static,
   TObject,
   TSchema,
 } from './plugin.js';
+export { PluginHost, runFrameFilters, runResultFilters } from './plugin-host.js';
+export type { FrameFilterOutcome, PluginHostHealth, PluginHostOptions, ResultFilterOutcome, SourceTarget } from './plugin-host.js';
+export { loadPlugin } from './plugin-loader.js';
+export type { LoadPluginOptions } from './plugin-loader.js';
 export { webhookPlugin } from './plugin-webhook.js';
 export type { WebhookOptions } from './plugin-webhook.js';
 export { mqttForwardPlugin } from './plugin-mqtt-forward.js';
 export type { MqttForwardOptions } from './plugin-mqtt-forward.js';
+export { jsonlPlugin } from './plugin-jsonl.js';
+export type { JsonlOptions } from './plugin-jsonl.js';
 export { registerBuiltinPlugins } from './plugin-builtins.js';

@@ -1,6 +1,7 @@
 // Built-in plugin `mqtt-forward`: republishes results as the contract's faces events on <topicPrefix>/<node>/<stream>/faces
 // through its own MQTT event publisher (src/events/mqtt: bounded queue, reconnect with backoff).
 import { UnavailableError } from '../core/errors.js';
+import { redactSecrets } from '../core/log-types.js';
 import type { MqttQos } from '../contract/wire-names.js';
 import type { MqttEventPublisher } from '../events/mqtt/publisher.js';
 import type * as PublisherModule from '../events/mqtt/publisher.js';
@@ -100,6 +101,12 @@ export const mqttForwardPlugin: PluginFactory<MqttForwardOptions> = definePlugin
         });
       },
       stats: () => ({ forwarded }),
+      health: () =>
+        publisher === undefined
+          ? { state: 'starting' }
+          : publisher.connected
+            ? { state: 'online', counters: { forwarded } }
+            : { state: 'offline', reason: `broker ${redactSecrets(o.url)} not connected`, counters: { forwarded } },
     };
   },
 });

@@ -5,6 +5,7 @@ import { Type, type Static, type TObject, type TSchema } from '@sinclair/typebox
 import { schemaIssues, withDefaults } from '../core/schema.js';
 import { createBasicLogger, type Logger } from '../core/log-types.js';
 import type { AnalysisResult, StreamResult } from './results.js';
+import { pluginKinds, type PluginInstanceOfKind, type PluginKind, type PluginResultContext } from './plugin-kinds.js';
 
 /**
  * A plugin option that is unknown, of the wrong type or out of range (code INVALID_ARGUMENT). `plugin` and `option`
@@ -29,11 +30,27 @@ export function isPluginOptionError(e: unknown): e is PluginOptionError {
 export { Type };
 export type { Static, TObject, TSchema };
 
-/** What a result comes with. */
-export interface PluginResultContext {
-  /** The stream (camera) the result belongs to; for analyze() results, the name the caller gave. */
-  streamId: string;
-}
+export type {
+  CameraStateEvent,
+  EmittedFrame,
+  FilterContext,
+  FilterInstance,
+  FrameVerdict,
+  GatewayEvent,
+  PluginHealth,
+  PluginInstance,
+  PluginInstanceOfKind,
+  PluginKind,
+  PluginLifecycle,
+  PluginResultContext,
+  PluginState,
+  ResultVerdict,
+  SinkInstance,
+  SourceContext,
+  SourceFrame,
+  SourceInstance,
+} from './plugin-kinds.js';
+export { pluginKinds } from './plugin-kinds.js';
 
 /** Handed to `create`: the documented init object. */
 export interface PluginInit<O> {
@@ -45,22 +62,12 @@ export interface PluginInit<O> {
   log: Logger;
 }
 
-/** What `create` returns. Hooks may be async; the runner awaits them in order. */
-export interface PluginInstance {
-  /** Before the first result (connect, open files). A failure here stops the runner from starting. */
-  onStart?(): void | Promise<void>;
-  /** Each result. A failure is logged and counted, never fatal to the stream. */
-  onResult(result: AnalysisResult | StreamResult, ctx: PluginResultContext): void | Promise<void>;
-  /** After the last result (flush queues, disconnect). */
-  onStop?(): void | Promise<void>;
-  /** Counters for logs and tests (delivered, failed, queued...). */
-  stats?(): Record<string, number>;
-}
-
 /** The documented init object of `definePlugin`. */
-export interface PluginDefinition<O extends object> {
+export interface PluginDefinition<O extends object, K extends PluginKind = 'sink'> {
   /** Unique name, e.g. "webhook"; letters, digits and '-'. */
   name: string;
+  /** What the plugin is: 'source', 'filter' or 'sink'. Default 'sink' (the plugins of earlier releases). */
+  kind?: K;
   /** One line saying what the plugin does (for plugin listings and help texts). */
   description: string;
   /**
@@ -72,21 +79,23 @@ export interface PluginDefinition<O extends object> {
   defaults?: Readonly<O>;
   /** Cross-option rules on the merged options; return a problem or undefined. */
   validate?(options: Readonly<O>): string | undefined;
-  /** Builds an instance from validated options. */
-  create(init: PluginInit<O>): PluginInstance | Promise<PluginInstance>;
+  /** Builds an instance from validated options (called again for each restart after a failure). */
+  create(init: PluginInit<O>): PluginInstanceOfKind[K] | Promise<PluginInstanceOfKind[K]>;
 }
 
-/** A created plugin: its name, resolved options and instance. */
-export interface Plugin<O extends object = object> {
+/** A created plugin: its name, kind, resolved options and instance. */
+export interface Plugin<O extends object = object, K extends PluginKind = 'sink'> {
   readonly name: string;
+  readonly kind: K;
   readonly options: Readonly<O>;
-  readonly instance: PluginInstance;
+  readonly instance: PluginInstanceOfKind[K];
 }
 
 /** A factory made by definePlugin: call it with options to create a plugin. */
-export interface PluginFactory<O extends object = object> {
-  (options?: Partial<O>, env?: { log?: Logger }): Promise<Plugin<O>>;
+export interface PluginFactory<O extends object = object, K extends PluginKind = 'sink'> {
+  (options?: Partial<O>, env?: { log?: Logger }): Promise<Plugin<O, K>>;
   readonly pluginName: string;
+  readonly kind: K;
   readonly description: string;
   readonly defaults: Readonly<O>;
   /** The options' schema (the definition's, or one derived from `defaults`). */
@@ -121,16 +130,28 @@ function optionsOf(definition: PluginDefinition<object>): { schema: TObject; def
   throw new InvalidInputError(`plugin ${definition.name}: definePlugin needs a schema or defaults`);
 }
 
+/** Checks that `create` returned what the kind needs (a plugin compiled against another SDK copy gets a clear error). */
+function checkInstance(name: string, kind: PluginKind, instance: unknown): void {
+  const has = (hook: string): boolean => typeof (instance as Record<string, unknown> | undefined)?.[hook] === 'function';
+  const ok = kind === 'sink' ? has('onResult') : kind === 'source' ? has('onStart') : has('onFrame') || has('onResult');
+  const needs = kind === 'sink' ? 'onResult()' : kind === 'source' ? 'onStart(ctx)' : 'onFrame() or onResult()';
+  if (!ok) throw new KtError('INTERNAL', `plugin ${name}: create() must return an object with ${needs} (a ${kind} plugin)`);
+}
+
 /**
  * Defines a plugin. The returned factory merges the caller's options over the defaults (the one merge point), checks
  * the result against the schema and rejects unknown options and bad values with PluginOptionError listing every
- * problem (`option` names the first), then calls `create`.
+ * problem (`option` names the first), then calls `create`. `kind` defaults to 'sink'; for another kind name it in
+ * the type arguments too: `definePlugin<MyOptions, 'source'>({ kind: 'source', ... })`.
  */
-export function definePlugin<O extends object>(definition: PluginDefinition<O>): PluginFactory<O> {
+export function definePlugin<O extends object, K extends PluginKind = 'sink'>(definition: PluginDefinition<O, K>): PluginFactory<O, K> {
   if (!pluginNamePattern.test(definition.name))
     throw new InvalidInputError(`plugin name must be lower-case letters, digits and '-', got ${JSON.stringify(definition.name)}`);
   const name = definition.name;
-  const { schema, defaults } = optionsOf(definition as PluginDefinition<object>);
+  const kind = (definition.kind ?? 'sink') as K;
+  if (!pluginKinds.includes(kind))
+    throw new InvalidInputError(`plugin ${name}: kind must be one of ${pluginKinds.join(', ')}, got ${JSON.stringify(kind)}`);
+  const { schema, defaults } = optionsOf(definition as unknown as PluginDefinition<object>);
 
   const resolveOptions = (options: Partial<O> = {}): O => {
     if (typeof options !== 'object' || options === null || Array.isArray(options))
@@ -144,19 +165,19 @@ export function definePlugin<O extends object>(definition: PluginDefinition<O>):
     return merged as O;
   };
 
-  const factory = async (options: Partial<O> = {}, env: { log?: Logger } = {}): Promise<Plugin<O>> => {
+  const factory = async (options: Partial<O> = {}, env: { log?: Logger } = {}): Promise<Plugin<O, K>> => {
     const resolved = Object.freeze(resolveOptions(options));
     const instance = await definition.create({
       name,
       options: resolved,
       log: env.log ?? createBasicLogger('plugins').child({ plugin: name }),
     });
-    if (typeof instance?.onResult !== 'function')
-      throw new KtError('INTERNAL', `plugin ${name}: create() must return an object with onResult()`);
-    return { name, options: resolved, instance };
+    checkInstance(name, kind, instance);
+    return { name, kind, options: resolved, instance };
   };
   return Object.assign(factory, {
     pluginName: name,
+    kind,
     description: definition.description,
     defaults: defaults as Readonly<O>,
     schema,
@@ -164,28 +185,86 @@ export function definePlugin<O extends object>(definition: PluginDefinition<O>):
   });
 }
 
-/** Named plugin factories. Built-ins are registered explicitly by the entry point (see registerBuiltinPlugins). */
+/** Any factory, whatever its options and kind (what registries and loaders hold). */
+export type AnyPluginFactory = PluginFactory<object, PluginKind>;
+
+/** Whether `value` looks like a factory made by definePlugin (of this or another copy of the SDK). */
+export function isPluginFactory(value: unknown): value is AnyPluginFactory {
+  const f = value as { pluginName?: unknown; resolveOptions?: unknown; kind?: PluginKind };
+  return (
+    typeof value === 'function' &&
+    typeof f.pluginName === 'string' &&
+    typeof f.resolveOptions === 'function' &&
+    (f.kind === undefined || pluginKinds.includes(f.kind))
+  );
+}
+
+/**
+ * Named plugin factories. A name is unique within its kind (a `snapshot` source and a `snapshot` sink may both exist);
+ * built-ins are registered explicitly by the entry point (see registerBuiltinPlugins).
+ */
 export class PluginRegistry {
-  private readonly factories = new Map<string, PluginFactory<object>>();
+  /** `<kind>:<name>` -> factory; aliases map `<kind>:<alias>` -> name. */
+  private readonly factories = new Map<string, AnyPluginFactory>();
+  private readonly aliases = new Map<string, string>();
 
-  register<O extends object>(factory: PluginFactory<O>): void {
-    if (this.factories.has(factory.pluginName)) throw new InvalidInputError(`plugin ${factory.pluginName} is already registered`);
-    this.factories.set(factory.pluginName, factory as unknown as PluginFactory<object>);
+  /** Registers a factory under its name and any `aliases` (e.g. `mqtt` for `mqtt-forward`), within its kind. */
+  register(factory: AnyPluginFactory, aliases: readonly string[] = []): void {
+    const kind = factory.kind ?? 'sink';
+    for (const n of [factory.pluginName, ...aliases])
+      if (this.factories.has(`${kind}:${n}`) || this.aliases.has(`${kind}:${n}`))
+        throw new InvalidInputError(`${kind} plugin ${n} is already registered`);
+    this.factories.set(`${kind}:${factory.pluginName}`, factory);
+    for (const a of aliases) this.aliases.set(`${kind}:${a}`, factory.pluginName);
   }
 
-  names(): string[] {
-    return [...this.factories.keys()].sort();
+  /** Whether `name` (or an alias) is registered, in `kind` or in any kind. */
+  has(name: string, kind?: PluginKind): boolean {
+    return this.matches(name, kind).length > 0;
   }
 
-  get(name: string): PluginFactory<object> {
-    const f = this.factories.get(name);
-    if (!f) throw new PluginOptionError(name, '', `no plugin named "${name}" (registered: ${this.names().join(', ') || 'none'})`);
-    return f;
+  /** The registered names (aliases not included), optionally of one kind. */
+  names(kind?: PluginKind): string[] {
+    const names = [...this.factories.values()].filter((f) => kind === undefined || (f.kind ?? 'sink') === kind).map((f) => f.pluginName);
+    return [...new Set(names)].sort();
+  }
+
+  /**
+   * The factory of `name` (or an alias) of `kind`. Without `kind` the name must be unique across kinds. A name known
+   * only in another kind is an error that says so.
+   */
+  get(name: string, kind?: PluginKind): AnyPluginFactory {
+    const found = this.matches(name, kind);
+    if (found.length === 1) return found[0]!;
+    if (found.length > 1)
+      throw new PluginOptionError(name, '', `"${name}" names plugins of several kinds (${found.map((f) => f.kind).join(', ')}): say which`);
+    const other = kind === undefined ? [] : this.matches(name, undefined);
+    if (other.length > 0)
+      throw new PluginOptionError(
+        name,
+        '',
+        `plugin "${name}" is a ${other.map((f) => f.kind ?? 'sink').join(' and ')} plugin, not a ${kind} plugin`,
+      );
+    const known = this.names(kind).join(', ') || 'none';
+    throw new PluginOptionError(name, '', `no ${kind ? `${kind} ` : ''}plugin named "${name}" (registered: ${known})`);
   }
 
   /** Creates a plugin by name (e.g. from a gateway config file). */
-  create(name: string, options: Record<string, unknown> = {}, env: { log?: Logger } = {}): Promise<Plugin<object>> {
-    return this.get(name)(options, env);
+  create(
+    name: string,
+    options: Record<string, unknown> = {},
+    env: { log?: Logger } = {},
+    kind?: PluginKind,
+  ): Promise<Plugin<object, PluginKind>> {
+    return this.get(name, kind)(options, env);
+  }
+
+  private matches(name: string, kind: PluginKind | undefined): AnyPluginFactory[] {
+    const kinds = kind === undefined ? pluginKinds : [kind];
+    return kinds.flatMap((k) => {
+      const f = this.factories.get(`${k}:${this.aliases.get(`${k}:${name}`) ?? name}`);
+      return f ? [f] : [];
+    });
   }
 }
 
@@ -206,7 +285,7 @@ export class PluginRunner {
   private started = false;
 
   constructor(
-    readonly plugins: readonly Plugin<object>[],
+    readonly plugins: readonly Plugin<object, 'sink'>[],
     private readonly log: Logger = createBasicLogger('plugins'),
   ) {
     this.stats = plugins.map(() => ({ results: 0, errors: 0, lastError: undefined }));

@@ -6,6 +6,7 @@ import { InvalidInputError } from '../core/errors.js';
 import { defaultImageLimits } from '../core/image.js';
 import { checkValue, literals, parseValue } from '../core/schema.js';
 import { defaultRepositoryPath } from '../models/repository.js';
+import { servingDefaultModels } from '../models/zoo.js';
 import type { ExecutionProviderName } from '../onnx/runtime.js';
 import { brokerUrlOrAutoSchema, nodeIdOrHostSchema, qosSchema, topicPrefixSchema } from '../contract/mqtt-topics.js';
 
@@ -27,22 +28,16 @@ const bool = (defaultValue: boolean, description: string) => Type.Boolean({ defa
 const text = (defaultValue: string, description: string) => Type.String({ minLength: 1, default: defaultValue, description });
 const modelName = (defaultValue: string) => Type.String({ minLength: 1, default: defaultValue });
 
-/** Repository model per task; a file may name only some tasks. */
+/** Repository model per task; a file may name only some tasks. Defaults: models/zoo.ts servingDefaultModels (chosen by `kt models eval`). */
 const taskModelsSchema = Type.Object(
-  {
-    age: modelName('faceres'),
-    gender: modelName('faceres'),
-    embedding: modelName('faceres'),
-    identity: modelName('faceres'),
-    emotion: modelName('emotion'),
-    landmarks: modelName('landmarks68'),
-    mesh: modelName('facemesh'),
-  } satisfies Record<TaskName, unknown>,
+  Object.fromEntries(taskNames.map((task) => [task, modelName(servingDefaultModels[task])])) as Record<
+    TaskName,
+    ReturnType<typeof modelName>
+  >,
   {
     additionalProperties: false,
     default: {},
-    description:
-      'Repository model that answers each task by default (a request may override per task). Default faceres for age, gender, embedding and identity; emotion; landmarks68; facemesh.',
+    description: `Repository model that answers each task by default (a request may override per task). Defaults: ${taskNames.map((t) => `${t} ${servingDefaultModels[t]}`).join(', ')} (chosen by measurement: README "Model choice").`,
   },
 );
 
@@ -161,8 +156,8 @@ export const serverConfigSchema = Type.Object(
     identityThreshold: num(
       -1,
       1,
-      0.6,
-      'Cosine similarity (-1..1) at or above which TASK_IDENTITY and Identify name a person. Default 0.6: on ORL (40 people, faceres descriptors, one enrolment image) genuine pairs scored 0.64-0.97 and impostors at most 0.605, so 0.6 gave TAR 100 % at FAR 0.19 % (0.5 would accept 8.5 % of impostors). Raise it for doors.',
+      0,
+      "Cosine similarity (-1..1) at or above which TASK_IDENTITY and Identify name a person, for every embedding model. Default 0: each model's own threshold, calibrated at FAR 0.1 % on labelled data (model.json `identity.threshold`, written by `kt models eval --task identity`), or 0.6 for a model without one. Raise it for doors.",
     ),
 
     // ---- backpressure ----
@@ -209,6 +204,24 @@ export const serverConfigSchema = Type.Object(
       30_000,
       'The server pings an idle HTTP/2 connection after this many milliseconds (grpc.keepalive_time_ms). Default 30000.',
     ),
+    http2StreamWindowBytes: int(
+      65_535,
+      2_147_483_647,
+      8 * 1048576,
+      "HTTP/2 receive window per call (SETTINGS_INITIAL_WINDOW_SIZE). Node's default, 65535, lets a client send one 64 KiB slice per server event-loop turn: several camera streams on one connection then queue in the client. Default 8388608 (8 MiB).",
+    ),
+    http2ConnectionWindowBytes: int(
+      65_535,
+      2_147_483_647,
+      32 * 1048576,
+      'HTTP/2 receive window of a whole connection, shared by its calls. Bounds the unread bytes one client may have in flight. Default 33554432 (32 MiB).',
+    ),
+    maxPixelsInFlight: int(
+      0,
+      undefined,
+      64_000_000,
+      'Decoded pixels (width x height) held by all frames being analysed at once; a frame waits for its share before it is decoded, so a burst of huge images is analysed one after another instead of all at once. At least maxFramePixels; 0: no budget. Default 64000000 (about 190 MB of RGB).',
+    ),
     keepaliveTimeoutMs: int(
       1000,
       undefined,
@@ -226,6 +239,10 @@ export const serverConfigSchema = Type.Object(
       default: 'LATEST_WINS',
       description: 'Drop policy of a stream whose StreamConfig leaves it unspecified. Default `LATEST_WINS`.',
     }),
+    streamTracking: bool(
+      true,
+      'Track faces on streams whose StreamConfig leaves tracking unspecified: Face.track_id, per-track summaries, track events on gRPC and `<prefix>/<node>/<stream>/events`. Default true (additions old clients ignore; every task still runs on every frame unless a stream turns reuse on).',
+    ),
 
     // ---- MQTT events ----
     mqttEnabled: bool(true, 'Publish face events and stats over MQTT. Default true. The server keeps serving while the broker is away.'),
@@ -236,6 +253,14 @@ export const serverConfigSchema = Type.Object(
     mqttTopicPrefix: topicPrefixSchema({ default: 'kt', description: 'First topic level. Default `kt`.' }),
     mqttNodeId: nodeIdOrHostSchema({ default: '', description: "Second topic level (node id). Default '' : the host name." }),
     mqttQos: qosSchema({ default: 1, description: 'QoS of faces and stats events. Default 1.' }),
+    homeAssistantDiscovery: bool(
+      false,
+      'Announce every open stream to Home Assistant by MQTT discovery (a device with face sensors and a camera on the snapshot topic), again when Home Assistant sends its birth message. Default false.',
+    ),
+    homeAssistantPrefix: topicPrefixSchema({
+      default: 'homeassistant',
+      description: 'Home Assistant discovery prefix. Default `homeassistant`.',
+    }),
     statsIntervalMs: int(0, undefined, 10_000, 'Period of `<prefix>/<node>/stats`, in milliseconds; 0 disables it. Default 10000.'),
     embeddedBrokerPort: int(0, 65535, 1883, 'Port of the embedded broker when one is started. Default 1883.'),
     embeddedBrokerHost: text(
@@ -372,6 +397,16 @@ export function resolveServerConfig(...overlays: readonly (ServerConfigOverlay |
   }
   if (merged.tlsClientCaFile !== '' && merged.tlsCertFile === '') {
     throw new InvalidInputError('tlsClientCaFile (mutual TLS) needs tlsCertFile and tlsKeyFile');
+  }
+  if (merged.maxPixelsInFlight > 0 && merged.maxPixelsInFlight < merged.maxFramePixels) {
+    throw new InvalidInputError(
+      `maxPixelsInFlight (${merged.maxPixelsInFlight}) must be 0 or at least maxFramePixels (${merged.maxFramePixels}): the largest accepted frame must fit`,
+    );
+  }
+  if (merged.http2ConnectionWindowBytes < merged.http2StreamWindowBytes) {
+    throw new InvalidInputError(
+      `http2ConnectionWindowBytes (${merged.http2ConnectionWindowBytes}) must be at least http2StreamWindowBytes (${merged.http2StreamWindowBytes})`,
+    );
   }
   if (merged.streamQueueDepth > merged.maxStreamQueueDepth) {
     throw new InvalidInputError(

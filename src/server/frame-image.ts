@@ -5,8 +5,15 @@ import { bytesPerPixel, rawFrameBytes, sniffImageContainer, type RgbImage } from
 import { imageContainers, pixelFormats } from '../contract/wire-names.js';
 import { ImageFormat, PixelFormat, type Image } from '../gen/kt/v1/common.js';
 
-/** Decodes the frame's image: JPEG/PNG/WebP through sharp, raw layouts with stride and length checks. */
-export async function decodeFrameImage(image: Image | undefined, maxPixels: number): Promise<RgbImage> {
+/**
+ * Decodes the frame's image: JPEG/PNG/WebP through sharp, raw layouts with stride and length checks. `reservePixels`
+ * (a share of the server's pixel budget) is awaited once the size is known and checked, before pixels are allocated.
+ */
+export async function decodeFrameImage(
+  image: Image | undefined,
+  maxPixels: number,
+  reservePixels?: (pixels: number) => Promise<void>,
+): Promise<RgbImage> {
   const source = image?.source;
   if (source === undefined) throw new InvalidInputError('frame has no image: set image.encoded or image.raw');
   if (source.$case === 'encoded') {
@@ -18,7 +25,7 @@ export async function decodeFrameImage(image: Image | undefined, maxPixels: numb
         `image.encoded.format says ${format.replace('IMAGE_FORMAT_', '')} but the bytes are not one (first bytes ${Buffer.from(data.subarray(0, 8)).toString('hex')})`,
       );
     }
-    return decodeImage(data, { maxPixels });
+    return decodeImage(data, { maxPixels, ...(reservePixels ? { reservePixels } : {}) });
   }
   const raw = source.value;
   const format = pixelFormats.fromWire(raw.pixelFormat);
@@ -34,6 +41,7 @@ export async function decodeFrameImage(image: Image | undefined, maxPixels: numb
     const stride = strideBytes || width * bytesPerPixel[format];
     const needed = rawFrameBytes(format, stride, height);
     if (data.length > needed) data = data.subarray(0, needed);
+    await reservePixels?.(width * height);
   }
   return fromRaw({ data, width, height, format, ...(strideBytes ? { stride: strideBytes } : {}) }, { maxPixels });
 }

@@ -3,6 +3,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { PublisherCounters } from '../contract/face-events.js';
 import { modelStates, type ModelStateName } from '../contract/wire-names.js';
 import type { InferenceObserver } from './pipeline.js';
+import type { PixelBudgetStats } from './pixel-budget.js';
 import type { ServerStats } from './server-stats.js';
 
 /** What the metrics read when scraped (counters the server keeps anyway), rather than being told twice. */
@@ -10,6 +11,8 @@ export interface MetricsSources {
   stats: ServerStats;
   streamsOpen(): number;
   inferenceSlotsBusy(): number;
+  /** The decoded-pixel budget across concurrent frames. */
+  pixels(): PixelBudgetStats;
   models(): readonly { name: string; version: number; state: ModelStateName; serving: boolean }[];
   /** The MQTT publisher's counters; undefined while MQTT is off. */
   mqtt(): PublisherCounters | undefined;
@@ -147,6 +150,19 @@ function registerPulledMetrics(registry: Registry, s: MetricsSources): void {
   pulledGauge(registry, 'kt_streams_open', 'StreamAnalyze calls open now.', () => s.streamsOpen());
   pulledGauge(registry, 'kt_inference_slots_busy', 'Inference slots in use now (of maxConcurrentInferences).', () =>
     s.inferenceSlotsBusy(),
+  );
+  pulledGauge(
+    registry,
+    'kt_frame_pixels_in_flight',
+    'Decoded pixels held by frames being analysed now (of maxPixelsInFlight).',
+    () => s.pixels().inUse,
+  );
+  pulledGauge(registry, 'kt_frame_pixels_waiting', 'Frames waiting for their share of the pixel budget now.', () => s.pixels().waiting);
+  pulledCounter(
+    registry,
+    'kt_frame_pixel_budget_waits',
+    'Frames that waited for their share of the pixel budget.',
+    () => s.pixels().waitsTotal,
   );
   const mqtt = s.mqtt;
   pulledGauge(registry, 'kt_mqtt_connected', '1 when the MQTT publisher is connected to its broker, 0 when not (absent: MQTT off).', () => {

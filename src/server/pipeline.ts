@@ -2,7 +2,8 @@
 import { InvalidInputError } from '../core/errors.js';
 import type { RgbImage } from '../core/image.js';
 import type { DecodedOutput, DetectedFace } from '../models/processing/index.js';
-import { detectFaces, runTaskModel } from '../models/runner.js';
+import { runFaceModel } from '../models/aligned-run.js';
+import { detectFaces } from '../models/runner.js';
 import type { IdentityGallery } from './gallery/store.js';
 import { IdentityMatch, ModelRef, type Image } from '../gen/kt/v1/common.js';
 import { Face, FrameResult, StageTimings, TaskTiming, type Frame } from '../gen/kt/v1/face_analysis.js';
@@ -11,12 +12,15 @@ import { manifestTaskOf, type AnalysisPlan } from './analysis-plan.js';
 import type { ServerConfig, TaskName } from './config.js';
 import { decodeFrameImage } from './frame-image.js';
 import type { ModelLease, ModelRegistry } from './model-registry.js';
+import type { PixelBudget } from './pixel-budget.js';
 
 export interface PipelineDeps {
   config: ServerConfig;
   registry: ModelRegistry;
   /** Absent: TASK_IDENTITY reports every face as unknown. */
   gallery: IdentityGallery | undefined;
+  /** Decoded pixels across concurrent frames; absent: no budget. */
+  pixelBudget?: PixelBudget;
   /** Hears every model run (the Prometheus metrics); absent: nothing is measured beyond the frame timings. */
   observer?: InferenceObserver;
 }
@@ -42,6 +46,9 @@ export interface FaceEmbedding {
 
 const now = (): number => performance.now();
 
+/** The identity threshold when neither the request, the config nor the model's manifest (`identity.threshold`) sets one. */
+export const FALLBACK_IDENTITY_THRESHOLD = 0.6;
+
 export class FramePipeline {
   private readonly deps: PipelineDeps;
 
@@ -49,84 +56,26 @@ export class FramePipeline {
     this.deps = deps;
   }
 
-  /** Decodes a wire image once (INVALID_ARGUMENT for anything malformed). */
-  decode(image: Image | undefined): Promise<RgbImage> {
-    return decodeFrameImage(image, this.deps.config.maxFramePixels);
+  /**
+   * Decodes a wire image once (INVALID_ARGUMENT for anything malformed). The decode itself waits for its share of the
+   * pixel budget; the share is returned when the decode ends (analyze() holds it until the frame is answered).
+   */
+  async decode(image: Image | undefined): Promise<RgbImage> {
+    const pixels = this.deps.pixelBudget?.reservation();
+    try {
+      return await decodeFrameImage(image, this.deps.config.maxFramePixels, pixels?.reserve);
+    } finally {
+      pixels?.release();
+    }
   }
 
   /**
-   * Analyses one frame. Model versions are fixed when the frame starts (leases), so a hot swap never changes a
-   * model in the middle of a frame; the old session lives until its last frame is done.
+   * Analyses one frame: every planned task on every reported face. Model versions are fixed when the frame starts
+   * (leases), so a hot swap never changes a model in the middle of a frame; the old session lives until its last frame
+   * is done. (Tracked streams call analyzeSelected, the one path both use.)
    */
-  async analyze(frame: Frame, plan: AnalysisPlan, queueMs = 0): Promise<FrameResult> {
-    const start = now();
-    const image = await this.decode(frame.image);
-    const decodeMs = now() - start;
-
-    const leases: ModelLease[] = [];
-    try {
-      const detector = await this.deps.registry.acquire(this.deps.config.detectorModel);
-      leases.push(detector);
-      const detectStart = now();
-      const faces = await this.detectWith(detector, image, plan, queueMs);
-      const detectMs = now() - detectStart;
-
-      // One run per distinct model: faceres answers age, gender, embedding and identity together.
-      const groups = new Map<string, { lease: ModelLease; tasks: TaskName[] }>();
-      for (const task of plan.tasks) {
-        const choice = plan.models[task]!;
-        const key = `${choice.name}@${choice.version}`;
-        let group = groups.get(key);
-        if (!group) {
-          const lease = await this.deps.registry.acquire(choice.name, choice.version);
-          leases.push(lease);
-          groups.set(key, (group = { lease, tasks: [] }));
-        }
-        group.tasks.push(task);
-      }
-
-      const results: Face[] = faces.map((f) =>
-        Face.fromPartial({
-          box: { xPx: f.box.x, yPx: f.box.y, widthPx: f.box.width, heightPx: f.box.height },
-          score: f.score,
-          keypoints: f.keypoints.map((p) => ({ xPx: p.x, yPx: p.y, zPx: p.z ?? 0 })),
-        }),
-      );
-      const taskMs = new Map<TaskName, number>();
-      for (const { lease, tasks } of groups.values()) {
-        const runStart = now();
-        const run = await this.observed(lease, queueMs, () => runTaskModel(lease.model, image, faces));
-        const ref = ModelRef.fromPartial({ name: lease.name, version: lease.version });
-        for (let i = 0; i < faces.length; i++) {
-          for (const task of tasks) this.fill(results[i]!, task, run.decoded[i]!, ref, plan);
-        }
-        // A task's time is the run that answered it (crop, model, decode over all faces); tasks sharing a model
-        // share one run, so their times are equal and not additive.
-        const runMs = now() - runStart;
-        for (const task of tasks) taskMs.set(task, runMs);
-      }
-
-      return FrameResult.fromPartial({
-        sequence: frame.sequence,
-        captureTimeUnixMs: frame.captureTimeUnixMs,
-        frameWidthPx: image.width,
-        frameHeightPx: image.height,
-        faces: results,
-        timings: StageTimings.fromPartial({
-          queueMs,
-          decodeMs,
-          detectMs,
-          tasks: plan.tasks.map((t) => TaskTiming.fromPartial({ task: enumOfTask[t], durationMs: taskMs.get(t) ?? 0 })),
-          totalMs: now() - start,
-        }),
-        models: [
-          ModelRef.fromPartial({ name: detector.name, version: detector.version }),
-          ...[...groups.values()].map((g) => ModelRef.fromPartial({ name: g.lease.name, version: g.lease.version })),
-        ],
-      });
-    } finally {
-      for (const lease of leases) lease.release();
-    }
+  analyze(frame: Frame, plan: AnalysisPlan, queueMs = 0): Promise<FrameResult> {
+    return this.analyzeSelected(frame, plan, queueMs);
   }
 
   /** Faces in decoded pixels, best first, with the detection limits applied. */
@@ -139,12 +88,12 @@ export class FramePipeline {
     }
   }
 
-  /** Embeddings of the given faces with the identity model (one batched run). */
+  /** Embeddings of the given faces with the identity model (one batched run, 5-point aligned when its manifest asks). */
   async embed(image: RgbImage, faces: readonly DetectedFace[]): Promise<FaceEmbedding[]> {
     if (faces.length === 0) return [];
     const lease = await this.deps.registry.acquire(this.deps.config.taskModels.identity);
     try {
-      const run = await this.observed(lease, 0, () => runTaskModel(lease.model, image, faces));
+      const run = await this.observed(lease, 0, () => runFaceModel(lease.model, image, faces));
       return faces.map((face, i) => {
         const out = run.decoded[i]!.find((d) => d.type === 'embedding');
         if (!out || out.type !== 'embedding') throw new InvalidInputError(`model ${lease.name} has no embedding output`);
@@ -153,6 +102,22 @@ export class FramePipeline {
     } finally {
       lease.release();
     }
+  }
+
+  /**
+   * The identity threshold for embeddings of `model`: the request's (non-zero), else the config's `identityThreshold`
+   * (non-zero), else the threshold calibrated for the model (model.json `identity.threshold`), else 0.6.
+   */
+  identityThreshold(model: { name: string; version: number }, requested = 0): number {
+    if (requested) return requested;
+    if (this.deps.config.identityThreshold) return this.deps.config.identityThreshold;
+    let calibrated: number | undefined;
+    try {
+      calibrated = this.deps.registry.manifestFor(model.name, model.version).identity?.threshold;
+    } catch {
+      calibrated = undefined;
+    }
+    return calibrated ?? FALLBACK_IDENTITY_THRESHOLD;
   }
 
   /** Runs `work` on a model and tells the observer how long it took and whether it succeeded. */
@@ -234,9 +199,107 @@ export class FramePipeline {
   private identify(vector: Float32Array, model: ModelRef, threshold: number): IdentityMatch {
     const gallery = this.deps.gallery;
     if (!gallery) return IdentityMatch.fromPartial({ known: false });
-    const result = gallery.identify(vector, threshold, { name: model.name, version: String(model.version) });
+    // plan.identityThreshold is the request's or the config's; 0: the model's calibrated threshold.
+    const result = gallery.identify(vector, this.identityThreshold(model, threshold), { name: model.name, version: String(model.version) });
     if (result.known)
       return IdentityMatch.fromPartial({ known: true, personId: result.personId, name: result.name, similarity: result.similarity });
     return IdentityMatch.fromPartial({ known: false, similarity: result.nearest?.similarity ?? 0 });
+  }
+
+  /**
+   * The faces to report (the plan's limits) and, when `lowScore` is below the plan's min score, the faces scoring from
+   * it up to the min score (twice the face limit is detected so that low boxes do not push reported ones out).
+   */
+  private async detectReportedAndLow(
+    detector: ModelLease,
+    image: RgbImage,
+    plan: AnalysisPlan,
+    queueMs: number,
+    lowScore: number | undefined,
+  ): Promise<{ faces: DetectedFace[]; low: DetectedFace[] }> {
+    if (lowScore === undefined || lowScore >= plan.minScore)
+      return { faces: await this.detectWith(detector, image, plan, queueMs), low: [] };
+    const found = await this.detectWith(detector, image, { ...plan, minScore: lowScore, maxFaces: plan.maxFaces * 2 }, queueMs);
+    return {
+      faces: found.filter((f) => f.score >= plan.minScore).slice(0, plan.maxFaces),
+      low: found.filter((f) => f.score < plan.minScore),
+    };
+  }
+
+  /**
+   * analyze() for a tracked stream (src/server/tracking): before any task model runs, `select` sees the reported faces,
+   * the faces scoring from `lowScore` up to the plan's min score (never reported: they only keep tracks alive) and the
+   * decoded pixels, and returns per reported face the tasks to run now. A task not selected for a face stays absent on
+   * it (the tracker fills it from the track); a model no face needs does not run.
+   */
+  async analyzeSelected(
+    frame: Frame,
+    plan: AnalysisPlan,
+    queueMs: number,
+    lowScore?: number,
+    select?: (faces: DetectedFace[], low: DetectedFace[], image: RgbImage) => Promise<ReadonlySet<TaskName>[]>,
+  ): Promise<FrameResult> {
+    const start = now();
+    // The frame's share of the pixel budget is held until it is answered: its pixels live that long.
+    const pixels = this.deps.pixelBudget?.reservation();
+    const leases: ModelLease[] = [];
+    try {
+      const image = await decodeFrameImage(frame.image, this.deps.config.maxFramePixels, pixels?.reserve);
+      const decodeMs = now() - start;
+      const detector = await this.deps.registry.acquire(this.deps.config.detectorModel);
+      leases.push(detector);
+      const detectStart = now();
+      const { faces, low } = await this.detectReportedAndLow(detector, image, plan, queueMs, lowScore);
+      const detectMs = now() - detectStart;
+      const everyTask: ReadonlySet<TaskName> = new Set(plan.tasks);
+      const selected = select ? await select(faces, low, image) : faces.map(() => everyTask);
+      const results: Face[] = faces.map((f) =>
+        Face.fromPartial({
+          box: { xPx: f.box.x, yPx: f.box.y, widthPx: f.box.width, heightPx: f.box.height },
+          score: f.score,
+          keypoints: f.keypoints.map((p) => ({ xPx: p.x, yPx: p.y, zPx: p.z ?? 0 })),
+        }),
+      );
+      const taskMs = new Map<TaskName, number>();
+      const models = [ModelRef.fromPartial({ name: detector.name, version: detector.version })];
+      const byModel = new Map<string, TaskName[]>();
+      for (const task of plan.tasks) {
+        const key = `${plan.models[task]!.name}@${plan.models[task]!.version}`;
+        byModel.set(key, [...(byModel.get(key) ?? []), task]);
+      }
+      for (const tasks of byModel.values()) {
+        const lease = await this.deps.registry.acquire(plan.models[tasks[0]!]!.name, plan.models[tasks[0]!]!.version);
+        leases.push(lease);
+        const ref = ModelRef.fromPartial({ name: lease.name, version: lease.version });
+        models.push(ref);
+        const chosen = faces.flatMap((_, i) => (tasks.some((t) => selected[i]?.has(t)) ? [i] : []));
+        if (chosen.length === 0) continue;
+        const runStart = now();
+        const chosenFaces = chosen.map((i) => faces[i]!);
+        const run = await this.observed(lease, queueMs, () => runFaceModel(lease.model, image, chosenFaces));
+        chosen.forEach((faceIndex, k) => {
+          for (const task of tasks) if (selected[faceIndex]!.has(task)) this.fill(results[faceIndex]!, task, run.decoded[k]!, ref, plan);
+        });
+        for (const task of tasks) taskMs.set(task, now() - runStart);
+      }
+      return FrameResult.fromPartial({
+        sequence: frame.sequence,
+        captureTimeUnixMs: frame.captureTimeUnixMs,
+        frameWidthPx: image.width,
+        frameHeightPx: image.height,
+        faces: results,
+        timings: StageTimings.fromPartial({
+          queueMs,
+          decodeMs,
+          detectMs,
+          tasks: plan.tasks.map((t) => TaskTiming.fromPartial({ task: enumOfTask[t], durationMs: taskMs.get(t) ?? 0 })),
+          totalMs: now() - start,
+        }),
+        models,
+      });
+    } finally {
+      for (const lease of leases) lease.release();
+      pixels?.release();
+    }
   }
 }

@@ -18,6 +18,7 @@ import { authInterceptor, authModeOf } from './auth.js';
 import { loadTokens } from './auth-tokens.js';
 import { grpcServerCredentials, type GrpcServerCredentials } from './tls.js';
 import { addLenientService } from './request-decoding.js';
+import { setConnectionWindow, setStreamWindow, type Http2Windows } from './http2-windows.js';
 import type { StatsSnapshotView } from './server-stats.js';
 import { faceAnalysisService } from './service-face-analysis.js';
 import { galleryService } from './service-gallery.js';
@@ -127,8 +128,14 @@ function grpcServer(ctx: ServingContext, health: HealthState, auth: ServerInterc
   addLenientService(server, GalleryService, galleryService(ctx));
   addLenientService(server, HealthService, health.service());
   if (ctx.config.reflection) addReflection(server);
+  setStreamWindow(server, http2Windows(ctx.config));
   return server;
 }
+
+const http2Windows = (cfg: ServerConfig): Http2Windows => ({
+  streamWindowBytes: cfg.http2StreamWindowBytes,
+  connectionWindowBytes: cfg.http2ConnectionWindowBytes,
+});
 
 /** Binds the listen address (UNAVAILABLE when taken); health stays NOT_SERVING until the models are warm. */
 async function bindGrpc(
@@ -142,6 +149,7 @@ async function bindGrpc(
       err ? fail(new UnavailableError(`cannot listen on ${cfg.listenAddress}: ${err.message}`)) : ok(boundPort),
     ),
   );
+  setConnectionWindow(server, http2Windows(cfg));
   const { host } = splitListenAddress(cfg.listenAddress);
   const address = `${host.includes(':') ? `[${host}]` : host}:${port}`;
   log.info(

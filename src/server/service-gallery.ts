@@ -1,6 +1,7 @@
 // kt.v1.Gallery: enrol people from images (largest face, identity-model embedding), list, delete, identify.
 import type { ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
 import { FailedPreconditionError, InvalidInputError, NotFoundError } from '../core/errors.js';
+import { ENROLMENT_FACE_FORMAT, enrolmentFace } from './gallery/enrolment-face.js';
 import { checkPersonId, normalisePersonName } from './gallery/person-name.js';
 import type { IdentityGallery, Person as StoredPerson } from './gallery/store.js';
 import { IdentityMatch } from '../gen/kt/v1/common.js';
@@ -72,7 +73,8 @@ async function enrol(ctx: ServingContext, request: EnrolRequest): Promise<EnrolR
   if (used.length === 0)
     throw new InvalidInputError(`no usable face in ${images.length} image(s): ${skipped.map((s) => s.error?.message).join('; ')}`);
   const model = { name: used[0]!.model.name, version: String(used[0]!.model.version) };
-  const vectors = used.filter((u) => u.model.version === used[0]!.model.version).map((u) => u.vector);
+  const kept = used.filter((u) => u.model.version === used[0]!.model.version);
+  const vectors = kept.map((u) => u.vector);
   let id = personId;
   if (existing === undefined || store.get(personId) === undefined) {
     // A person deleted while the images were analysed is created again, as the caller asked for them.
@@ -81,6 +83,9 @@ async function enrol(ctx: ServingContext, request: EnrolRequest): Promise<EnrolR
     store.addEmbeddings(id, vectors, model);
     if (cleanName !== undefined && cleanName !== existing.name) store.rename(id, cleanName);
   }
+  // The aligned enrolment crops stay with the person, so that `kt gallery reembed` can move to another model.
+  const faces = kept.flatMap((u) => (u.enrolmentFace ? [u.enrolmentFace] : []));
+  if (faces.length > 0) store.addFaces(id, faces, ENROLMENT_FACE_FORMAT);
   const person = store.get(id);
   if (!person) throw new NotFoundError(`person ${id} vanished during enrolment`);
   return EnrolResponse.fromPartial({ personId: id, facesUsed: vectors.length, skipped, person: personOf(person) });
@@ -90,9 +95,9 @@ async function enrol(ctx: ServingContext, request: EnrolRequest): Promise<EnrolR
 async function embedLargestFaces(
   ctx: ServingContext,
   images: EnrolRequest['images'],
-): Promise<{ used: FaceEmbedding[]; skipped: SkippedImage[] }> {
+): Promise<{ used: (FaceEmbedding & { enrolmentFace?: Uint8Array })[]; skipped: SkippedImage[] }> {
   const limits = detectLimits(ctx);
-  const used: FaceEmbedding[] = [];
+  const used: (FaceEmbedding & { enrolmentFace?: Uint8Array })[] = [];
   const skipped: SkippedImage[] = [];
   for (let i = 0; i < images.length; i++) {
     try {
@@ -102,10 +107,14 @@ async function embedLargestFaces(
         if (faces.length === 0) throw new InvalidInputError('no face found');
         // The person is the clearly largest face of the image.
         const largest = faces.reduce((a, b) => (b.box.width * b.box.height > a.box.width * a.box.height ? b : a));
-        return (await ctx.pipeline.embed(image, [largest]))[0]!;
+        const embedding = (await ctx.pipeline.embed(image, [largest]))[0]!;
+        return largest.keypoints.length >= 4 ? { ...embedding, enrolmentFace: (await enrolmentFace(image, largest)).png } : embedding;
       });
       used.push(embedding);
     } catch (e) {
+      // A bad image is skipped and reported; a server-side fault (identity model missing or unloaded, queue full)
+      // fails the call with its own code instead of passing for the client's mistake.
+      if (!(e instanceof InvalidInputError)) throw e;
       skipped.push(SkippedImage.fromPartial({ imageIndex: i, error: toItemError(e, `image ${i}: `) }));
     }
   }
@@ -133,13 +142,15 @@ function deletePerson(ctx: ServingContext, request: DeletePersonRequest): Delete
 async function identify(ctx: ServingContext, request: IdentifyRequest): Promise<IdentifyResponse> {
   if (!ctx.serving()) throw notServingError();
   const store = openGallery(ctx);
-  const threshold = request.threshold || ctx.config.identityThreshold;
-  if (!(threshold >= -1 && threshold <= 1)) throw new InvalidInputError(`threshold must be in -1..1, got ${threshold}`);
+  const requested = request.threshold || ctx.config.identityThreshold;
+  if (!(requested >= -1 && requested <= 1)) throw new InvalidInputError(`threshold must be in -1..1, got ${requested}`);
   const maxMatches = request.maxMatches || defaultMaxMatches;
   const embeddings = await ctx.unary.run(async () => {
     const image = await ctx.pipeline.decode(request.image);
     return ctx.pipeline.embed(image, await ctx.pipeline.detect(image, detectLimits(ctx)));
   });
+  // Unset (0) in the request and the config: the identity model's calibrated threshold (model.json), else 0.6.
+  const threshold = ctx.pipeline.identityThreshold(embeddings[0]?.model ?? { name: ctx.config.taskModels.identity, version: 0 }, requested);
   const faces = embeddings.map((e) => {
     const result = store.identify(e.vector, threshold, { name: e.model.name, version: String(e.model.version) });
     // The store answers with the single nearest person, so at most one match per face.

@@ -8,6 +8,7 @@ import type { ServerConfig } from './config.js';
 import { IdentityGallery } from './gallery/store.js';
 import { ModelRegistry } from './model-registry.js';
 import { FramePipeline } from './pipeline.js';
+import { PixelBudget } from './pixel-budget.js';
 import { Semaphore } from './semaphore.js';
 import { ServerMetrics } from './metrics.js';
 import { ServerStats, type StatsSnapshotView } from './server-stats.js';
@@ -71,8 +72,10 @@ export async function createServingContext(cfg: ServerConfig, log: Logger): Prom
   const gallery = IdentityGallery.open({ path: cfg.galleryPath });
   const stats = new ServerStats();
   let events: FacesSink | undefined;
+  const pixelBudget = new PixelBudget(cfg.maxPixelsInFlight);
   const metrics = new ServerMetrics({
     stats,
+    pixels: () => pixelBudget.stats(),
     streamsOpen: () => streams.size,
     inferenceSlotsBusy: () => slots.busy,
     models: () => registry.list(),
@@ -87,7 +90,7 @@ export async function createServingContext(cfg: ServerConfig, log: Logger): Prom
   const ctx: ServingContext = {
     config: cfg,
     registry,
-    pipeline: new FramePipeline({ config: cfg, registry, gallery, observer: metrics }),
+    pipeline: new FramePipeline({ config: cfg, registry, gallery, pixelBudget, observer: metrics }),
     slots,
     scheduler,
     unary,

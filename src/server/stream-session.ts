@@ -9,6 +9,7 @@ import {
   type Frame,
   type StreamConfig,
   type StreamRequest,
+  type TrackEvent,
 } from '../gen/kt/v1/face_analysis.js';
 import { planAnalysis, type AnalysisPlan } from './analysis-plan.js';
 import { checkStreamId } from '../contract/stream-id.js';
@@ -19,6 +20,7 @@ import type { OpenStream, ServingContext } from './serving-context.js';
 import { decodeFailure } from './request-decoding.js';
 import { notServingError, toItemError, toServiceError } from './status.js';
 import type { SchedulerLane } from './stream-scheduler.js';
+import { SessionTracking } from './tracking/session-tracking.js';
 
 interface QueuedFrame {
   frame: Frame;
@@ -43,6 +45,8 @@ export class StreamSession implements SchedulerLane, OpenStream {
   streamId = '';
   private plan: AnalysisPlan | undefined;
   private queue: DropQueue<QueuedFrame> | undefined;
+  /** Face tracks of the stream (track ids, reuse, events); set when the stream opens. */
+  private tracking: SessionTracking | undefined;
   private readonly counters = StreamCounters.fromPartial({});
   /** A frame is being analysed or its response is waiting for the transport to drain. */
   private busy = false;
@@ -206,6 +210,12 @@ export class StreamSession implements SchedulerLane, OpenStream {
     const depth = Math.min(config.queueDepth || ctx.config.streamQueueDepth, ctx.config.maxStreamQueueDepth);
     this.streamId = config.streamId;
     this.plan = plan;
+    this.tracking = new SessionTracking(config.streamId, config, {
+      pipeline: ctx.pipeline,
+      trackingByDefault: ctx.config.streamTracking,
+      homeAssistant: { enabled: ctx.config.homeAssistantDiscovery, prefix: ctx.config.homeAssistantPrefix },
+      sink: () => ctx.events,
+    });
     this.queue = new DropQueue(depth, policy);
     ctx.pendingStreams.delete(this);
     ctx.streams.add(this);
@@ -253,13 +263,15 @@ export class StreamSession implements SchedulerLane, OpenStream {
   private async analyse(item: QueuedFrame): Promise<void> {
     const queueMs = performance.now() - item.receivedAt;
     let result: FrameResult;
+    let trackEvents: TrackEvent[] = [];
     try {
       if (item.error) throw item.error;
       if (!this.ctx.serving()) throw new UnavailableError('server is shutting down');
-      result = await this.ctx.pipeline.analyze(item.frame, this.plan!, queueMs);
+      ({ result, events: trackEvents } = await this.tracking!.analyze(item.frame, this.plan!, queueMs, item.receivedAtMs));
       this.count('framesAnalyzed');
       this.ctx.stats.recordLatency(Date.now() - item.receivedAtMs);
-      if (result.faces.length > 0) this.ctx.events?.publishFaces(this.streamId, facesEventOf(result, item.receivedAtMs));
+      if (result.faces.length > 0 && this.tracking!.publishFaces)
+        this.ctx.events?.publishFaces(this.streamId, facesEventOf(result, item.receivedAtMs));
     } catch (e) {
       this.count('framesFailed');
       this.ctx.log.debug({ stream: this.streamId, sequence: item.frame.sequence, error: errorMessage(e) }, 'frame failed');
@@ -270,7 +282,7 @@ export class StreamSession implements SchedulerLane, OpenStream {
       });
     }
     if (this.finished) return;
-    const response = StreamResponse.fromPartial({ streamId: this.streamId, result, counters: { ...this.counters } });
+    const response = StreamResponse.fromPartial({ streamId: this.streamId, result, counters: { ...this.counters }, trackEvents });
     const flushed = this.call.write(response);
     if (flushed) {
       this.idle();
@@ -289,6 +301,10 @@ export class StreamSession implements SchedulerLane, OpenStream {
   /** Ends the call once the client has half-closed and every queued frame is answered. */
   private maybeFinish(): void {
     if (this.finished || !this.inputEnded || this.busy || (this.queue?.length ?? 0) > 0) return;
+    // A client that asked for tracking by name hears the end of the tracks still open before the call ends.
+    const ended = this.tracking?.end() ?? [];
+    if (!this.endStatus && this.tracking?.settings.requested)
+      this.call.write(StreamResponse.fromPartial({ streamId: this.streamId, counters: { ...this.counters }, trackEvents: ended }));
     this.close();
     if (this.endStatus) this.call.emit('error', { metadata: new Metadata(), ...this.endStatus });
     else this.call.end();
@@ -316,6 +332,8 @@ export class StreamSession implements SchedulerLane, OpenStream {
     this.ctx.pendingStreams.delete(this);
     const dropped = this.queue?.clear().length ?? 0;
     this.count('framesDropped', dropped);
+    // A cancelled or failed stream ends its tracks too (end events on MQTT).
+    this.tracking?.end();
     if (this.registered) {
       this.ctx.streams.delete(this);
       this.ctx.scheduler.remove(this);

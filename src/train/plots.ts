@@ -2,25 +2,15 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import pngjs from 'pngjs';
+import { SERIES_COLORS } from '../core/draw.js';
 import { InvalidInputError } from '../core/errors.js';
 
 const { PNG } = pngjs;
 
 export type Rgb = [r: number, g: number, b: number];
 
-/** Series colours in order (Tableau 10): distinct, and readable on white. */
-export const PLOT_COLORS: readonly Rgb[] = [
-  [31, 119, 180],
-  [255, 127, 14],
-  [44, 160, 44],
-  [214, 39, 40],
-  [148, 103, 189],
-  [140, 86, 75],
-  [227, 119, 194],
-  [127, 127, 127],
-  [188, 189, 34],
-  [23, 190, 207],
-];
+/** Series colours in order (Tableau 10), from core/draw.ts. */
+export const PLOT_COLORS = SERIES_COLORS as readonly Rgb[];
 
 const WHITE: Rgb = [255, 255, 255];
 const BLACK: Rgb = [0, 0, 0];

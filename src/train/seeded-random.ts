@@ -1,21 +1,9 @@
 // Seeded pseudo-random numbers for reproducible shuffling, drop masks and weight initialisation.
 
-/** A uniform generator on [0, 1). */
-export type UniformRandom = () => number;
+import { createRandom, type UniformRandom } from '../core/random.js';
 
-/** mulberry32: small, fast and good enough for shuffles, masks and initialisation; same sequence on every platform. */
-export function createRandom(seed: number): UniformRandom {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { createRandom, type UniformRandom };
 
-/** Standard normal samples by Box-Muller. */
 export function fillNormal(random: UniformRandom, out: Float32Array, std = 1, mean = 0): Float32Array {
   for (let i = 0; i < out.length; i += 2) {
     const u1 = Math.max(random(), 1e-12);

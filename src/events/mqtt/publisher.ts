@@ -10,6 +10,8 @@ import { BoundedQueue } from './bounded-queue.js';
 import { resolvePublisherOptions, topicSafe } from './publisher-options.js';
 import type { MqttQos, PublisherOptions, StatsSnapshot } from './publisher-options.js';
 import type { FacesEvent, FacesMessage, PublisherCounters, StatsMessage } from '../../contract/face-events.js';
+import { streamTopic } from '../../contract/mqtt-topics.js';
+import type { TrackEventMessage } from '../../contract/track-events.js';
 
 export interface PublisherEvents {
   /** Connected (again); `online` has just been published. */
@@ -28,7 +30,8 @@ type State = 'connecting' | 'connected' | 'waiting' | 'closing' | 'closed';
 
 interface OutboundMessage {
   topic: string;
-  payload: string;
+  /** JSON text, or bytes (snapshots). */
+  payload: string | Buffer;
   qos: MqttQos;
   retain: boolean;
 }
@@ -119,6 +122,55 @@ export class MqttEventPublisher extends EventEmitter<PublisherEvents> {
     this.submit(this.facesTopic(streamId), message, this.options.retainFaces);
   }
 
+  /** `<prefix>/<node>/<stream>/events`: face track events. */
+  eventsTopic(streamId: string): string {
+    return streamTopic(this.options.topicPrefix, this.options.nodeId, streamId, 'events');
+  }
+
+  /** One track event (new / update / end; the node is filled in). Not retained: events are transitions. Never throws. */
+  publishTrackEvent(streamId: string, event: TrackEventMessage): void {
+    const node = this.options.nodeId;
+    const message: TrackEventMessage = {
+      ...event,
+      ...(event.before ? { before: { ...event.before, node } } : {}),
+      after: { ...event.after, node },
+    };
+    this.submit(this.eventsTopic(streamId), message, false);
+  }
+
+  /** `<prefix>/<node>/<stream>/snapshot`: the best face of the stream's latest track event, as JPEG. */
+  snapshotTopic(streamId: string): string {
+    return streamTopic(this.options.topicPrefix, this.options.nodeId, streamId, 'snapshot');
+  }
+
+  /** A best-face JPEG, retained (latest per stream: what a Home Assistant camera entity shows). Never throws. */
+  publishSnapshot(streamId: string, jpeg: Uint8Array): void {
+    const payload = Buffer.isBuffer(jpeg) ? jpeg : Buffer.from(jpeg.buffer, jpeg.byteOffset, jpeg.byteLength);
+    this.enqueue({ topic: this.snapshotTopic(streamId), payload, qos: this.options.qos, retain: true });
+  }
+
+  /** Any JSON message (Home Assistant discovery and states). Never blocks and never throws. */
+  publishJson(topic: string, message: object, retain: boolean): void {
+    this.submit(topic, message, retain);
+  }
+
+  /**
+   * Subscribes to one exact topic (no wildcards) now and after every reconnect (sessions are clean); `handler` gets each
+   * message on it (Home Assistant's birth message).
+   */
+  subscribe(topic: string, handler: (topic: string, payload: Buffer) => void): void {
+    const subscribeNow = (): void => {
+      this.client.subscribe(topic, { qos: 1 }, (err) => {
+        if (err) this.reportError(err, `subscribing to ${topic}`);
+      });
+    };
+    this.on('connect', subscribeNow);
+    if (this.connected) subscribeNow();
+    this.client.on('message', (received, payload) => {
+      if (received === topic) handler(received, payload);
+    });
+  }
+
   /** Publishes `stats` with the publisher's own counters under `mqtt`. Never blocks and never throws. */
   publishStats(stats: StatsSnapshot = {}): void {
     const message: StatsMessage = { node: this.options.nodeId, timeMs: Date.now(), ...stats, mqtt: this.counters() };
@@ -203,7 +255,11 @@ export class MqttEventPublisher extends EventEmitter<PublisherEvents> {
       this.reportError(e, `serialising a message for ${topic}`);
       return;
     }
-    const outbound: OutboundMessage = { topic, payload, qos: this.options.qos, retain };
+    this.enqueue({ topic, payload, qos: this.options.qos, retain });
+  }
+
+  /** Sends at once when possible, else queues (drop-oldest when full). */
+  private enqueue(outbound: OutboundMessage): void {
     if (this.state === 'closed') {
       this.count.discarded += 1;
       return;

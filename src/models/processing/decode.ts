@@ -103,6 +103,27 @@ export function decodeGender(probability: number, positive: 'male' | 'female'): 
 }
 
 /**
+ * Gender from a two-class classifier (face-api's AgeGenderNet: softmax [male, female]): the same GenderResult as the
+ * sigmoid decoding, with `probability` the probability of male. Labels must be exactly 'male' and 'female' (any order);
+ * the manifest check (manifestTaskProblems) rejects other labels on load.
+ */
+export function decodeGenderClasses(
+  values: ArrayLike<number>,
+  labels: readonly string[],
+  activation: 'softmax' | 'sigmoid' | 'none',
+): GenderResult {
+  const male = labels.indexOf('male');
+  const female = labels.indexOf('female');
+  if (labels.length !== 2 || male < 0 || female < 0)
+    throw new ModelFormatError(`a gender classifier needs the labels male and female, got ${labels.join(', ') || 'none'}`);
+  const probs = decodeClassification(values, labels, activation).scores;
+  const pMale = probs.find((s) => s.label === 'male')!.score;
+  const pFemale = probs.find((s) => s.label === 'female')!.score;
+  const sum = pMale + pFemale;
+  return decodeGender(sum > 0 ? pMale / sum : 0.5, 'male');
+}
+
+/**
  * Landmarks from crop space to frame pixels. Values are x,y(,z) per point; with `normalized` they are fractions
  * of the crop (0..1) after multiplying by coordinateScale, otherwise model-input pixels after multiplying by it.
  * `transform` is the crop's (FaceCrop.transform) and `inputSize` the model's square input size. z is scaled like x.
@@ -164,6 +185,8 @@ export function decodeOutput(
   const { task, decoding } = output;
   switch (decoding.type) {
     case 'classification':
+      // One decoding per task: a two-class gender head answers with the same `gender` result as a sigmoid one.
+      if (task === 'gender') return { type: 'gender', task, value: decodeGenderClasses(values, decoding.labels, decoding.activation) };
       return { type: 'classification', task, value: decodeClassification(values, decoding.labels, decoding.activation) };
     case 'age-bins':
       return { type: 'age', task, years: decoding.method === 'argmax-neighbour' ? decodeAgeBins(values) : decodeAgeExpectation(values) };

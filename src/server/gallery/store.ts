@@ -22,6 +22,15 @@ export interface Person {
   embeddingCount: number;
 }
 
+/** An enrolment face crop as stored: encoded image bytes (`format` e.g. "png-aligned-v1"). */
+export interface StoredFace {
+  id: number;
+  personId: string;
+  format: string;
+  image: Buffer;
+  createdMs: number;
+}
+
 export interface IdentifyMatch {
   personId: string;
   name: string;
@@ -50,6 +59,15 @@ const migrations: readonly string[] = [
    );
    CREATE INDEX embeddings_by_model ON embeddings(model_name, model_version);
    CREATE INDEX embeddings_by_person ON embeddings(person_id);`,
+  // 2: the enrolment face crops (see enrolment-face.ts), so that `kt gallery reembed` can move to another model.
+  `CREATE TABLE faces (
+     id INTEGER PRIMARY KEY,
+     person_id TEXT NOT NULL REFERENCES people(id) ON DELETE CASCADE,
+     format TEXT NOT NULL,
+     image BLOB NOT NULL,
+     created_ms INTEGER NOT NULL
+   );
+   CREATE INDEX faces_by_person ON faces(person_id);`,
 ];
 export const gallerySchemaVersion = migrations.length;
 
@@ -119,6 +137,55 @@ export class IdentityGallery {
     })();
     this.matrices.delete(modelKey(model));
     return count;
+  }
+
+  /**
+   * Keeps enrolment face crops of a person (encoded images; see enrolment-face.ts). They are biometric data: they
+   * leave with the person (delete cascades) and let `reembed` compute embeddings of another model without the person.
+   */
+  addFaces(personId: string, images: readonly Uint8Array[], format: string): number {
+    const insert = this.db.prepare('INSERT INTO faces (person_id, format, image, created_ms) VALUES (?, ?, ?, ?)');
+    return this.db.transaction(() => {
+      if (this.db.prepare('SELECT 1 FROM people WHERE id = ?').get(personId) === undefined)
+        throw new NotFoundError(`no enrolled person with id "${personId}"`);
+      const now = Date.now();
+      for (const image of images) insert.run(personId, format, Buffer.from(image), now);
+      return (this.db.prepare('SELECT COUNT(*) AS n FROM faces WHERE person_id = ?').get(personId) as { n: number }).n;
+    })();
+  }
+
+  /** The stored enrolment faces, oldest first; of one person when `personId` is given. */
+  faces(personId?: string): StoredFace[] {
+    type Row = { id: number; person_id: string; format: string; image: Buffer; created_ms: number };
+    const rows = (
+      personId === undefined
+        ? this.db.prepare('SELECT id, person_id, format, image, created_ms FROM faces ORDER BY id').all()
+        : this.db.prepare('SELECT id, person_id, format, image, created_ms FROM faces WHERE person_id = ? ORDER BY id').all(personId)
+    ) as Row[];
+    return rows.map((r) => ({ id: r.id, personId: r.person_id, format: r.format, image: r.image, createdMs: r.created_ms }));
+  }
+
+  /**
+   * Replaces every embedding of `model` (name and version) by `byPerson`'s vectors, in one transaction: a re-embed
+   * either lands whole or not at all. People missing from `byPerson` lose their embeddings of `model`.
+   */
+  replaceModelEmbeddings(model: EmbeddingModel, byPerson: ReadonlyMap<string, readonly EmbeddingInput[]>): number {
+    checkModel(model);
+    const checked = [...byPerson].map(([id, vectors]) => [id, vectors.map((v, i) => l2Normalised(v, `embedding ${i} of ${id}`))] as const);
+    const dims = new Set(checked.flatMap(([, vs]) => vs.map((v) => v.length)));
+    if (dims.size > 1) throw new InvalidInputError(`re-embedding ${modelKey(model)}: vectors of ${[...dims].join(' and ')} dims`);
+    let written = 0;
+    this.db.transaction(() => {
+      this.db.prepare('DELETE FROM embeddings WHERE model_name = ? AND model_version = ?').run(model.name, model.version);
+      const now = Date.now();
+      for (const [id, vectors] of checked) {
+        if (this.db.prepare('SELECT 1 FROM people WHERE id = ?').get(id) === undefined) continue;
+        this.insertEmbeddings(id, vectors, model, now);
+        written += vectors.length;
+      }
+    })();
+    this.matrices.delete(modelKey(model));
+    return written;
   }
 
   /** Renames an enrolled person (the name normalised as on enrolment); NotFoundError when there is no such person. */

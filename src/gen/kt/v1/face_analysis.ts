@@ -112,6 +112,195 @@ export function dropPolicyToNumber(object: DropPolicy): number {
   }
 }
 
+/** Whether a stream tracks faces. */
+export enum TrackingMode {
+  /** TRACKING_MODE_UNSPECIFIED - Server default (config `streamTracking`; on unless configured off). */
+  TRACKING_MODE_UNSPECIFIED = "TRACKING_MODE_UNSPECIFIED",
+  /**
+   * TRACKING_MODE_ON - Track faces: Face.track_id and Face.track are set, TrackEvents are sent and published, and when
+   * the client half-closes the stream one last StreamResponse (without result) carries the end events.
+   */
+  TRACKING_MODE_ON = "TRACKING_MODE_ON",
+  /** TRACKING_MODE_OFF - No tracking: every frame is analysed on its own, as before tracking existed. */
+  TRACKING_MODE_OFF = "TRACKING_MODE_OFF",
+  UNRECOGNIZED = "UNRECOGNIZED",
+}
+
+export function trackingModeFromJSON(object: any): TrackingMode {
+  switch (object) {
+    case 0:
+    case "TRACKING_MODE_UNSPECIFIED":
+      return TrackingMode.TRACKING_MODE_UNSPECIFIED;
+    case 1:
+    case "TRACKING_MODE_ON":
+      return TrackingMode.TRACKING_MODE_ON;
+    case 2:
+    case "TRACKING_MODE_OFF":
+      return TrackingMode.TRACKING_MODE_OFF;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return TrackingMode.UNRECOGNIZED;
+  }
+}
+
+export function trackingModeToJSON(object: TrackingMode): string {
+  switch (object) {
+    case TrackingMode.TRACKING_MODE_UNSPECIFIED:
+      return "TRACKING_MODE_UNSPECIFIED";
+    case TrackingMode.TRACKING_MODE_ON:
+      return "TRACKING_MODE_ON";
+    case TrackingMode.TRACKING_MODE_OFF:
+      return "TRACKING_MODE_OFF";
+    case TrackingMode.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+export function trackingModeToNumber(object: TrackingMode): number {
+  switch (object) {
+    case TrackingMode.TRACKING_MODE_UNSPECIFIED:
+      return 0;
+    case TrackingMode.TRACKING_MODE_ON:
+      return 1;
+    case TrackingMode.TRACKING_MODE_OFF:
+      return 2;
+    case TrackingMode.UNRECOGNIZED:
+    default:
+      return -1;
+  }
+}
+
+/** Whether the per-frame MQTT faces topic (kt/<node>/<stream>/faces) is published for a stream. */
+export enum FacesTopicMode {
+  /** FACES_TOPIC_MODE_UNSPECIFIED - Server default: published (as before tracks existed). */
+  FACES_TOPIC_MODE_UNSPECIFIED = "FACES_TOPIC_MODE_UNSPECIFIED",
+  /** FACES_TOPIC_MODE_ON - Publish one faces message per analysed frame with faces. */
+  FACES_TOPIC_MODE_ON = "FACES_TOPIC_MODE_ON",
+  /**
+   * FACES_TOPIC_MODE_OFF - Publish only the track events (kt/<node>/<stream>/events): one message per person arriving,
+   * changing and leaving instead of one per frame.
+   */
+  FACES_TOPIC_MODE_OFF = "FACES_TOPIC_MODE_OFF",
+  UNRECOGNIZED = "UNRECOGNIZED",
+}
+
+export function facesTopicModeFromJSON(object: any): FacesTopicMode {
+  switch (object) {
+    case 0:
+    case "FACES_TOPIC_MODE_UNSPECIFIED":
+      return FacesTopicMode.FACES_TOPIC_MODE_UNSPECIFIED;
+    case 1:
+    case "FACES_TOPIC_MODE_ON":
+      return FacesTopicMode.FACES_TOPIC_MODE_ON;
+    case 2:
+    case "FACES_TOPIC_MODE_OFF":
+      return FacesTopicMode.FACES_TOPIC_MODE_OFF;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return FacesTopicMode.UNRECOGNIZED;
+  }
+}
+
+export function facesTopicModeToJSON(object: FacesTopicMode): string {
+  switch (object) {
+    case FacesTopicMode.FACES_TOPIC_MODE_UNSPECIFIED:
+      return "FACES_TOPIC_MODE_UNSPECIFIED";
+    case FacesTopicMode.FACES_TOPIC_MODE_ON:
+      return "FACES_TOPIC_MODE_ON";
+    case FacesTopicMode.FACES_TOPIC_MODE_OFF:
+      return "FACES_TOPIC_MODE_OFF";
+    case FacesTopicMode.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+export function facesTopicModeToNumber(object: FacesTopicMode): number {
+  switch (object) {
+    case FacesTopicMode.FACES_TOPIC_MODE_UNSPECIFIED:
+      return 0;
+    case FacesTopicMode.FACES_TOPIC_MODE_ON:
+      return 1;
+    case FacesTopicMode.FACES_TOPIC_MODE_OFF:
+      return 2;
+    case FacesTopicMode.UNRECOGNIZED:
+    default:
+      return -1;
+  }
+}
+
+/** The kind of a TrackEvent (Frigate's event types). */
+export enum TrackEventType {
+  /** TRACK_EVENT_TYPE_UNSPECIFIED - Not sent. */
+  TRACK_EVENT_TYPE_UNSPECIFIED = "TRACK_EVENT_TYPE_UNSPECIFIED",
+  /** TRACK_EVENT_TYPE_NEW - A track was confirmed (TrackingConfig.min_hits frames): a person arrived. */
+  TRACK_EVENT_TYPE_NEW = "TRACK_EVENT_TYPE_NEW",
+  /**
+   * TRACK_EVENT_TYPE_UPDATE - Something a consumer shows changed: the identity, gender or emotion label, age by a year or
+   * more, the best detector score by 0.02 or more, or a better face (snapshot) was kept.
+   */
+  TRACK_EVENT_TYPE_UPDATE = "TRACK_EVENT_TYPE_UPDATE",
+  /** TRACK_EVENT_TYPE_END - The track ended: not seen for TrackingConfig.max_age_frames frames, or the stream ended. */
+  TRACK_EVENT_TYPE_END = "TRACK_EVENT_TYPE_END",
+  UNRECOGNIZED = "UNRECOGNIZED",
+}
+
+export function trackEventTypeFromJSON(object: any): TrackEventType {
+  switch (object) {
+    case 0:
+    case "TRACK_EVENT_TYPE_UNSPECIFIED":
+      return TrackEventType.TRACK_EVENT_TYPE_UNSPECIFIED;
+    case 1:
+    case "TRACK_EVENT_TYPE_NEW":
+      return TrackEventType.TRACK_EVENT_TYPE_NEW;
+    case 2:
+    case "TRACK_EVENT_TYPE_UPDATE":
+      return TrackEventType.TRACK_EVENT_TYPE_UPDATE;
+    case 3:
+    case "TRACK_EVENT_TYPE_END":
+      return TrackEventType.TRACK_EVENT_TYPE_END;
+    case -1:
+    case "UNRECOGNIZED":
+    default:
+      return TrackEventType.UNRECOGNIZED;
+  }
+}
+
+export function trackEventTypeToJSON(object: TrackEventType): string {
+  switch (object) {
+    case TrackEventType.TRACK_EVENT_TYPE_UNSPECIFIED:
+      return "TRACK_EVENT_TYPE_UNSPECIFIED";
+    case TrackEventType.TRACK_EVENT_TYPE_NEW:
+      return "TRACK_EVENT_TYPE_NEW";
+    case TrackEventType.TRACK_EVENT_TYPE_UPDATE:
+      return "TRACK_EVENT_TYPE_UPDATE";
+    case TrackEventType.TRACK_EVENT_TYPE_END:
+      return "TRACK_EVENT_TYPE_END";
+    case TrackEventType.UNRECOGNIZED:
+    default:
+      return "UNRECOGNIZED";
+  }
+}
+
+export function trackEventTypeToNumber(object: TrackEventType): number {
+  switch (object) {
+    case TrackEventType.TRACK_EVENT_TYPE_UNSPECIFIED:
+      return 0;
+    case TrackEventType.TRACK_EVENT_TYPE_NEW:
+      return 1;
+    case TrackEventType.TRACK_EVENT_TYPE_UPDATE:
+      return 2;
+    case TrackEventType.TRACK_EVENT_TYPE_END:
+      return 3;
+    case TrackEventType.UNRECOGNIZED:
+    default:
+      return -1;
+  }
+}
+
 /** How a frame is analysed; shared by Analyze and StreamAnalyze. */
 export interface AnalysisOptions {
   /**
@@ -199,6 +388,121 @@ export interface StreamConfig {
    * DROP_POLICY_LATEST_WINS means "analyse the newest frame"). The server caps it.
    */
   queueDepth: number;
+  /**
+   * Face tracking on this stream (Face.track_id, Face.track, TrackEvent). Absent: the server's defaults
+   * (config `streamTracking`, on by default: track ids and events are additions that old clients ignore;
+   * every task still runs on every face of every frame unless TrackingConfig.reuse turns reuse on).
+   */
+  tracking?: TrackingConfig | undefined;
+}
+
+/** Face tracking settings of a stream. Zero values mean the server default named on each field. */
+export interface TrackingConfig {
+  /** On, off or the server default. */
+  mode: TrackingMode;
+  /**
+   * Frames a track may go without a matching face (occlusion, a missed detection) before it ends.
+   * 0: 15.
+   */
+  maxAgeFrames: number;
+  /**
+   * Frames with a matching face before a track is confirmed (its `new` event is sent); shorter tracks
+   * are detector noise and end silently. 0: 3. 1 confirms a track on its first frame.
+   */
+  minHits: number;
+  /** How face-task answers are reused within a track; absent: no reuse (every task runs every frame). */
+  reuse?:
+    | ReusePolicy
+    | undefined;
+  /** The per-frame faces topic on MQTT. */
+  facesTopic: FacesTopicMode;
+}
+
+/**
+ * Analysis reuse within a track: a task is re-run on a tracked face only when its answer is due, and
+ * the face's result carries the track's last answer otherwise (TaskAnswerAge says how old it is).
+ * Landmarks and mesh follow the face, so they run on every frame.
+ */
+export interface ReusePolicy {
+  /** Turn reuse on. */
+  enabled: boolean;
+  /** Age, gender, embedding and identity are re-run after this many milliseconds. 0: 2000. */
+  refreshAfterMs: number;
+  /**
+   * ... or as soon as the face is this much better (box area times detector score) than the best face
+   * those answers came from, e.g. 1.25 = 25 % better. 0: 1.25.
+   */
+  betterFaceRatio: number;
+  /**
+   * Age, gender, embedding and identity run on the first this-many frames of a track before reuse
+   * starts, so the track's votes and robust means have several observations. 0: 3.
+   */
+  minObservations: number;
+  /** Emotion is re-run every this-many frames of a track (expressions change quickly). 0: 3. */
+  emotionEveryFrames: number;
+}
+
+/** How old the answer of one task on a face is: 0 for answers computed on this frame. */
+export interface TaskAnswerAge {
+  /** The task. */
+  task: Task;
+  /** Analysed frames of the stream since the answer was computed. */
+  frames: number;
+  /** Milliseconds since the answer was computed (frame capture times, else receive times). */
+  ageMs: number;
+}
+
+/** What a track has concluded about its person so far, over every frame it saw. */
+export interface TrackSummary {
+  /** Robust mean (median of the last observations) of TASK_AGE answers; 0 when none yet. */
+  ageYears: number;
+  /** Confidence-weighted vote over TASK_GENDER answers; absent when none yet. */
+  gender?:
+    | GenderResult
+    | undefined;
+  /**
+   * Vote over confident gallery matches (IdentityMatch.known); absent when none. similarity is the
+   * best similarity of the winning person in the track.
+   */
+  identity?:
+    | IdentityMatch
+    | undefined;
+  /** Exponentially smoothed TASK_EMOTION scores; absent when none yet. */
+  emotion?:
+    | EmotionResult
+    | undefined;
+  /** Frames in which the track had a matching face. */
+  hits: number;
+  /** Highest detector score of the track. */
+  bestScore: number;
+}
+
+/** An event of one face track, as on MQTT kt/<node>/<stream>/events. */
+export interface TrackEvent {
+  /** new, update or end. */
+  type: TrackEventType;
+  /** The track (Face.track_id). */
+  trackId: number;
+  /** Capture (else receive) time of the track's first frame, Unix milliseconds. */
+  startTimeUnixMs: number;
+  /** Time of the track's last frame with a face, Unix milliseconds; 0 until the track ends. */
+  endTimeUnixMs: number;
+  /** The aggregated attributes. */
+  summary?:
+    | TrackSummary
+    | undefined;
+  /** The latest box of the track, in frame pixels. */
+  box?:
+    | Box
+    | undefined;
+  /** Frame.sequence of the frame the track was last seen in. */
+  lastSequence: number;
+  /**
+   * JPEG of the track's best face so far (largest box times detector score, with a margin), as on MQTT
+   * kt/<node>/<stream>/snapshot. Set on new and end events and on updates when a better face was kept;
+   * empty otherwise (the client keeps the last one it got).
+   */
+  snapshotJpeg: Buffer;
 }
 
 /** A message from the client on StreamAnalyze. */
@@ -223,7 +527,15 @@ export interface StreamResponse {
     | FrameResult
     | undefined;
   /** Frame counters of this stream so far, including this frame. */
-  counters?: StreamCounters | undefined;
+  counters?:
+    | StreamCounters
+    | undefined;
+  /**
+   * Track events caused by this frame (tracking on). When the client half-closes a stream whose
+   * StreamConfig set TrackingConfig.mode = TRACKING_MODE_ON, one last StreamResponse without result
+   * carries the end events of the tracks still open.
+   */
+  trackEvents: TrackEvent[];
 }
 
 /** Frame counters of one stream since it opened. */
@@ -304,7 +616,24 @@ export interface Face {
    * TASK_IDENTITY: the nearest enrolled person; known is false when below the threshold or when the
    * gallery is empty.
    */
-  identity?: IdentityMatch | undefined;
+  identity?:
+    | IdentityMatch
+    | undefined;
+  /**
+   * The face track this face belongs to (StreamAnalyze with tracking on), unique within the stream;
+   * 0 when the face is not tracked (Analyze, tracking off).
+   */
+  trackId: number;
+  /**
+   * How old each task answer above is (tracking on). With ReusePolicy on, an answer may come from an
+   * earlier frame of the track; without reuse every age is 0.
+   */
+  answerAges: TaskAnswerAge[];
+  /**
+   * The track's aggregated answers over its frames (tracking on): age robust mean, gender and
+   * identity votes, smoothed emotion.
+   */
+  track?: TrackSummary | undefined;
 }
 
 /** Result of TASK_AGE. */
@@ -904,7 +1233,13 @@ export const AnalyzeResponse: MessageFns<AnalyzeResponse> = {
 };
 
 function createBaseStreamConfig(): StreamConfig {
-  return { streamId: "", analysis: undefined, dropPolicy: DropPolicy.DROP_POLICY_UNSPECIFIED, queueDepth: 0 };
+  return {
+    streamId: "",
+    analysis: undefined,
+    dropPolicy: DropPolicy.DROP_POLICY_UNSPECIFIED,
+    queueDepth: 0,
+    tracking: undefined,
+  };
 }
 
 export const StreamConfig: MessageFns<StreamConfig> = {
@@ -920,6 +1255,9 @@ export const StreamConfig: MessageFns<StreamConfig> = {
     }
     if (message.queueDepth !== 0) {
       writer.uint32(32).uint32(message.queueDepth);
+    }
+    if (message.tracking !== undefined) {
+      TrackingConfig.encode(message.tracking, writer.uint32(42).fork()).join();
     }
     return writer;
   },
@@ -969,6 +1307,14 @@ export const StreamConfig: MessageFns<StreamConfig> = {
             message.queueDepth = reader.uint32();
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.tracking = TrackingConfig.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -999,6 +1345,7 @@ export const StreamConfig: MessageFns<StreamConfig> = {
         : isSet(object.queue_depth)
         ? globalThis.Number(object.queue_depth)
         : 0,
+      tracking: isSet(object.tracking) ? TrackingConfig.fromJSON(object.tracking) : undefined,
     };
   },
 
@@ -1016,6 +1363,9 @@ export const StreamConfig: MessageFns<StreamConfig> = {
     if (message.queueDepth !== 0) {
       obj.queueDepth = Math.round(message.queueDepth);
     }
+    if (message.tracking !== undefined) {
+      obj.tracking = TrackingConfig.toJSON(message.tracking);
+    }
     return obj;
   },
 
@@ -1030,6 +1380,791 @@ export const StreamConfig: MessageFns<StreamConfig> = {
       : undefined;
     message.dropPolicy = object.dropPolicy ?? DropPolicy.DROP_POLICY_UNSPECIFIED;
     message.queueDepth = object.queueDepth ?? 0;
+    message.tracking = (object.tracking !== undefined && object.tracking !== null)
+      ? TrackingConfig.fromPartial(object.tracking)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseTrackingConfig(): TrackingConfig {
+  return {
+    mode: TrackingMode.TRACKING_MODE_UNSPECIFIED,
+    maxAgeFrames: 0,
+    minHits: 0,
+    reuse: undefined,
+    facesTopic: FacesTopicMode.FACES_TOPIC_MODE_UNSPECIFIED,
+  };
+}
+
+export const TrackingConfig: MessageFns<TrackingConfig> = {
+  encode(message: TrackingConfig, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.mode !== TrackingMode.TRACKING_MODE_UNSPECIFIED) {
+      writer.uint32(8).int32(trackingModeToNumber(message.mode));
+    }
+    if (message.maxAgeFrames !== 0) {
+      writer.uint32(16).uint32(message.maxAgeFrames);
+    }
+    if (message.minHits !== 0) {
+      writer.uint32(24).uint32(message.minHits);
+    }
+    if (message.reuse !== undefined) {
+      ReusePolicy.encode(message.reuse, writer.uint32(34).fork()).join();
+    }
+    if (message.facesTopic !== FacesTopicMode.FACES_TOPIC_MODE_UNSPECIFIED) {
+      writer.uint32(40).int32(facesTopicModeToNumber(message.facesTopic));
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TrackingConfig {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTrackingConfig();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.mode = trackingModeFromJSON(reader.int32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.maxAgeFrames = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.minHits = reader.uint32();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.reuse = ReusePolicy.decode(reader, reader.uint32());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.facesTopic = facesTopicModeFromJSON(reader.int32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TrackingConfig {
+    return {
+      mode: isSet(object.mode) ? trackingModeFromJSON(object.mode) : TrackingMode.TRACKING_MODE_UNSPECIFIED,
+      maxAgeFrames: isSet(object.maxAgeFrames)
+        ? globalThis.Number(object.maxAgeFrames)
+        : isSet(object.max_age_frames)
+        ? globalThis.Number(object.max_age_frames)
+        : 0,
+      minHits: isSet(object.minHits)
+        ? globalThis.Number(object.minHits)
+        : isSet(object.min_hits)
+        ? globalThis.Number(object.min_hits)
+        : 0,
+      reuse: isSet(object.reuse) ? ReusePolicy.fromJSON(object.reuse) : undefined,
+      facesTopic: isSet(object.facesTopic)
+        ? facesTopicModeFromJSON(object.facesTopic)
+        : isSet(object.faces_topic)
+        ? facesTopicModeFromJSON(object.faces_topic)
+        : FacesTopicMode.FACES_TOPIC_MODE_UNSPECIFIED,
+    };
+  },
+
+  toJSON(message: TrackingConfig): unknown {
+    const obj: any = {};
+    if (message.mode !== TrackingMode.TRACKING_MODE_UNSPECIFIED) {
+      obj.mode = trackingModeToJSON(message.mode);
+    }
+    if (message.maxAgeFrames !== 0) {
+      obj.maxAgeFrames = Math.round(message.maxAgeFrames);
+    }
+    if (message.minHits !== 0) {
+      obj.minHits = Math.round(message.minHits);
+    }
+    if (message.reuse !== undefined) {
+      obj.reuse = ReusePolicy.toJSON(message.reuse);
+    }
+    if (message.facesTopic !== FacesTopicMode.FACES_TOPIC_MODE_UNSPECIFIED) {
+      obj.facesTopic = facesTopicModeToJSON(message.facesTopic);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TrackingConfig>, I>>(base?: I): TrackingConfig {
+    return TrackingConfig.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TrackingConfig>, I>>(object: I): TrackingConfig {
+    const message = createBaseTrackingConfig();
+    message.mode = object.mode ?? TrackingMode.TRACKING_MODE_UNSPECIFIED;
+    message.maxAgeFrames = object.maxAgeFrames ?? 0;
+    message.minHits = object.minHits ?? 0;
+    message.reuse = (object.reuse !== undefined && object.reuse !== null)
+      ? ReusePolicy.fromPartial(object.reuse)
+      : undefined;
+    message.facesTopic = object.facesTopic ?? FacesTopicMode.FACES_TOPIC_MODE_UNSPECIFIED;
+    return message;
+  },
+};
+
+function createBaseReusePolicy(): ReusePolicy {
+  return { enabled: false, refreshAfterMs: 0, betterFaceRatio: 0, minObservations: 0, emotionEveryFrames: 0 };
+}
+
+export const ReusePolicy: MessageFns<ReusePolicy> = {
+  encode(message: ReusePolicy, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.enabled !== false) {
+      writer.uint32(8).bool(message.enabled);
+    }
+    if (message.refreshAfterMs !== 0) {
+      writer.uint32(16).uint32(message.refreshAfterMs);
+    }
+    if (message.betterFaceRatio !== 0) {
+      writer.uint32(29).float(message.betterFaceRatio);
+    }
+    if (message.minObservations !== 0) {
+      writer.uint32(32).uint32(message.minObservations);
+    }
+    if (message.emotionEveryFrames !== 0) {
+      writer.uint32(40).uint32(message.emotionEveryFrames);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReusePolicy {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReusePolicy();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.enabled = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.refreshAfterMs = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 29) {
+              break;
+            }
+
+            message.betterFaceRatio = reader.float();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.minObservations = reader.uint32();
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.emotionEveryFrames = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReusePolicy {
+    return {
+      enabled: isSet(object.enabled) ? globalThis.Boolean(object.enabled) : false,
+      refreshAfterMs: isSet(object.refreshAfterMs)
+        ? globalThis.Number(object.refreshAfterMs)
+        : isSet(object.refresh_after_ms)
+        ? globalThis.Number(object.refresh_after_ms)
+        : 0,
+      betterFaceRatio: isSet(object.betterFaceRatio)
+        ? globalThis.Number(object.betterFaceRatio)
+        : isSet(object.better_face_ratio)
+        ? globalThis.Number(object.better_face_ratio)
+        : 0,
+      minObservations: isSet(object.minObservations)
+        ? globalThis.Number(object.minObservations)
+        : isSet(object.min_observations)
+        ? globalThis.Number(object.min_observations)
+        : 0,
+      emotionEveryFrames: isSet(object.emotionEveryFrames)
+        ? globalThis.Number(object.emotionEveryFrames)
+        : isSet(object.emotion_every_frames)
+        ? globalThis.Number(object.emotion_every_frames)
+        : 0,
+    };
+  },
+
+  toJSON(message: ReusePolicy): unknown {
+    const obj: any = {};
+    if (message.enabled !== false) {
+      obj.enabled = message.enabled;
+    }
+    if (message.refreshAfterMs !== 0) {
+      obj.refreshAfterMs = Math.round(message.refreshAfterMs);
+    }
+    if (message.betterFaceRatio !== 0) {
+      obj.betterFaceRatio = floatToJson(message.betterFaceRatio);
+    }
+    if (message.minObservations !== 0) {
+      obj.minObservations = Math.round(message.minObservations);
+    }
+    if (message.emotionEveryFrames !== 0) {
+      obj.emotionEveryFrames = Math.round(message.emotionEveryFrames);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReusePolicy>, I>>(base?: I): ReusePolicy {
+    return ReusePolicy.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReusePolicy>, I>>(object: I): ReusePolicy {
+    const message = createBaseReusePolicy();
+    message.enabled = object.enabled ?? false;
+    message.refreshAfterMs = object.refreshAfterMs ?? 0;
+    message.betterFaceRatio = object.betterFaceRatio ?? 0;
+    message.minObservations = object.minObservations ?? 0;
+    message.emotionEveryFrames = object.emotionEveryFrames ?? 0;
+    return message;
+  },
+};
+
+function createBaseTaskAnswerAge(): TaskAnswerAge {
+  return { task: Task.TASK_UNSPECIFIED, frames: 0, ageMs: 0 };
+}
+
+export const TaskAnswerAge: MessageFns<TaskAnswerAge> = {
+  encode(message: TaskAnswerAge, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.task !== Task.TASK_UNSPECIFIED) {
+      writer.uint32(8).int32(taskToNumber(message.task));
+    }
+    if (message.frames !== 0) {
+      writer.uint32(16).uint32(message.frames);
+    }
+    if (message.ageMs !== 0) {
+      writer.uint32(25).double(message.ageMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TaskAnswerAge {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTaskAnswerAge();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.task = taskFromJSON(reader.int32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.frames = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.ageMs = reader.double();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TaskAnswerAge {
+    return {
+      task: isSet(object.task) ? taskFromJSON(object.task) : Task.TASK_UNSPECIFIED,
+      frames: isSet(object.frames) ? globalThis.Number(object.frames) : 0,
+      ageMs: isSet(object.ageMs)
+        ? globalThis.Number(object.ageMs)
+        : isSet(object.age_ms)
+        ? globalThis.Number(object.age_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: TaskAnswerAge): unknown {
+    const obj: any = {};
+    if (message.task !== Task.TASK_UNSPECIFIED) {
+      obj.task = taskToJSON(message.task);
+    }
+    if (message.frames !== 0) {
+      obj.frames = Math.round(message.frames);
+    }
+    if (message.ageMs !== 0) {
+      obj.ageMs = floatToJson(message.ageMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TaskAnswerAge>, I>>(base?: I): TaskAnswerAge {
+    return TaskAnswerAge.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TaskAnswerAge>, I>>(object: I): TaskAnswerAge {
+    const message = createBaseTaskAnswerAge();
+    message.task = object.task ?? Task.TASK_UNSPECIFIED;
+    message.frames = object.frames ?? 0;
+    message.ageMs = object.ageMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseTrackSummary(): TrackSummary {
+  return { ageYears: 0, gender: undefined, identity: undefined, emotion: undefined, hits: 0, bestScore: 0 };
+}
+
+export const TrackSummary: MessageFns<TrackSummary> = {
+  encode(message: TrackSummary, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.ageYears !== 0) {
+      writer.uint32(13).float(message.ageYears);
+    }
+    if (message.gender !== undefined) {
+      GenderResult.encode(message.gender, writer.uint32(18).fork()).join();
+    }
+    if (message.identity !== undefined) {
+      IdentityMatch.encode(message.identity, writer.uint32(26).fork()).join();
+    }
+    if (message.emotion !== undefined) {
+      EmotionResult.encode(message.emotion, writer.uint32(34).fork()).join();
+    }
+    if (message.hits !== 0) {
+      writer.uint32(40).uint32(message.hits);
+    }
+    if (message.bestScore !== 0) {
+      writer.uint32(53).float(message.bestScore);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TrackSummary {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTrackSummary();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 13) {
+              break;
+            }
+
+            message.ageYears = reader.float();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.gender = GenderResult.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.identity = IdentityMatch.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.emotion = EmotionResult.decode(reader, reader.uint32());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.hits = reader.uint32();
+            continue;
+          }
+          case 6: {
+            if (tag !== 53) {
+              break;
+            }
+
+            message.bestScore = reader.float();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TrackSummary {
+    return {
+      ageYears: isSet(object.ageYears)
+        ? globalThis.Number(object.ageYears)
+        : isSet(object.age_years)
+        ? globalThis.Number(object.age_years)
+        : 0,
+      gender: isSet(object.gender) ? GenderResult.fromJSON(object.gender) : undefined,
+      identity: isSet(object.identity) ? IdentityMatch.fromJSON(object.identity) : undefined,
+      emotion: isSet(object.emotion) ? EmotionResult.fromJSON(object.emotion) : undefined,
+      hits: isSet(object.hits) ? globalThis.Number(object.hits) : 0,
+      bestScore: isSet(object.bestScore)
+        ? globalThis.Number(object.bestScore)
+        : isSet(object.best_score)
+        ? globalThis.Number(object.best_score)
+        : 0,
+    };
+  },
+
+  toJSON(message: TrackSummary): unknown {
+    const obj: any = {};
+    if (message.ageYears !== 0) {
+      obj.ageYears = floatToJson(message.ageYears);
+    }
+    if (message.gender !== undefined) {
+      obj.gender = GenderResult.toJSON(message.gender);
+    }
+    if (message.identity !== undefined) {
+      obj.identity = IdentityMatch.toJSON(message.identity);
+    }
+    if (message.emotion !== undefined) {
+      obj.emotion = EmotionResult.toJSON(message.emotion);
+    }
+    if (message.hits !== 0) {
+      obj.hits = Math.round(message.hits);
+    }
+    if (message.bestScore !== 0) {
+      obj.bestScore = floatToJson(message.bestScore);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TrackSummary>, I>>(base?: I): TrackSummary {
+    return TrackSummary.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TrackSummary>, I>>(object: I): TrackSummary {
+    const message = createBaseTrackSummary();
+    message.ageYears = object.ageYears ?? 0;
+    message.gender = (object.gender !== undefined && object.gender !== null)
+      ? GenderResult.fromPartial(object.gender)
+      : undefined;
+    message.identity = (object.identity !== undefined && object.identity !== null)
+      ? IdentityMatch.fromPartial(object.identity)
+      : undefined;
+    message.emotion = (object.emotion !== undefined && object.emotion !== null)
+      ? EmotionResult.fromPartial(object.emotion)
+      : undefined;
+    message.hits = object.hits ?? 0;
+    message.bestScore = object.bestScore ?? 0;
+    return message;
+  },
+};
+
+function createBaseTrackEvent(): TrackEvent {
+  return {
+    type: TrackEventType.TRACK_EVENT_TYPE_UNSPECIFIED,
+    trackId: 0,
+    startTimeUnixMs: 0,
+    endTimeUnixMs: 0,
+    summary: undefined,
+    box: undefined,
+    lastSequence: 0,
+    snapshotJpeg: Buffer.alloc(0),
+  };
+}
+
+export const TrackEvent: MessageFns<TrackEvent> = {
+  encode(message: TrackEvent, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.type !== TrackEventType.TRACK_EVENT_TYPE_UNSPECIFIED) {
+      writer.uint32(8).int32(trackEventTypeToNumber(message.type));
+    }
+    if (message.trackId !== 0) {
+      writer.uint32(16).uint32(message.trackId);
+    }
+    if (message.startTimeUnixMs !== 0) {
+      writer.uint32(24).int64(message.startTimeUnixMs);
+    }
+    if (message.endTimeUnixMs !== 0) {
+      writer.uint32(32).int64(message.endTimeUnixMs);
+    }
+    if (message.summary !== undefined) {
+      TrackSummary.encode(message.summary, writer.uint32(42).fork()).join();
+    }
+    if (message.box !== undefined) {
+      Box.encode(message.box, writer.uint32(50).fork()).join();
+    }
+    if (message.lastSequence !== 0) {
+      writer.uint32(56).uint64(message.lastSequence);
+    }
+    if (message.snapshotJpeg.length !== 0) {
+      writer.uint32(66).bytes(message.snapshotJpeg);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): TrackEvent {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseTrackEvent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.type = trackEventTypeFromJSON(reader.int32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.trackId = reader.uint32();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.startTimeUnixMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.endTimeUnixMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.summary = TrackSummary.decode(reader, reader.uint32());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.box = Box.decode(reader, reader.uint32());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.lastSequence = longToNumber(reader.uint64());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.snapshotJpeg = Buffer.from(reader.bytes());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): TrackEvent {
+    return {
+      type: isSet(object.type) ? trackEventTypeFromJSON(object.type) : TrackEventType.TRACK_EVENT_TYPE_UNSPECIFIED,
+      trackId: isSet(object.trackId)
+        ? globalThis.Number(object.trackId)
+        : isSet(object.track_id)
+        ? globalThis.Number(object.track_id)
+        : 0,
+      startTimeUnixMs: isSet(object.startTimeUnixMs)
+        ? globalThis.Number(object.startTimeUnixMs)
+        : isSet(object.start_time_unix_ms)
+        ? globalThis.Number(object.start_time_unix_ms)
+        : 0,
+      endTimeUnixMs: isSet(object.endTimeUnixMs)
+        ? globalThis.Number(object.endTimeUnixMs)
+        : isSet(object.end_time_unix_ms)
+        ? globalThis.Number(object.end_time_unix_ms)
+        : 0,
+      summary: isSet(object.summary) ? TrackSummary.fromJSON(object.summary) : undefined,
+      box: isSet(object.box) ? Box.fromJSON(object.box) : undefined,
+      lastSequence: isSet(object.lastSequence)
+        ? globalThis.Number(object.lastSequence)
+        : isSet(object.last_sequence)
+        ? globalThis.Number(object.last_sequence)
+        : 0,
+      snapshotJpeg: isSet(object.snapshotJpeg)
+        ? Buffer.from(bytesFromBase64(object.snapshotJpeg))
+        : isSet(object.snapshot_jpeg)
+        ? Buffer.from(bytesFromBase64(object.snapshot_jpeg))
+        : Buffer.alloc(0),
+    };
+  },
+
+  toJSON(message: TrackEvent): unknown {
+    const obj: any = {};
+    if (message.type !== TrackEventType.TRACK_EVENT_TYPE_UNSPECIFIED) {
+      obj.type = trackEventTypeToJSON(message.type);
+    }
+    if (message.trackId !== 0) {
+      obj.trackId = Math.round(message.trackId);
+    }
+    if (message.startTimeUnixMs !== 0) {
+      obj.startTimeUnixMs = Math.round(message.startTimeUnixMs);
+    }
+    if (message.endTimeUnixMs !== 0) {
+      obj.endTimeUnixMs = Math.round(message.endTimeUnixMs);
+    }
+    if (message.summary !== undefined) {
+      obj.summary = TrackSummary.toJSON(message.summary);
+    }
+    if (message.box !== undefined) {
+      obj.box = Box.toJSON(message.box);
+    }
+    if (message.lastSequence !== 0) {
+      obj.lastSequence = Math.round(message.lastSequence);
+    }
+    if (message.snapshotJpeg.length !== 0) {
+      obj.snapshotJpeg = base64FromBytes(message.snapshotJpeg);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<TrackEvent>, I>>(base?: I): TrackEvent {
+    return TrackEvent.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<TrackEvent>, I>>(object: I): TrackEvent {
+    const message = createBaseTrackEvent();
+    message.type = object.type ?? TrackEventType.TRACK_EVENT_TYPE_UNSPECIFIED;
+    message.trackId = object.trackId ?? 0;
+    message.startTimeUnixMs = object.startTimeUnixMs ?? 0;
+    message.endTimeUnixMs = object.endTimeUnixMs ?? 0;
+    message.summary = (object.summary !== undefined && object.summary !== null)
+      ? TrackSummary.fromPartial(object.summary)
+      : undefined;
+    message.box = (object.box !== undefined && object.box !== null) ? Box.fromPartial(object.box) : undefined;
+    message.lastSequence = object.lastSequence ?? 0;
+    message.snapshotJpeg = object.snapshotJpeg ?? Buffer.alloc(0);
     return message;
   },
 };
@@ -1136,7 +2271,7 @@ export const StreamRequest: MessageFns<StreamRequest> = {
 };
 
 function createBaseStreamResponse(): StreamResponse {
-  return { streamId: "", result: undefined, counters: undefined };
+  return { streamId: "", result: undefined, counters: undefined, trackEvents: [] };
 }
 
 export const StreamResponse: MessageFns<StreamResponse> = {
@@ -1149,6 +2284,9 @@ export const StreamResponse: MessageFns<StreamResponse> = {
     }
     if (message.counters !== undefined) {
       StreamCounters.encode(message.counters, writer.uint32(26).fork()).join();
+    }
+    for (const v of message.trackEvents) {
+      TrackEvent.encode(v!, writer.uint32(34).fork()).join();
     }
     return writer;
   },
@@ -1190,6 +2328,14 @@ export const StreamResponse: MessageFns<StreamResponse> = {
             message.counters = StreamCounters.decode(reader, reader.uint32());
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.trackEvents.push(TrackEvent.decode(reader, reader.uint32()));
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1211,6 +2357,11 @@ export const StreamResponse: MessageFns<StreamResponse> = {
         : "",
       result: isSet(object.result) ? FrameResult.fromJSON(object.result) : undefined,
       counters: isSet(object.counters) ? StreamCounters.fromJSON(object.counters) : undefined,
+      trackEvents: globalThis.Array.isArray(object?.trackEvents)
+        ? object.trackEvents.map((e: any) => TrackEvent.fromJSON(e))
+        : globalThis.Array.isArray(object?.track_events)
+        ? object.track_events.map((e: any) => TrackEvent.fromJSON(e))
+        : [],
     };
   },
 
@@ -1224,6 +2375,9 @@ export const StreamResponse: MessageFns<StreamResponse> = {
     }
     if (message.counters !== undefined) {
       obj.counters = StreamCounters.toJSON(message.counters);
+    }
+    if (message.trackEvents?.length) {
+      obj.trackEvents = message.trackEvents.map((e) => TrackEvent.toJSON(e));
     }
     return obj;
   },
@@ -1240,6 +2394,7 @@ export const StreamResponse: MessageFns<StreamResponse> = {
     message.counters = (object.counters !== undefined && object.counters !== null)
       ? StreamCounters.fromPartial(object.counters)
       : undefined;
+    message.trackEvents = object.trackEvents?.map((e) => TrackEvent.fromPartial(e)) || [];
     return message;
   },
 };
@@ -1595,6 +2750,9 @@ function createBaseFace(): Face {
     mesh: undefined,
     embedding: undefined,
     identity: undefined,
+    trackId: 0,
+    answerAges: [],
+    track: undefined,
   };
 }
 
@@ -1629,6 +2787,15 @@ export const Face: MessageFns<Face> = {
     }
     if (message.identity !== undefined) {
       IdentityMatch.encode(message.identity, writer.uint32(82).fork()).join();
+    }
+    if (message.trackId !== 0) {
+      writer.uint32(88).uint32(message.trackId);
+    }
+    for (const v of message.answerAges) {
+      TaskAnswerAge.encode(v!, writer.uint32(98).fork()).join();
+    }
+    if (message.track !== undefined) {
+      TrackSummary.encode(message.track, writer.uint32(106).fork()).join();
     }
     return writer;
   },
@@ -1726,6 +2893,30 @@ export const Face: MessageFns<Face> = {
             message.identity = IdentityMatch.decode(reader, reader.uint32());
             continue;
           }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.trackId = reader.uint32();
+            continue;
+          }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.answerAges.push(TaskAnswerAge.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.track = TrackSummary.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1750,6 +2941,17 @@ export const Face: MessageFns<Face> = {
       mesh: isSet(object.mesh) ? Landmarks.fromJSON(object.mesh) : undefined,
       embedding: isSet(object.embedding) ? Embedding.fromJSON(object.embedding) : undefined,
       identity: isSet(object.identity) ? IdentityMatch.fromJSON(object.identity) : undefined,
+      trackId: isSet(object.trackId)
+        ? globalThis.Number(object.trackId)
+        : isSet(object.track_id)
+        ? globalThis.Number(object.track_id)
+        : 0,
+      answerAges: globalThis.Array.isArray(object?.answerAges)
+        ? object.answerAges.map((e: any) => TaskAnswerAge.fromJSON(e))
+        : globalThis.Array.isArray(object?.answer_ages)
+        ? object.answer_ages.map((e: any) => TaskAnswerAge.fromJSON(e))
+        : [],
+      track: isSet(object.track) ? TrackSummary.fromJSON(object.track) : undefined,
     };
   },
 
@@ -1785,6 +2987,15 @@ export const Face: MessageFns<Face> = {
     if (message.identity !== undefined) {
       obj.identity = IdentityMatch.toJSON(message.identity);
     }
+    if (message.trackId !== 0) {
+      obj.trackId = Math.round(message.trackId);
+    }
+    if (message.answerAges?.length) {
+      obj.answerAges = message.answerAges.map((e) => TaskAnswerAge.toJSON(e));
+    }
+    if (message.track !== undefined) {
+      obj.track = TrackSummary.toJSON(message.track);
+    }
     return obj;
   },
 
@@ -1812,6 +3023,11 @@ export const Face: MessageFns<Face> = {
       : undefined;
     message.identity = (object.identity !== undefined && object.identity !== null)
       ? IdentityMatch.fromPartial(object.identity)
+      : undefined;
+    message.trackId = object.trackId ?? 0;
+    message.answerAges = object.answerAges?.map((e) => TaskAnswerAge.fromPartial(e)) || [];
+    message.track = (object.track !== undefined && object.track !== null)
+      ? TrackSummary.fromPartial(object.track)
       : undefined;
     return message;
   },
@@ -2582,6 +3798,14 @@ export const FaceAnalysisClient = makeGenericClientConstructor(
   service: typeof FaceAnalysisService;
   serviceName: string;
 };
+
+function bytesFromBase64(b64: string): Uint8Array {
+  return Uint8Array.from(globalThis.Buffer.from(b64, "base64"));
+}
+
+function base64FromBytes(arr: Uint8Array): string {
+  return globalThis.Buffer.from(arr).toString("base64");
+}
 
 function floatToJson(value: number | null | undefined): number | string | null | undefined {
   return typeof value === "number" && !globalThis.Number.isFinite(value) ? globalThis.String(value) : value;
