@@ -85,6 +85,8 @@ describe('ops HTTP listener', () => {
     expect(value(a, 'kt_stream_frames_dropped{stream="metrics-cam"}')).toBe(12 - analysed);
     expect(value(a, 'kt_frames_received')).toBe(12);
     expect(value(a, 'kt_streams_open')).toBe(0);
+    // The stream tracked the faces of the demo photos; its tracks ended with it.
+    expect(after.body).toMatch(/^kt_tracks_live 0$/m);
     expect(after.body).toMatch(/^# TYPE kt_inference_compute_duration_seconds histogram$/m);
     expect(after.body).toMatch(/^kt_process_resident_memory_bytes \d+/m);
     // The excerpt quoted in the closing note.

@@ -13,6 +13,8 @@ export interface MetricsSources {
   inferenceSlotsBusy(): number;
   /** The decoded-pixel budget across concurrent frames. */
   pixels(): PixelBudgetStats;
+  /** Face tracks alive (new, active or lost) over every stream of the process. */
+  tracksLive(): number;
   models(): readonly { name: string; version: number; state: ModelStateName; serving: boolean }[];
   /** The MQTT publisher's counters; undefined while MQTT is off. */
   mqtt(): PublisherCounters | undefined;
@@ -157,6 +159,7 @@ function registerPulledMetrics(registry: Registry, s: MetricsSources): void {
     'Decoded pixels held by frames being analysed now (of maxPixelsInFlight).',
     () => s.pixels().inUse,
   );
+  pulledGauge(registry, 'kt_tracks_live', 'Face tracks alive (new, active or lost) over every stream now.', () => s.tracksLive());
   pulledGauge(registry, 'kt_frame_pixels_waiting', 'Frames waiting for their share of the pixel budget now.', () => s.pixels().waiting);
   pulledCounter(
     registry,

@@ -10,6 +10,7 @@ import { ModelRegistry } from './model-registry.js';
 import { FramePipeline } from './pipeline.js';
 import { PixelBudget } from './pixel-budget.js';
 import { Semaphore } from './semaphore.js';
+import { liveTracks } from './tracking/tracker.js';
 import { ServerMetrics } from './metrics.js';
 import { ServerStats, type StatsSnapshotView } from './server-stats.js';
 import { StreamScheduler } from './stream-scheduler.js';
@@ -76,6 +77,7 @@ export async function createServingContext(cfg: ServerConfig, log: Logger): Prom
   const metrics = new ServerMetrics({
     stats,
     pixels: () => pixelBudget.stats(),
+    tracksLive: liveTracks,
     streamsOpen: () => streams.size,
     inferenceSlotsBusy: () => slots.busy,
     models: () => registry.list(),
