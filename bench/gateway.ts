@@ -2,7 +2,6 @@
 // encodes, the server decodes) versus raw NV12 and RGB (no encode, bigger messages), at 1 and 4 cameras. Each camera is a
 // looped moving face video through the real ffmpeg file source; the server is a separate `kt serve` process.
 // Prints capture-to-result latency p50/p99 and CPU per analysed frame for the gateway (Node + ffmpeg) and the server.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,11 +11,12 @@ import { gatewayRegistry } from '../src/gateway/builtins.js';
 import { resolveGatewayConfig } from '../src/gateway/config.js';
 import type { FrameTransport } from '../src/gateway/ffmpeg.js';
 import { Gateway } from '../src/gateway/gateway.js';
-import { FaceAnalysisClient } from '../src/sdk/client.js';
 import { definePlugin } from '../src/sdk/plugin.js';
+import { makePhotoVideo } from '../test/helpers/rtsp.js';
 import { packageInfo } from '../src/models/build.js';
 import { writeBarChart } from './chart.js';
 import { percentile } from './measure.js';
+import { startServeChild, type ServeChild } from './serve-child.js';
 
 const { values } = parseArgs({
   options: {
@@ -46,50 +46,13 @@ async function cpuSeconds(pid: number | 'self', withChildren = false): Promise<n
   return ticks / 100;
 }
 
-function makeVideo(dir: string): string {
-  const photo = join(packageInfo('@vladmandic/face-api').dir, 'demo', 'sample2.jpg');
-  const out = join(dir, 'faces.mp4');
-  const pan = "crop=w=iw*0.75:h=ih*0.75:x='(iw-ow)*(0.5+0.5*sin(t*1.3))':y='(ih-oh)*(0.5+0.5*cos(t*1.1))',scale=640:-2";
-  // 10 fps at 640 px: ffmpeg decodes every source frame, so a light source keeps the decode (the same in every mode) small.
-  execFileSync('ffmpeg', [
-    '-hide_banner',
-    '-loglevel',
-    'error',
-    '-loop',
-    '1',
-    '-framerate',
-    '10',
-    '-t',
-    '8',
-    '-i',
-    photo,
-    '-vf',
-    pan,
-    '-c:v',
-    'libx264',
-    '-preset',
-    'veryfast',
-    '-pix_fmt',
-    'yuv420p',
-    '-y',
-    out,
-  ]);
-  return out;
-}
+const photo = join(packageInfo('@vladmandic/face-api').dir, 'demo', 'sample2.jpg');
 
-async function startServer(port: number): Promise<ChildProcess> {
-  const child = spawn(
-    process.execPath,
-    [join(root, 'bin/kt.js'), 'serve', '--listen', `127.0.0.1:${port}`, '--no-mqtt', '--tasks', 'age', '--gallery', ':memory:'],
-    {
-      stdio: ['ignore', 'ignore', 'inherit'],
-      env: { ...process.env, KT_LOG_LEVEL: 'warn' },
-    },
-  );
-  const client = new FaceAnalysisClient(`127.0.0.1:${port}`);
-  await client.waitUntilServing(120_000);
-  client.close();
-  return child;
+function makeVideo(dir: string): string {
+  const out = join(dir, 'faces.mp4');
+  // 10 fps at 640 px: ffmpeg decodes every source frame, so a light source keeps the decode (the same in every mode) small.
+  makePhotoVideo(photo, out, { moving: true, seconds: 8, preset: 'veryfast' });
+  return out;
 }
 
 interface RunResult {
@@ -103,7 +66,7 @@ interface RunResult {
   gatewayCpuPercentPerCamera: number;
 }
 
-async function runOnce(mode: FrameTransport, cameras: number, video: string, port: number, server: ChildProcess): Promise<RunResult> {
+async function runOnce(mode: FrameTransport, cameras: number, video: string, server: ServeChild): Promise<RunResult> {
   const latencies: number[] = [];
   let measuring = false;
   const registry = gatewayRegistry();
@@ -121,7 +84,7 @@ async function runOnce(mode: FrameTransport, cameras: number, video: string, por
   );
   const config = await resolveGatewayConfig(
     {
-      server: `127.0.0.1:${port}`,
+      server: server.address,
       transport: mode,
       statsIntervalMs: 0,
       cameras: Array.from({ length: cameras }, (_, i) => ({
@@ -138,14 +101,14 @@ async function runOnce(mode: FrameTransport, cameras: number, video: string, por
   // latencies only after a warm-up, once ffmpeg runs and the first frames are through.
   const startedMs = Date.now();
   const gatewayBefore = await cpuSeconds('self', true);
-  const serverBefore = await cpuSeconds(server.pid!);
+  const serverBefore = await cpuSeconds(server.child.pid!);
   const gateway = await Gateway.start(config, { log: silentLogger, registry });
   await new Promise((r) => setTimeout(r, 3000));
   measuring = true;
   await new Promise((r) => setTimeout(r, seconds * 1000));
   measuring = false;
   const frames = gateway.status().cameras.reduce((n, c) => n + c.counters.results, 0);
-  const serverCpu = (await cpuSeconds(server.pid!)) - serverBefore;
+  const serverCpu = (await cpuSeconds(server.child.pid!)) - serverBefore;
   await gateway.stop();
   const gatewayCpu = (await cpuSeconds('self', true)) - gatewayBefore;
   const elapsedS = (Date.now() - startedMs) / 1000;
@@ -164,18 +127,18 @@ async function runOnce(mode: FrameTransport, cameras: number, video: string, por
 
 const dir = await mkdtemp(join(tmpdir(), 'kt-bench-gateway-'));
 const video = makeVideo(dir);
-const port = 40_000 + Math.floor(Math.random() * 20_000);
-const server = await startServer(port);
+// A `kt serve` child (its own process, so its CPU is read apart from the gateway's), ready once a photo is answered.
+const server = await startServeChild(await readFile(photo), { galleryPath: ':memory:' }, 'age');
 const results: RunResult[] = [];
 try {
   for (const cameras of cameraCounts) {
     for (const mode of modes) {
       process.stderr.write(`bench gateway: ${cameras} camera(s), ${mode}, ${seconds} s ...\n`);
-      results.push(await runOnce(mode, cameras, video, port, server));
+      results.push(await runOnce(mode, cameras, video, server));
     }
   }
 } finally {
-  server.kill('SIGTERM');
+  await server.stop();
   await rm(dir, { recursive: true, force: true });
 }
 

@@ -1,7 +1,6 @@
 // The other built-in sources end to end against a real server: `file` (a video; without loop it ends), `http` (a video
 // over HTTP through ffmpeg), `snapshot` (a JPEG URL polled; an HTTP 500 is the state offline naming the URL) and the
 // motion gate skipping a still video's frames while still letting the first one through.
-import { execFileSync } from 'node:child_process';
 import { createReadStream } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
@@ -14,36 +13,11 @@ import { loadGatewayConfig } from '../src/gateway/config.js';
 import { Gateway } from '../src/gateway/gateway.js';
 import type { RunningServer } from '../src/server/server.js';
 import { demoPhotoPath } from './helpers/faces.js';
-import { panFilter } from './helpers/rtsp.js';
+import { makePhotoVideo } from './helpers/rtsp.js';
 import { startTestServer } from './helpers/server-fixture.js';
 
 /** A short H.264 video of a demo photo: panning (moving) or still. */
-function makeVideo(path: string, moving: boolean, seconds: number): void {
-  const vf = moving ? panFilter : 'scale=640:-2';
-  execFileSync('ffmpeg', [
-    '-hide_banner',
-    '-loglevel',
-    'error',
-    '-loop',
-    '1',
-    '-framerate',
-    '10',
-    '-t',
-    String(seconds),
-    '-i',
-    demoPhotoPath(1),
-    '-vf',
-    vf,
-    '-c:v',
-    'libx264',
-    '-preset',
-    'ultrafast',
-    '-pix_fmt',
-    'yuv420p',
-    '-y',
-    path,
-  ]);
-}
+const makeVideo = (path: string, moving: boolean, seconds: number): void => makePhotoVideo(demoPhotoPath(1), path, { moving, seconds });
 
 describe('gateway sources: file, http, snapshot; motion gate', () => {
   let server: RunningServer;

@@ -55,13 +55,8 @@ describe('MQTT broker credentials', () => {
       logger: createLogger('broker', 'silent'),
     });
     const lines: string[] = [];
-    const { startServer } = await import('../src/server/server.js');
-    server = await startServer(
+    server = await startTestServer(
       {
-        listenAddress: '127.0.0.1:0',
-        galleryPath: ':memory:',
-        watchRepository: false,
-        repositoryRescanMs: 0,
         tasks: ['emotion'],
         mqttEnabled: true,
         // The URL's own password must not leak either.
@@ -88,14 +83,10 @@ describe('MQTT broker credentials', () => {
   it('works with Mosquitto on 127.0.0.1:1883 given credentials it does not need', async () => {
     if (!(await probeMqttBroker('127.0.0.1', 1883, 2000))) throw new Error('Mosquitto is not answering on 127.0.0.1:1883');
     const lines: string[] = [];
-    const { startServer } = await import('../src/server/server.js');
-    server = await startServer(
+    server = await startTestServer(
       {
-        listenAddress: '127.0.0.1:0',
-        galleryPath: ':memory:',
-        watchRepository: false,
-        repositoryRescanMs: 0,
         tasks: ['emotion'],
+        mqttEnabled: true,
         mqttUrl: 'mqtt://127.0.0.1:1883',
         mqttUsername: 'kt-mosquitto',
         mqttPassword: configPassword,

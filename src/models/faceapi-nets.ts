@@ -315,7 +315,7 @@ async function source(modelName: string): Promise<ModelSource> {
 }
 
 /** Tight crop on face-api's detection box, squared; face-api itself zero-pads a non-square box to a square, centred. */
-function faceApiInput(): InputSpec {
+export function faceApiInput(): InputSpec {
   return {
     name: FACEAPI_TENSORS.input,
     layout: 'NHWC',

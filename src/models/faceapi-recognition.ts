@@ -4,7 +4,14 @@ import { join } from 'node:path';
 import { ModelFormatError } from '../core/errors.js';
 import { GraphBuilder, attr } from '../onnx/graph-builder.js';
 import type { ModelProto } from '../onnx/proto.js';
-import { FACEAPI_MEAN_RGB, FACEAPI_PIXEL_DIVISOR, FACEAPI_TENSORS, faceApiModelDir, readFaceApiWeights } from './faceapi-nets.js';
+import {
+  FACEAPI_MEAN_RGB,
+  FACEAPI_PIXEL_DIVISOR,
+  FACEAPI_TENSORS,
+  faceApiInput,
+  faceApiModelDir,
+  readFaceApiWeights,
+} from './faceapi-nets.js';
 import type { EncoderSpec, InputSpec, ModelSource, OutputSpec } from './manifest.js';
 
 /** dlib's face chip size: face-api resizes every face to 150 x 150 before the net. */
@@ -192,17 +199,11 @@ export async function buildFaceApiRecognition(modelDir = faceApiModelDir()): Pro
       metadata: { source: '@vladmandic/face-api', net: 'FaceRecognitionNet' },
     }),
     input: {
-      name: FACEAPI_TENSORS.input,
-      layout: 'NHWC',
+      ...faceApiInput(),
       size: FACEAPI_RECOGNITION_INPUT_SIZE,
-      colorOrder: 'RGB',
-      scale: 1,
-      mean: [0, 0, 0],
-      std: [1, 1, 1],
       // Only for faces without keypoints (the box crop): on ORL unaligned, margin 0.1 gave TAR@FAR 0.1 % 95.7 %
       // against 84.7 % (0), 93.3 % (0.2) and 74.0 % (0.3).
       cropMargin: 0.1,
-      cropSquare: true,
       align: '5point',
     },
     outputs: [

@@ -1,6 +1,6 @@
 // A real RTSP camera for tests: Debian's rtsp-server-perl on loopback (publishers on one port, clients on another) fed
 // by ffmpeg with a MOVING video made from a face photo (a crop window panning and zooming over it), restartable.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
 import { demoPhotoPath } from './faces.js';
 import { freePort } from './net.js';
@@ -38,6 +38,40 @@ function stopChild(child: ChildProcess | undefined): Promise<void> {
 
 /** The ffmpeg filter that turns a still photo into a moving picture: a 75 % crop window circling over it (the crop size is fixed at configuration time, so the motion is a pan). */
 export const panFilter = "crop=w=iw*0.75:h=ih*0.75:x='(iw-ow)*(0.5+0.5*sin(t*1.3))':y='(ih-oh)*(0.5+0.5*cos(t*1.1))',scale=640:-2";
+
+/**
+ * Writes a short H.264 video (10 fps) of a still photo: panned with `panFilter` (a moving picture) or still at 640 px.
+ * `preset` trades encode time for size (ultrafast for tests).
+ */
+export function makePhotoVideo(
+  photo: string,
+  out: string,
+  options: { moving: boolean; seconds: number; preset?: 'ultrafast' | 'veryfast' },
+): void {
+  execFileSync('ffmpeg', [
+    '-hide_banner',
+    '-loglevel',
+    'error',
+    '-loop',
+    '1',
+    '-framerate',
+    '10',
+    '-t',
+    String(options.seconds),
+    '-i',
+    photo,
+    '-vf',
+    options.moving ? panFilter : 'scale=640:-2',
+    '-c:v',
+    'libx264',
+    '-preset',
+    options.preset ?? 'ultrafast',
+    '-pix_fmt',
+    'yuv420p',
+    '-y',
+    out,
+  ]);
+}
 
 export interface RtspCamera {
   /** What a client (the gateway) opens: rtsp://127.0.0.1:<clientPort>/<path>. */

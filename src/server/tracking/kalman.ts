@@ -2,13 +2,12 @@
 // The four coordinates move independently, and with diagonal process and measurement noise an 8-state filter splits
 // exactly into four 2-state filters (position, velocity): cheaper, and the algebra stays readable.
 
-/** A box in frame pixels, top-left origin. */
-export interface BoxRect {
-  x: number;
-  y: number;
-  width: number;
-  height: number;
-}
+import { iou, type Rect } from '../../models/processing/index.js';
+
+/** A box in frame pixels, top-left origin (the pipeline's Rect). */
+export type BoxRect = Rect;
+/** Intersection over union of two boxes (0 when either is empty): the one of pre/post-processing. */
+export { iou };
 
 /** One coordinate: position p, velocity v (per frame), covariance [[a, b], [b, c]]. */
 interface Axis {
@@ -88,15 +87,4 @@ export class BoxKalman {
 
 function measurement(box: BoxRect): [number, number, number, number] {
   return [box.x + box.width / 2, box.y + box.height / 2, box.width, box.height];
-}
-
-/** Intersection over union of two boxes (0 when either is empty). */
-export function iou(a: BoxRect, b: BoxRect): number {
-  const x1 = Math.max(a.x, b.x);
-  const y1 = Math.max(a.y, b.y);
-  const x2 = Math.min(a.x + a.width, b.x + b.width);
-  const y2 = Math.min(a.y + a.height, b.y + b.height);
-  const inter = Math.max(0, x2 - x1) * Math.max(0, y2 - y1);
-  const union = a.width * a.height + b.width * b.height - inter;
-  return union > 0 ? inter / union : 0;
 }

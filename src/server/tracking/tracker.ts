@@ -1,5 +1,6 @@
 // Per-stream face tracker, ByteTrack style: Kalman-predicted boxes matched to high-score detections by IoU (Hungarian),
 // then the remaining tracks to low-score detections, then lost tracks to unmatched faces by appearance (embeddings).
+import { l2Normalize } from '../../models/processing/index.js';
 import { assign } from './assignment.js';
 import { BoxKalman, iou, type BoxRect } from './kalman.js';
 
@@ -277,19 +278,12 @@ export class FaceTracker {
 
 function blendEmbedding(track: Track, embedding: Float32Array): void {
   if (!track.embedding || track.embedding.length !== embedding.length) {
-    track.embedding = normalised(embedding);
+    track.embedding = l2Normalize(embedding);
     return;
   }
   // A slow running mean: one odd frame (blur, profile) does not pull the track's appearance away.
   const mixed = track.embedding.map((v, i) => 0.8 * v + 0.2 * embedding[i]!);
-  track.embedding = normalised(mixed);
-}
-
-function normalised(v: Float32Array): Float32Array {
-  let norm = 0;
-  for (const x of v) norm += x * x;
-  norm = Math.sqrt(norm) || 1;
-  return v.map((x) => x / norm);
+  track.embedding = l2Normalize(mixed);
 }
 
 /** Cosine similarity of two vectors (L2-normalised ones: their dot product). */
