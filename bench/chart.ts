@@ -18,7 +18,7 @@ export async function writeBarChart(path: string, title: string, panels: readonl
   const width = 1100;
   const labelW = Math.max(...panels.flatMap((p) => p.rows.map((r) => textWidth(r.label, 2)))) + 30;
   const barH = 18;
-  const panelHeights = panels.map((p) => 70 + p.rows.length * (p.series.length * barH + 16) + 30);
+  const panelHeights = panels.map((p) => 92 + p.rows.length * (p.series.length * barH + 16) + 30);
   const height = 50 + panelHeights.reduce((a, b) => a + b, 0);
   const img = new Raster(width, height);
   img.text(width / 2, 14, title, BLACK, 2, 'center-top');
@@ -30,14 +30,14 @@ export async function writeBarChart(path: string, title: string, panels: readonl
     const ticks = niceTicks(0, max, 6);
     const x = (v: number): number => plotX + (v / ticks.max) * plotW;
     img.text(plotX, top, `${panel.title} (${panel.unit})`, BLACK, 2);
-    // Legend.
-    let lx = plotX + textWidth(`${panel.title} (${panel.unit})`, 2) + 30;
+    // Legend, on its own line under the title: it does not run out of the picture with long titles or many series.
+    let lx = plotX;
     panel.series.forEach((s, si) => {
-      img.fillRect(lx, top + 2, 12, 12, PLOT_COLORS[si % PLOT_COLORS.length]!);
-      img.text(lx + 18, top + 2, s, AXIS, 2);
+      img.fillRect(lx, top + 24, 12, 12, PLOT_COLORS[si % PLOT_COLORS.length]!);
+      img.text(lx + 18, top + 24, s, AXIS, 2);
       lx += textWidth(s, 2) + 44;
     });
-    const plotTop = top + 34;
+    const plotTop = top + 56;
     const plotH = panel.rows.length * (panel.series.length * barH + 16);
     for (const t of ticks.ticks) {
       img.line(x(t), plotTop, x(t), plotTop + plotH, GRID);

@@ -93,3 +93,22 @@ export async function measureLoop(label: string, options: MeasureOptions, step: 
   progress.done(m);
   return m;
 }
+
+/** Per-stage times summed over frames (decode, detection, task models), printed as means per frame. */
+export class StageTotals {
+  private frames = 0;
+  private readonly sums = { decodeMs: 0, detectMs: 0, tasksMs: 0 };
+
+  add(stage: { decodeMs: number; detectMs: number; tasksMs: number }): void {
+    this.frames++;
+    this.sums.decodeMs += stage.decodeMs;
+    this.sums.detectMs += stage.detectMs;
+    this.sums.tasksMs += stage.tasksMs;
+  }
+
+  describe(): string {
+    const n = Math.max(1, this.frames);
+    const { decodeMs, detectMs, tasksMs } = this.sums;
+    return `decode ${(decodeMs / n).toFixed(1)} ms, detect ${(detectMs / n).toFixed(1)} ms, crops + task models ${(tasksMs / n).toFixed(1)} ms (${this.frames} frames incl. warm-up)`;
+  }
+}

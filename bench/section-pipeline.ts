@@ -1,30 +1,34 @@
-// Bench section "pipeline": the same frames through (a) raw onnxruntime-node sessions in a plain loop, (b) the server's
-// in-process FramePipeline, (c) the gRPC stream over loopback with the SDK: what each layer costs.
+// Bench section "pipeline": the same frames through (a) raw onnxruntime-node sessions in a plain loop doing the same
+// decode and crop work as the serving path, (b0) the in-process FramePipeline on the path before issue 12 (one full
+// decode, JS crops), (b1) full decode + native crops, (b) the serving path (JPEG shrink-on-load + native crops), (c) the
+// gRPC stream over loopback with the SDK: what each layer costs, with a per-stage breakdown per mode.
 import { resolve } from 'node:path';
 import { createLogger } from '../src/core/log.js';
-import { decodeImage } from '../src/core/image.js';
 import { resolveModel } from '../src/models/repository.js';
-import { fitFrameNative, prepareFaceBatch } from '../src/models/runner.js';
-import { blazefaceOptionsFromManifest, decodeBlazeface, normalize, selectBlazefaceHeads } from '../src/models/processing/index.js';
-import type { OutputDecoding } from '../src/models/manifest.js';
-import { ort } from '../src/onnx/runtime.js';
+import { detectFaces, detectorSourceSize, loadModel } from '../src/models/runner.js';
+import { cropShrink, runFaceModelScaled } from '../src/models/scaled-run.js';
 import { FaceAnalysisClient } from '../src/sdk/index.js';
-import { AnalysisOptions, Frame } from '../src/gen/kt/v1/face_analysis.js';
+import { Image } from '../src/gen/kt/v1/common.js';
+import { AnalysisOptions, Frame, type FrameResult } from '../src/gen/kt/v1/face_analysis.js';
 import { taskToProto } from '../src/sdk/results.js';
 import { planAnalysis } from '../src/server/analysis-plan.js';
 import { resolveServerConfig } from '../src/server/config.js';
+import { loadDeviceProfile } from '../src/server/device-profile.js';
 import type { ServerConfig } from '../src/server/config.js';
+import { openFrameImage, timedDecodes } from '../src/server/frame-image.js';
 import { ModelRegistry } from '../src/server/model-registry.js';
-import { FramePipeline } from '../src/server/pipeline.js';
+import { FramePipeline, referenceFramePath, servingFramePath, type FramePath } from '../src/server/pipeline.js';
 import { startServer } from '../src/server/server.js';
-import { measureLoop, progressPrinter, summarise } from './measure.js';
+import { measureLoop, progressPrinter, StageTotals, summarise } from './measure.js';
 import type { Measurement } from './measure.js';
 import type { BenchContext, BenchRow, BenchSection } from './sections.js';
 
 const quiet = createLogger('bench', 'warn');
 
-function serverConfig(ctx: BenchContext): ServerConfig {
-  return resolveServerConfig({
+/** The server's config as `kt serve` has it on this box: the default device profile (x86-cpu: int8 models, no spinning). */
+async function serverConfig(ctx: BenchContext): Promise<ServerConfig> {
+  const profile = await loadDeviceProfile('x86-cpu');
+  return resolveServerConfig(profile.config, {
     listenAddress: '127.0.0.1:0',
     mqttEnabled: false,
     galleryPath: ':memory:',
@@ -34,59 +38,88 @@ function serverConfig(ctx: BenchContext): ServerConfig {
   });
 }
 
+/** Today's path before issue 12 on the same config: fp32 models and ORT's spinning threads. */
+const beforeIssue12 = (config: ServerConfig): ServerConfig => ({ ...config, modelPrecision: {}, ortAllowSpinning: true });
+
 function row(key: string, note: string, m: Measurement): BenchRow {
   return { ...m, key, note, rssAfterBytes: process.memoryUsage().rss };
 }
 
-/** (a) The detector and the task models as plain ORT sessions: decode, detect, one batched run per model, no registry. */
-async function rawOrt(ctx: BenchContext, config: ServerConfig): Promise<Measurement> {
+/**
+ * (a) The detector and the task models as plain ORT sessions (loadModel) in a loop: the serving path's decode (shrink-on-load),
+ * detection and crops (native, landmarks68's refined second crop included), one batched run per model; no registry,
+ * leases, plan or result messages.
+ */
+async function rawOrt(ctx: BenchContext, config: ServerConfig, stages: StageTotals): Promise<Measurement> {
   const names = [...new Set([config.detectorModel, ...ctx.tasks.map((t) => config.taskModels[t])])];
-  const entries = await Promise.all(names.map((n) => resolveModel(n, undefined, resolve(config.modelRepository))));
-  const sessionOptions: ort.InferenceSession.SessionOptions = { executionProviders: ['cpu'], graphOptimizationLevel: 'all' };
-  const sessions = await Promise.all(entries.map((e) => ort.InferenceSession.create(e.modelPath, sessionOptions)));
-  const [detectorEntry, ...taskEntries] = entries;
-  const [detector, ...taskSessions] = sessions;
-  const manifest = detectorEntry!.manifest;
-  const decoding = manifest.outputs.find((o) => o.decoding.type === 'blazeface')!.decoding as Extract<
-    OutputDecoding,
-    { type: 'blazeface' }
-  >;
-  const options = blazefaceOptionsFromManifest(decoding, {
-    inputSize: manifest.input.size,
+  const entries = await Promise.all(
+    names.map((n) => resolveModel(n, undefined, resolve(config.modelRepository), config.modelPrecision[n])),
+  );
+  // The server's session options (threads, spinning), so that the modes differ only in what wraps ORT.
+  const session = {
+    providers: config.executionProviders,
+    intraOpThreads: config.intraOpThreads,
+    deviceId: config.deviceId,
+    allowSpinning: config.ortAllowSpinning,
+  };
+  const models = await Promise.all(entries.map((e) => loadModel(e, session)));
+  const [detector, ...taskModels] = models;
+  const overrides = {
     scoreThreshold: config.detectorScoreThreshold,
     iouThreshold: config.detectorIouThreshold,
     maxFaces: config.maxFacesPerFrame,
-  });
+  };
   try {
     return await measureLoop('(a) raw onnxruntime-node', ctx.measure, async (i) => {
-      const frame = await decodeImage(ctx.photos[i % ctx.photos.length]!.bytes);
-      // The same preprocessing as the server (native letterbox resize), so the modes differ only in what wraps ORT.
-      const fitted = await fitFrameNative(frame, options.inputSize, options.fit);
-      const input = { tensor: normalize(fitted.image, manifest.input), transform: fitted.transform };
-      const out = await detector!.run({ [manifest.input.name]: new ort.Tensor('float32', input.tensor.data, [...input.tensor.dims]) });
-      const heads = selectBlazefaceHeads(
-        Object.fromEntries(Object.entries(out).map(([k, t]) => [k, { data: t.data as Float32Array, dims: t.dims }])),
-        options,
-      );
-      const faces = decodeBlazeface(heads, input.transform, options).slice(0, config.maxFacesPerFrame);
-      if (faces.length === 0) return 0;
-      for (const [k, session] of taskSessions.entries()) {
-        const m = taskEntries[k]!.manifest;
-        const { tensor } = prepareFaceBatch(m, frame, faces);
-        await session.run({ [m.input.name]: new ort.Tensor('float32', tensor.data, [...tensor.dims]) });
+      const t0 = performance.now();
+      const image = Image.fromPartial({ source: { $case: 'encoded', value: { data: ctx.photos[i % ctx.photos.length]!.bytes } } });
+      const pixels = timedDecodes(await openFrameImage(image, config.maxFramePixels), performance.now() - t0);
+      const size = detectorSourceSize(detector!, pixels, overrides);
+      const small = await pixels.atLeast(size.width, size.height);
+      const t1 = performance.now();
+      const faces = (await detectFaces(detector!, small, overrides, pixels)).slice(0, config.maxFacesPerFrame);
+      const t2 = performance.now();
+      let tasksMs = 0;
+      if (faces.length > 0) {
+        const shrink = Math.min(...taskModels.map((m) => cropShrink(m.manifest, faces)));
+        const crops =
+          shrink > 1 ? await pixels.atLeast(Math.ceil(pixels.width / shrink), Math.ceil(pixels.height / shrink)) : await pixels.full();
+        const t3 = performance.now();
+        for (const m of taskModels) await runFaceModelScaled(m, { image: crops, width: pixels.width, height: pixels.height }, faces);
+        tasksMs = performance.now() - t3;
       }
+      stages.add({ decodeMs: pixels.decodeMs(), detectMs: t2 - t1, tasksMs });
       return faces.length;
     });
   } finally {
-    await Promise.all(sessions.map((s) => s.release()));
+    await Promise.all(models.map((m) => m.session.release()));
   }
 }
 
-/** (b) The server's FramePipeline with its model registry, no gRPC. */
-async function inProcessPipeline(ctx: BenchContext, config: ServerConfig): Promise<Measurement> {
+/** The per-stage times of a served frame: decode, detection, and the task models (crops, runs and decoding). */
+function addStages(stages: StageTotals, result: FrameResult): void {
+  const t = result.timings!;
+  const tasksMs = Math.max(0, t.totalMs - t.decodeMs - t.detectMs);
+  stages.add({ decodeMs: t.decodeMs, detectMs: t.detectMs, tasksMs });
+}
+
+/** (b) The server's FramePipeline with its model registry, no gRPC, on one frame path. */
+async function inProcessPipeline(
+  ctx: BenchContext,
+  config: ServerConfig,
+  label: string,
+  path: FramePath,
+  stages: StageTotals,
+): Promise<Measurement> {
   const registry = new ModelRegistry({
     repository: resolve(config.modelRepository),
-    session: { providers: config.executionProviders, intraOpThreads: config.intraOpThreads, deviceId: config.deviceId },
+    session: {
+      providers: config.executionProviders,
+      intraOpThreads: config.intraOpThreads,
+      deviceId: config.deviceId,
+      allowSpinning: config.ortAllowSpinning,
+    },
+    precision: config.modelPrecision,
     warmupRuns: config.warmupRuns,
     watch: false,
     rescanMs: 0,
@@ -94,15 +127,16 @@ async function inProcessPipeline(ctx: BenchContext, config: ServerConfig): Promi
   });
   await registry.scan();
   for (const name of new Set([config.detectorModel, ...ctx.tasks.map((t) => config.taskModels[t])])) await registry.load(name);
-  const pipeline = new FramePipeline({ config, registry, gallery: undefined });
+  const pipeline = new FramePipeline({ config, registry, gallery: undefined, framePath: path });
   const plan = planAnalysis(AnalysisOptions.fromPartial({ tasks: ctx.tasks.map(taskToProto) }), config, registry);
   try {
-    return await measureLoop('(b) in-process pipeline', ctx.measure, async (i) => {
+    return await measureLoop(label, ctx.measure, async (i) => {
       const frame = Frame.fromPartial({
         image: { source: { $case: 'encoded', value: { data: ctx.photos[i % ctx.photos.length]!.bytes } } },
         sequence: i + 1,
       });
       const result = await pipeline.analyze(frame, plan);
+      addStages(stages, result);
       return result.faces.length;
     });
   } finally {
@@ -111,7 +145,7 @@ async function inProcessPipeline(ctx: BenchContext, config: ServerConfig): Promi
 }
 
 /** (c) A server on 127.0.0.1 in this process and the SDK streaming to it with `maxInFlight` frames outstanding. */
-async function grpcStream(ctx: BenchContext, config: ServerConfig, maxInFlight: number): Promise<Measurement> {
+async function grpcStream(ctx: BenchContext, config: ServerConfig, maxInFlight: number, stages: StageTotals): Promise<Measurement> {
   const label = `(c${maxInFlight === 1 ? '' : String(maxInFlight)}) gRPC stream, ${maxInFlight} in flight`;
   const server = await startServer(config, { logger: quiet });
   const client = new FaceAnalysisClient(server.address);
@@ -146,6 +180,12 @@ async function grpcStream(ctx: BenchContext, config: ServerConfig, maxInFlight: 
       if (r.sequence <= warmupIterations) continue;
       latencies.push(latency);
       faces += r.faces.length;
+      if (r.timings)
+        stages.add({
+          decodeMs: r.timings.decodeMs,
+          detectMs: r.timings.detectMs,
+          tasksMs: Math.max(0, r.timings.totalMs - r.timings.decodeMs - r.timings.detectMs),
+        });
       const elapsed = performance.now() - timedStart;
       progress.tick(latencies.length, elapsed);
       if (elapsed >= durationMs || (maxIterations > 0 && latencies.length >= maxIterations)) {
@@ -162,23 +202,67 @@ async function grpcStream(ctx: BenchContext, config: ServerConfig, maxInFlight: 
   }
 }
 
+const modes: { key: string; note: string; run: (ctx: BenchContext, config: ServerConfig, stages: StageTotals) => Promise<Measurement> }[] =
+  [
+    {
+      key: 'a',
+      note: "plain ORT sessions of the served models (x86-cpu profile: int8 where it says), the serving path's decode and crops (refined landmark crop included)",
+      run: rawOrt,
+    },
+    {
+      key: 'b0',
+      note: 'FramePipeline as before issue 12: fp32 models, one full decode, JS crops, ORT threads spinning (its default)',
+      run: (ctx, config, stages) =>
+        inProcessPipeline(
+          ctx,
+          beforeIssue12(config),
+          '(b0) pipeline before: fp32 models, full decode, JS crops, ORT spinning',
+          referenceFramePath,
+          stages,
+        ),
+    },
+    {
+      key: 'b1',
+      note: 'FramePipeline, served models, one full decode + native crops',
+      run: (ctx, config, stages) =>
+        inProcessPipeline(ctx, config, '(b1) pipeline, full decode + native crops', { shrinkOnLoad: false, nativeCrops: true }, stages),
+    },
+    {
+      key: 'b',
+      note: 'FramePipeline, serving path: served models (x86-cpu profile), JPEG shrink-on-load + native crops',
+      run: (ctx, config, stages) => inProcessPipeline(ctx, config, '(b) pipeline, shrink-on-load + native crops', servingFramePath, stages),
+    },
+    {
+      key: 'c',
+      note: 'SDK stream -> gRPC loopback -> server (serving path), 1 frame in flight',
+      run: (ctx, config, s) => grpcStream(ctx, config, 1, s),
+    },
+    {
+      key: 'c2',
+      note: 'same with 2 frames in flight (transfer overlaps analysis)',
+      run: (ctx, config, s) => grpcStream(ctx, config, 2, s),
+    },
+  ];
+
 export const pipelineSection: BenchSection = {
   name: 'pipeline',
-  description: 'raw ONNX Runtime vs the in-process pipeline vs the gRPC stream over loopback',
+  description: 'raw ONNX Runtime vs the in-process pipeline (before/after issue 12) vs the gRPC stream over loopback',
   async run(ctx) {
-    const config = serverConfig(ctx);
+    const config = await serverConfig(ctx);
     const rows: BenchRow[] = [];
-    rows.push(row('a', 'decode + detector + one batched run per task model, plain ORT sessions', await rawOrt(ctx, config)));
-    rows.push(
-      row('b', 'server FramePipeline.analyze (registry leases, decoding to results), no gRPC', await inProcessPipeline(ctx, config)),
-    );
-    rows.push(row('c', 'SDK stream -> gRPC loopback -> server, 1 frame in flight (write to result)', await grpcStream(ctx, config, 1)));
-    rows.push(row('c2', 'same with 2 frames in flight (transfer overlaps analysis)', await grpcStream(ctx, config, 2)));
+    for (const mode of modes) {
+      const stages = new StageTotals();
+      const m = await mode.run(ctx, config, stages);
+      rows.push(row(mode.key, `${mode.note}; per frame ${stages.describe()}`, m));
+    }
     return {
       title: `Face pipeline on the ${ctx.photos.length} demo photos, tasks ${ctx.tasks.join(', ')}`,
       rows,
       ratios: [
         { label: '(b)/(a) pipeline vs raw ORT', numerator: 'b', denominator: 'a' },
+        { label: '(b)/(b0) serving vs before', numerator: 'b', denominator: 'b0' },
+        { label: '(b1)/(b0) native crops alone', numerator: 'b1', denominator: 'b0' },
+        { label: '(c)/(b0) served gRPC vs before', numerator: 'c', denominator: 'b0' },
         { label: '(c)/(b) gRPC vs in-process', numerator: 'c', denominator: 'b' },
         { label: '(c2)/(c) 2 vs 1 in flight', numerator: 'c2', denominator: 'c' },
       ],

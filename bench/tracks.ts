@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import { decodeImage, resizeRgb, type RgbImage } from '../src/core/image.js';
 import { silentLogger } from '../src/core/log-types.js';
 import { writeBarChart, type BarPanel } from './chart.js';
+import { meanWithCi } from '../src/models/eval/bootstrap.js';
 import { Task } from '../src/gen/kt/v1/common.js';
 import {
   DropPolicy,
@@ -36,32 +37,41 @@ const { values } = parseArgs({
   options: {
     frames: { type: 'string', default: '40' },
     data: { type: 'string', default: resolve('..', 'shared', 'data') },
-    people: { type: 'string', default: '12' },
+    people: { type: 'string', default: '24' },
     rounds: { type: 'string', default: '3' },
+    'emotion-every': { type: 'string', default: '1' },
     out: { type: 'string', default: 'out/bench' },
     help: { type: 'boolean', default: false },
   },
 });
 if (values.help) {
   process.stdout.write(
-    'npm run bench:tracks -- [--frames 40 per sequence] [--people 12 labelled per task] [--rounds 3] [--data ../shared/data] [--out out/bench]\n',
+    'npm run bench:tracks -- [--frames 40 per sequence] [--people 24 labelled per task] [--rounds 3] [--emotion-every 1] [--data ../shared/data] [--out out/bench]\n',
   );
   process.exit(0);
 }
 const frameCount = Number(values.frames);
 
-type Mode = 'tracking off' | 'tracks, no reuse' | 'tracks + reuse';
-const modes: Mode[] = ['tracking off', 'tracks, no reuse', 'tracks + reuse'];
+type Mode = 'tracking off' | 'tracks, no reuse' | 'tracks + reuse' | 'reuse + detect/3';
+const modes: Mode[] = ['tracking off', 'tracks, no reuse', 'tracks + reuse', 'reuse + detect/3'];
+const reuseModes: ReadonlySet<Mode> = new Set(['tracks + reuse', 'reuse + detect/3']);
 
 function trackingOf(mode: Mode): TrackingConfig {
   return {
     mode: mode === 'tracking off' ? TrackingMode.TRACKING_MODE_OFF : TrackingMode.TRACKING_MODE_ON,
     maxAgeFrames: 10,
     minHits: 2,
-    reuse:
-      mode === 'tracks + reuse'
-        ? { enabled: true, refreshAfterMs: 2000, betterFaceRatio: 1.25, minObservations: 3, emotionEveryFrames: 3 }
-        : undefined,
+    reuse: reuseModes.has(mode)
+      ? {
+          enabled: true,
+          refreshAfterMs: 2000,
+          betterFaceRatio: 1.25,
+          minObservations: 3,
+          emotionEveryFrames: Number(values['emotion-every']),
+          // DeepStream's detector interval: the detector runs on every third frame, the Kalman filter predicts between.
+          detectEveryFrames: mode === 'reuse + detect/3' ? 3 : 1,
+        }
+      : undefined,
     facesTopic: FacesTopicMode.FACES_TOPIC_MODE_UNSPECIFIED,
   };
 }
@@ -215,20 +225,40 @@ function jitterFrame(frame: SequenceFrame, random: () => number): SequenceFrame 
   return { ...frame, image: { ...frame.image, data } };
 }
 
-interface Accuracy {
-  ageAbsErrors: number[];
-  emotionHits: number[];
+/** Per answer source, per (person, frame): the age error (years) and whether the emotion was right. */
+type Samples = Map<string, { ageError?: number; emotionHit?: number }>;
+type AnswerSource = 'per frame' | 'per track' | 'per track, reuse' | 'per track, reuse + detect/3';
+const answerSources: AnswerSource[] = ['per frame', 'per track', 'per track, reuse', 'per track, reuse + detect/3'];
+
+/** Scores one stream's answers (the face's own, or its track's) into `target`, keyed by person and frame. */
+function scoreAnswers(
+  responses: readonly StreamResponse[],
+  frames: readonly SequenceFrame[],
+  people: readonly LabelledFace[],
+  fromTrack: boolean,
+  target: Samples,
+): void {
+  for (const r of responses) {
+    if (!r.result) continue;
+    const frame = frames[r.result.sequence - 1]!;
+    for (const f of r.result.faces) {
+      const who = personAt(frame, { x: f.box!.xPx, y: f.box!.yPx, width: f.box!.widthPx, height: f.box!.heightPx });
+      if (who === undefined) continue;
+      const label = people[Number(who)]!;
+      const age = fromTrack ? f.track?.ageYears : f.age?.years;
+      const emotion = fromTrack ? f.track?.emotion?.label : f.emotion?.label;
+      const sample = {
+        ...(label.age !== undefined && age ? { ageError: Math.abs(age - label.age) } : {}),
+        ...(label.emotion !== undefined && emotion ? { emotionHit: emotion === label.emotion ? 1 : 0 } : {}),
+      };
+      target.set(`${who}/${r.result.sequence}`, sample);
+    }
+  }
 }
 
-async function labelledSequence(
-  client: FaceAnalysisClient,
-  dir: string,
-): Promise<{ perFrame: Accuracy; perTrackAll: Accuracy; perTrack: Accuracy; missed: number }> {
+async function labelledSequence(client: FaceAnalysisClient, dir: string): Promise<Map<AnswerSource, Samples>> {
   const people = await labelledFaces(dir, Number(values.people));
-  const perFrame: Accuracy = { ageAbsErrors: [], emotionHits: [] };
-  const perTrack: Accuracy = { ageAbsErrors: [], emotionHits: [] };
-  const perTrackAll: Accuracy = { ageAbsErrors: [], emotionHits: [] };
-  let missed = 0;
+  const samples = new Map<AnswerSource, Samples>(answerSources.map((s) => [s, new Map()]));
   const tasks = [Task.TASK_AGE, Task.TASK_EMOTION];
   const random = rng(3);
   // Four people per sequence, in a 2 x 2 grid, drifting.
@@ -243,36 +273,41 @@ async function labelledSequence(
       velocity: { x: 1 + random(), y: random() - 0.5 },
     }));
     const frames = renderSequence(seq, frameCount, 640, 480).map((f) => jitterFrame(f, random));
-    process.stderr.write(`labelled sequence ${start / 4 + 1}/${Math.ceil(people.length / 4)} (${frameCount} frames x 2 modes)...\n`);
-    const plain = await runStream(client, messages(`labelled-plain-${start}`, frames, tasks, trackingOf('tracks, no reuse')));
-    const reused = await runStream(client, messages(`labelled-reuse-${start}`, frames, tasks, trackingOf('tracks + reuse')));
-    for (const [responses, target, fromTrack] of [
-      [plain.responses, perFrame, false],
-      [plain.responses, perTrackAll, true],
-      [reused.responses, perTrack, true],
-    ] as const) {
-      for (const r of responses) {
-        if (!r.result) continue;
-        const frame = frames[r.result.sequence - 1]!;
-        const seen = new Set<string>();
-        for (const f of r.result.faces) {
-          const who = personAt(frame, { x: f.box!.xPx, y: f.box!.yPx, width: f.box!.widthPx, height: f.box!.heightPx });
-          if (who === undefined) continue;
-          seen.add(who);
-          const label = people[Number(who)]!;
-          const age = fromTrack ? f.track?.ageYears : f.age?.years;
-          const emotion = fromTrack ? f.track?.emotion?.label : f.emotion?.label;
-          if (label.age !== undefined && age) target.ageAbsErrors.push(Math.abs(age - label.age));
-          if (label.emotion !== undefined && emotion) target.emotionHits.push(emotion === label.emotion ? 1 : 0);
-        }
-        if (target === perFrame) missed += frame.truth.filter((t) => !seen.has(t.person)).length;
-      }
-    }
+    process.stderr.write(`labelled sequence ${start / 4 + 1}/${Math.ceil(people.length / 4)} (${frameCount} frames x 3 modes)...\n`);
+    const run = (mode: Mode) => runStream(client, messages(`labelled-${mode.length}-${start}`, frames, tasks, trackingOf(mode)));
+    const plain = await run('tracks, no reuse');
+    const reused = await run('tracks + reuse');
+    const interval = await run('reuse + detect/3');
+    scoreAnswers(plain.responses, frames, people, false, samples.get('per frame')!);
+    scoreAnswers(plain.responses, frames, people, true, samples.get('per track')!);
+    scoreAnswers(reused.responses, frames, people, true, samples.get('per track, reuse')!);
+    scoreAnswers(interval.responses, frames, people, true, samples.get('per track, reuse + detect/3')!);
   }
-  return { perFrame, perTrackAll, perTrack, missed };
+  return samples;
 }
 
-const mean = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+/** Mean of a metric with a person-bootstrap 95 % interval, and its paired difference to `base` on common (person, frame). */
+function compare(
+  samples: Samples,
+  base: Samples,
+  metric: 'ageError' | 'emotionHit',
+): { value: number; n: number; diff: number; ci: [number, number] } {
+  const values: number[] = [];
+  const diffs: number[] = [];
+  const people: string[] = [];
+  for (const [key, s] of samples) {
+    const v = s[metric];
+    if (v === undefined) continue;
+    values.push(v);
+    const b = base.get(key)?.[metric];
+    if (b === undefined) continue;
+    diffs.push(v - b);
+    people.push(key.split('/')[0]!);
+  }
+  const { value: diff, ci95 } = meanWithCi(diffs, people, { resamples: 2000, seed: 1 });
+  return { value: values.reduce((a, b) => a + b, 0) / Math.max(1, values.length), n: values.length, diff, ci: ci95 };
+}
+
 const pad = (s: string | number, n: number): string => String(s).padEnd(n);
 
 async function main(): Promise<void> {
@@ -298,7 +333,7 @@ async function main(): Promise<void> {
       title,
       unit,
       // Short names: the chart's legend runs along one line.
-      series: ['off', 'tracks', 'tracks+reuse'],
+      series: ['off', 'tracks', 'tracks+reuse', 'reuse+detect/3'],
       rows: taskLabels.map((label) => ({ label, values: modes.map((m) => pick(rows.find((r) => r.tasks === label && r.mode === m)!)) })),
     });
     const panels = [
@@ -311,33 +346,37 @@ async function main(): Promise<void> {
       console.log(`\n${values.data} has no age-utkface/emotion-fer2013: the labelled part is skipped (pass --data).`);
       return;
     }
-    const { perFrame, perTrackAll, perTrack, missed } = await labelledSequence(client, values.data);
+    const samples = await labelledSequence(client, values.data);
+    const base = samples.get('per frame')!;
     console.log(`\nLabelled sequence: ${values.people} UTKFace + ${values.people} FER2013 faces, ${frameCount} jittered frames each`);
-    console.log(`${pad('answers', 34)}${pad('age MAE (years)', 18)}${pad('n', 8)}${pad('emotion acc.', 14)}n`);
+    console.log('paired differences to the per-frame answers on the same (person, frame), 95 % interval by person bootstrap');
     console.log(
-      `${pad('per frame (no reuse)', 34)}${pad(mean(perFrame.ageAbsErrors).toFixed(2), 18)}${pad(perFrame.ageAbsErrors.length, 8)}${pad(mean(perFrame.emotionHits).toFixed(3), 14)}${perFrame.emotionHits.length}`,
+      `${pad('answers', 30)}${pad('age MAE (years)', 17)}${pad('n', 6)}${pad('vs per frame', 24)}${pad('emotion acc.', 14)}${pad('n', 6)}vs per frame`,
     );
-    console.log(
-      `${pad('per track, every frame observed', 34)}${pad(mean(perTrackAll.ageAbsErrors).toFixed(2), 18)}${pad(perTrackAll.ageAbsErrors.length, 8)}${pad(mean(perTrackAll.emotionHits).toFixed(3), 14)}${perTrackAll.emotionHits.length}`,
-    );
-    console.log(
-      `${pad('per track with reuse (Face.track)', 34)}${pad(mean(perTrack.ageAbsErrors).toFixed(2), 18)}${pad(perTrack.ageAbsErrors.length, 8)}${pad(mean(perTrack.emotionHits).toFixed(3), 14)}${perTrack.emotionHits.length}`,
-    );
-    console.log(`visible faces the detector missed (per-frame run): ${missed}`);
-    const answerSeries = ['frame', 'track', 'track+reuse'];
-    const accuracy = [perFrame, perTrackAll, perTrack];
+    const fmt = (c: { diff: number; ci: [number, number] }, digits: number): string =>
+      `${c.diff >= 0 ? '+' : ''}${c.diff.toFixed(digits)} [${c.ci[0].toFixed(digits)}, ${c.ci[1].toFixed(digits)}]`;
+    const table = answerSources.map((source) => {
+      const s = samples.get(source)!;
+      const age = compare(s, base, 'ageError');
+      const emotion = compare(s, base, 'emotionHit');
+      console.log(
+        `${pad(source, 30)}${pad(age.value.toFixed(2), 17)}${pad(age.n, 6)}${pad(source === 'per frame' ? '' : fmt(age, 2), 24)}${pad(emotion.value.toFixed(3), 14)}${pad(emotion.n, 6)}${source === 'per frame' ? '' : fmt(emotion, 3)}`,
+      );
+      return { age, emotion };
+    });
+    const answerSeries = ['frame', 'track', 'track+reuse', 'reuse+detect/3'];
     panels.push(
       {
         title: 'age MAE, labelled UTKFace faces',
         unit: 'years',
         series: answerSeries,
-        rows: [{ label: 'age', values: accuracy.map((a) => mean(a.ageAbsErrors)) }],
+        rows: [{ label: 'age', values: table.map((t) => t.age.value) }],
       },
       {
         title: 'emotion accuracy, labelled FER2013 faces',
         unit: '%',
         series: answerSeries,
-        rows: [{ label: 'emotion', values: accuracy.map((a) => 100 * mean(a.emotionHits)) }],
+        rows: [{ label: 'emotion', values: table.map((t) => 100 * t.emotion.value) }],
       },
     );
     const png = join(values.out, 'tracks.png');

@@ -2,6 +2,9 @@
 // frame splitting, stderr summaries, and the built-in filters (fps cap, motion gate, zones, minimum face size).
 import { describe, expect, it } from 'vitest';
 import { checkGatewayConfig, resolveGatewayConfig } from '../src/gateway/config.js';
+import { cameraStreamInit } from '../src/gateway/camera.js';
+import { FacesTopicMode, StreamConfig, TrackingMode } from '../src/gen/kt/v1/face_analysis.js';
+import { streamConfigOf } from '../src/sdk/analysis-stream.js';
 import { gatewayRegistry } from '../src/gateway/builtins.js';
 import { resolvePlugins } from '../src/gateway/gateway.js';
 import { FixedSizeFramer, JpegFramer, StderrSummary, ffmpegArgs, parseOutputSize } from '../src/gateway/ffmpeg.js';
@@ -86,6 +89,51 @@ describe('gateway config', () => {
       if (env === undefined) delete process.env['KT_GATEWAY_TOKEN'];
       else process.env['KT_GATEWAY_TOKEN'] = env;
     }
+  });
+
+  it('tracking per camera: checked with camera and field named, and carried into the StreamConfig', async () => {
+    const tracked = {
+      ...issueConfig,
+      cameras: [
+        { ...issueConfig.cameras[0]!, tracking: { maxAgeFrames: 30, minHits: 2, reuse: { detectEveryFrames: 3 }, facesTopic: 'off' } },
+        { ...issueConfig.cameras[1]!, tracking: false },
+        { id: 'hall', source: { type: 'folder', path: '.' } },
+      ],
+    };
+    const c = await resolveGatewayConfig(tracked, 'gw.yaml', '/');
+    const configs = c.cameras.map((camera) => streamConfigOf(cameraStreamInit(camera)));
+    expect(configs.map((x) => x.streamId)).toEqual(['door', 'lobby', 'hall']);
+    expect(configs[0]!.tracking).toEqual({
+      mode: TrackingMode.TRACKING_MODE_ON,
+      maxAgeFrames: 30,
+      minHits: 2,
+      reuse: { enabled: true, refreshAfterMs: 0, betterFaceRatio: 0, minObservations: 0, emotionEveryFrames: 0, detectEveryFrames: 3 },
+      facesTopic: FacesTopicMode.FACES_TOPIC_MODE_OFF,
+    });
+    expect(configs[1]!.tracking?.mode).toBe(TrackingMode.TRACKING_MODE_OFF);
+    // No tracking key: the StreamConfig is the one the gateway sent before the option existed (server default).
+    expect(configs[2]!.tracking).toBeUndefined();
+    expect(StreamConfig.encode(configs[2]!).finish()).toEqual(
+      StreamConfig.encode(StreamConfig.fromPartial({ streamId: 'hall', analysis: configs[2]!.analysis! })).finish(),
+    );
+
+    const bad = {
+      ...issueConfig,
+      cameras: [
+        { ...issueConfig.cameras[0]!, tracking: { maxAgeFrames: 0, reuse: { detectEveryFrame: 3 } } },
+        { ...issueConfig.cameras[1]!, tracking: { mode: 'yes', reuse: 'always' } },
+      ],
+    };
+    const e = (await failure(async () => resolveGatewayConfig(bad, 'gw.yaml', '/'))) as Error;
+    expect(e.message).toContain(
+      'camera "door" (cameras[0]) field tracking.maxAgeFrames: "cameras[0].tracking.maxAgeFrames" must be an integer',
+    );
+    expect(e.message).toContain('camera "door" (cameras[0]) field tracking.reuse.detectEveryFrame: unknown key');
+    expect(e.message).toContain('did you mean "cameras[0].tracking.reuse.detectEveryFrames"?');
+    expect(e.message).toContain(
+      'camera "lobby" (cameras[1]) field tracking.mode: "cameras[1].tracking.mode" must be one of "on", "off", got "yes"',
+    );
+    expect(e.message).toContain('camera "lobby" (cameras[1]) field tracking.reuse');
   });
 });
 

@@ -125,6 +125,7 @@ describe('ONNX export', () => {
         heads: 2,
       },
     ],
+    ['scalar gate, priors zero-padded (the paper form)', validation, { gate: 'scalar', priorProjection: false }],
   ];
 
   it.each(exportCases)('onnxruntime matches the TF.js inference path within 1e-4 (%s)', async (_, data, overrides) => {

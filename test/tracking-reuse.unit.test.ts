@@ -9,7 +9,14 @@ import { trackEventMessage } from '../src/server/tracking/mqtt-events.js';
 import { trackingSettingsOf } from '../src/server/tracking/settings.js';
 import { StreamTracks } from '../src/server/tracking/stream-tracks.js';
 
-const reuse = { enabled: true, refreshAfterMs: 1000, betterFaceRatio: 1.25, minObservations: 2, emotionEveryFrames: 3 };
+const reuse = {
+  enabled: true,
+  refreshAfterMs: 1000,
+  betterFaceRatio: 1.25,
+  minObservations: 2,
+  emotionEveryFrames: 3,
+  detectEveryFrames: 0,
+};
 const settings = trackingSettingsOf(
   { mode: TrackingMode.TRACKING_MODE_ON, maxAgeFrames: 3, minHits: 2, reuse, facesTopic: FacesTopicMode.FACES_TOPIC_MODE_UNSPECIFIED },
   true,
@@ -64,6 +71,43 @@ describe('analysis reuse per track', () => {
       expect(due).toEqual(['age', 'emotion', 'landmarks']);
       expect(face.answerAges.every((a) => a.frames === 0)).toBe(true);
     }
+  });
+
+  it('with detectEveryFrames 3 predicts two frames out of three: boxes and keypoints follow the motion, no better face', () => {
+    const every3 = trackingSettingsOf(
+      {
+        mode: TrackingMode.TRACKING_MODE_ON,
+        maxAgeFrames: 3,
+        minHits: 2,
+        reuse: { ...reuse, detectEveryFrames: 3 },
+        facesTopic: FacesTopicMode.FACES_TOPIC_MODE_UNSPECIFIED,
+      },
+      true,
+    );
+    const tracks = new StreamTracks(every3);
+    // A face moving 10 px per frame to the right, detected on frames 1-3 (the tracker learns its velocity).
+    const at = (n: number) => ({ x: 100 + 10 * n, y: 100, width: 100, height: 100 });
+    const detected = (n: number) => {
+      tracks.associate([{ box: at(n), score: 0.9, keypoints: [{ x: at(n).x + 30, y: 140 }] }], [], n * 100, n);
+      tracks.complete(
+        FrameResult.fromPartial({ sequence: n, faces: [Face.fromPartial({ score: 0.9, age: { years: 30 } })] }),
+        tasks,
+        n * 100,
+      );
+    };
+    for (let n = 1; n <= 3; n++) detected(n); // the detector ran on frames 1-3 (frame 3: predictions may start)
+    const fourth = tracks.predict(400, 4);
+    const fifth = tracks.predict(500, 5);
+    expect(tracks.predict(600, 6)).toBeUndefined(); // every third frame the detector is due again
+    expect(fourth).toHaveLength(1);
+    // The predictions run ahead of the last detection in the direction of motion; keypoints move with the box.
+    expect(fourth![0]!.box.x).toBeGreaterThan(at(3).x);
+    expect(fifth![0]!.box.x).toBeGreaterThan(fourth![0]!.box.x);
+    expect(fifth![0]!.keypoints[0]!.x - fifth![0]!.box.x).toBeCloseTo(30, 5);
+    expect(fifth![0]!.score).toBeCloseTo(0.9);
+    // Person tasks are not re-run early on a predicted face (it is never a better face).
+    const due = tracks.tasksDue(['age', 'landmarks'], 500)[0]!;
+    expect([...due]).toEqual(['landmarks']);
   });
 
   it('sends new once confirmed, update when the aggregate changes, end when the stream ends (Frigate shape on MQTT)', () => {

@@ -48,7 +48,7 @@ const common = (): Partial<ExperimentOptions> => ({
   batchSize: 16,
   seed: 3,
   tsneSamples: 0,
-  priors: ['agegender'],
+  priors: ['faceres'],
 });
 
 beforeAll(makeFixtures, 300_000);
@@ -148,7 +148,7 @@ describe('kt train on your own CSV', () => {
       log: () => {},
     });
     await expect(run).rejects.toThrow(
-      /the encoder repository --repo .*new-experiments does not exist; the encoders \(faceres, agegender\) are read from it\. .*--export-repo DIR/,
+      /the encoder repository --repo .*new-experiments does not exist; the encoders \(agegender, faceres\) are read from it\. .*--export-repo DIR/,
     );
     await mkdir(empty, { recursive: true });
     const again = runExperiment({
@@ -160,6 +160,6 @@ describe('kt train on your own CSV', () => {
       outDir: join(root, 'out-repo'),
       log: () => {},
     });
-    await expect(again).rejects.toThrow(/encoder models faceres, agegender not found in the encoder repository --repo .*new-experiments/);
+    await expect(again).rejects.toThrow(/encoder models agegender, faceres not found in the encoder repository --repo .*new-experiments/);
   });
 });

@@ -58,14 +58,18 @@ beforeAll(async () => {
     ...common,
     task: 'age',
     data: join(root, 'age'),
-    priors: ['agegender', 'expression'],
+    // The default canonical: the server's age model (agegender, an age-years head).
+    priors: ['faceres', 'expression'],
     variants: ['baseline', 'ensemble', 'kt', 'kt-no-dm', 'kt-priors1'],
+    exportVariants: ['kt', 'baseline', 'control'],
     outDir: join(root, 'out-age'),
   });
   emotion = await runExperiment({
     ...common,
     task: 'emotion',
     data: join(root, 'emotion'),
+    // The conv-head path (the default canonical, expression, has a GAP+dense head).
+    canonical: 'emotion',
     priors: ['expression'],
     variants: ['baseline', 'kt'],
     outDir: join(root, 'out-emotion'),
@@ -85,7 +89,8 @@ describe('kt train (tiny fixtures)', () => {
       expect(v.metrics['cs5']).toBeGreaterThanOrEqual(0);
     }
     expect(age.split.train + age.split.val + age.split.test).toBeGreaterThanOrEqual(20);
-    expect(age.variants.find((v) => v.id === 'kt-priors1')!.priors).toEqual(['agegender']);
+    expect(age.canonical).toBe('agegender');
+    expect(age.variants.find((v) => v.id === 'kt-priors1')!.priors).toEqual(['faceres']);
     expect(age.variants.find((v) => v.id === 'kt-zero')!.priors).toEqual([]);
     const kt = age.variants.find((v) => v.id === 'kt')!;
     expect(kt.trainableParams).toBeGreaterThan(age.variants.find((v) => v.id === 'baseline')!.trainableParams);
@@ -100,7 +105,7 @@ describe('kt train (tiny fixtures)', () => {
     expect(lines[0]).toContain('Inference MACs');
     expect(lines[0]).toContain('Train time');
     const labels = lines.slice(2).map((l) => l.split('|')[1]!.trim());
-    expect(labels[0]).toMatch(/^pre-trained faceres/);
+    expect(labels[0]).toMatch(/^pre-trained agegender/);
     expect(labels[1]).toMatch(/^baseline/);
     expect(labels[2]).toMatch(/^KT-Adapter \(2 priors\)/);
     expect(labels[3]).toMatch(/^capacity control/);
@@ -173,6 +178,15 @@ describe('kt train (tiny fixtures)', () => {
         expect(values.data.subarray(0, 7).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
       }
     }
+    // The baseline and the control are exported too, each checked against TF.js.
+    expect(age.exports!.map((x) => [x.variant, x.name])).toEqual([
+      ['baseline', 'kt-age-baseline'],
+      ['kt', 'kt-age'],
+      ['kt-zero', 'kt-age-control'],
+    ]);
+    for (const x of age.exports!) expect(x.parity!.outputMaxAbsDiff).toBeLessThan(1e-4);
+    const baselineManifest = JSON.parse(await readFile(join(age.exports![0]!.dir, 'model.json'), 'utf8')) as ModelManifest;
+    expect(baselineManifest.kind).toBe('baseline');
     // The repository lists the new versions next to the encoders.
     const names = (await listRepository(repo)).map((x) => `${x.manifest.name}/${x.manifest.version}`);
     expect(names).toContain('kt-age/1');

@@ -3,6 +3,7 @@
 import { backoffDelayMs, type BackoffPolicy } from '../core/backoff.js';
 import { errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/log-types.js';
+import type { StreamInit } from '../sdk/analysis-stream.js';
 import type { FaceAnalysisClient } from '../sdk/client.js';
 import { PluginHost, runFrameFilters, runResultFilters, type PluginHostHealth } from '../sdk/plugin-host.js';
 import type { GatewayEvent, PluginState, SourceFrame } from '../sdk/plugin-kinds.js';
@@ -57,6 +58,15 @@ export interface CameraDeps {
   backoff: BackoffPolicy;
   /** Called on every state change (the gateway logs it and tells the sinks). */
   onEvent(event: GatewayEvent): void;
+}
+
+/** The SDK stream options of a camera: stream id = camera id, its tasks and tracking (absent: the server's defaults). */
+export function cameraStreamInit(config: CameraConfig): StreamInit {
+  return {
+    streamId: config.id,
+    ...(config.tasks !== undefined ? { tasks: config.tasks } : {}),
+    ...(config.tracking !== undefined ? { tracking: config.tracking } : {}),
+  };
 }
 
 /** Frames kept for sinks (snapshot) until their result arrives: a few more than can be in flight. */
@@ -223,11 +233,7 @@ export class Camera {
       const call = new AbortController();
       const stop = (): void => call.abort();
       signal.addEventListener('abort', stop, { once: true });
-      const stream = this.deps.client.stream(this.frames(call.signal), {
-        streamId: this.id,
-        ...(this.config.tasks !== undefined ? { tasks: this.config.tasks } : {}),
-        signal: call.signal,
-      });
+      const stream = this.deps.client.stream(this.frames(call.signal), { ...cameraStreamInit(this.config), signal: call.signal });
       let failure: string | undefined;
       try {
         for await (const result of stream) {

@@ -8,6 +8,8 @@ import { InvalidInputError, errorMessage } from '../core/errors.js';
 import { literals, schemaIssues, withDefaults } from '../core/schema.js';
 import { streamIdPattern, reservedStreamIds } from '../contract/stream-id.js';
 import { taskNames, type TaskName } from '../contract/tasks.js';
+import { onOffNames } from '../contract/track-names.js';
+import type { TrackingInit } from '../sdk/tracking-init.js';
 import { frameTransports, type FrameTransport } from './ffmpeg.js';
 
 /** A plugin reference in the config: `type` names the plugin, the other keys are its options (checked by the plugin). */
@@ -39,6 +41,38 @@ const serverObjectSchema = Type.Object(
   { additionalProperties: false },
 );
 
+/** A whole count >= 1 with its unit and the server's default, for the tracking fields. */
+const count = (description: string): TSchema => Type.Optional(Type.Integer({ minimum: 1, maximum: 2 ** 32 - 1, description }));
+
+const reuseSchema = Type.Object(
+  {
+    refreshAfterMs: count('Age, gender, embedding and identity re-run after this many ms. Server default 2000.'),
+    betterFaceRatio: Type.Optional(
+      Type.Number({
+        minimum: 1,
+        description: '... or when the face is this much better (area x score), 1.25 = 25 %. Server default 1.25.',
+      }),
+    ),
+    minObservations: count('Those tasks run on the first this-many frames of a track. Server default 3.'),
+    emotionEveryFrames: count('Emotion re-runs every this-many frames of a track. Server default 3.'),
+    detectEveryFrames: count('The detector runs on every this-many frames; faces between are predicted. Server default 1.'),
+  },
+  { additionalProperties: false },
+);
+
+const trackingSchema = Type.Object(
+  {
+    mode: Type.Optional(literals(onOffNames, { description: 'Default "on" (a tracking block asks for tracks).' })),
+    maxAgeFrames: count('Frames a track may miss its face before it ends (detected frames only). Server default 15.'),
+    minHits: count('Frames with a face before a track is confirmed (its new event). Server default 3.'),
+    reuse: Type.Optional(
+      Type.Union([Type.Boolean(), reuseSchema], { description: 'Reuse task answers within a track: true (server defaults) or settings.' }),
+    ),
+    facesTopic: Type.Optional(literals(onOffNames, { description: '"off": the server publishes only track events on MQTT.' })),
+  },
+  { additionalProperties: false },
+);
+
 const cameraSchema = Type.Object(
   {
     id: Type.String({
@@ -50,6 +84,11 @@ const cameraSchema = Type.Object(
     tasks: Type.Optional(Type.Array(literals(taskNames), { description: 'Tasks per face. Default: the server’s tasks.' })),
     filters: Type.Array(pluginRef('filter'), { default: [], description: 'Filters in order (fps, motion, zones, min-face-size).' }),
     transport: Type.Optional(literals(frameTransports, { description: 'Overrides the gateway transport for this camera.' })),
+    tracking: Type.Optional(
+      Type.Union([Type.Boolean(), trackingSchema], {
+        description: "Face tracking on this camera's stream: true, false or settings. Default: the server's (on).",
+      }),
+    ),
     enabled: Type.Boolean({ default: true, description: 'false: listed but not started.' }),
   },
   { additionalProperties: false },
@@ -97,6 +136,8 @@ export interface CameraConfig {
   tasks?: TaskName[];
   filters: PluginRefConfig[];
   transport: FrameTransport;
+  /** The SDK stream's `tracking` option; absent: the server's default. */
+  tracking?: boolean | TrackingInit;
   enabled: boolean;
 }
 
@@ -207,6 +248,7 @@ export async function resolveGatewayConfig(raw: unknown, source: string, baseDir
       ...(c.tasks !== undefined ? { tasks: c.tasks } : {}),
       filters: c.filters as PluginRefConfig[],
       transport: c.transport ?? file.transport,
+      ...(c.tracking !== undefined ? { tracking: c.tracking as boolean | TrackingInit } : {}),
       enabled: c.enabled,
     })),
     sinks: file.sinks as PluginRefConfig[],

@@ -28,6 +28,11 @@ export interface BuildOptions {
   /** Rebuild even when an up-to-date version exists. */
   force?: boolean;
   log?: (line: string) => void;
+  /**
+   * Reduced-precision versions to write after the fp32 ones (default none): int8 for every model with a stored
+   * calibration (src/models/quantize/calibration), fp16 for the serving default models. A graph rewrite: no images needed.
+   */
+  precisions?: readonly ('int8' | 'fp16')[];
   /** Package name -> folder, overriding node_modules resolution (packages installed elsewhere; tests). */
   packageDirs?: Record<string, string>;
 }
@@ -201,5 +206,36 @@ export async function buildRepository(options: BuildOptions = {}): Promise<Build
       throw Object.assign(e instanceof Error ? e : new Error(errorMessage(e)), { message: `building ${entry.name}: ${errorMessage(e)}` });
     }
   }
+  if (options.precisions?.length) await buildReducedVersions(repo, entries, options.precisions, report, log);
   return report;
+}
+
+/**
+ * The int8 versions of models that have a stored calibration and the fp16 versions of the serving defaults. A
+ * calibration made on another fp32 graph is skipped with a warning: the fp32 model still serves, and `kt models
+ * quantize NAME --data DIR` makes a new one. A version already built identically is left as it is.
+ */
+async function buildReducedVersions(
+  repo: string,
+  entries: readonly ZooEntry[],
+  precisions: readonly ('int8' | 'fp16')[],
+  report: BuildReport,
+  log: (l: string) => void,
+): Promise<void> {
+  const { hasCalibration } = await import('./quantize/calibration-store.js');
+  const { writeInt8FromStored, writeFp16, fp16Models } = await import('./quantize/quantize-model.js');
+  for (const entry of entries) {
+    const jobs: ['int8' | 'fp16', () => Promise<{ entry: { manifest: ModelManifest }; written: boolean }>][] = [];
+    if (precisions.includes('int8') && hasCalibration(entry.name)) jobs.push(['int8', () => writeInt8FromStored(repo, entry.name, true)]);
+    if (precisions.includes('fp16') && fp16Models.includes(entry.name)) jobs.push(['fp16', () => writeFp16(repo, entry.name, true)]);
+    for (const [type, job] of jobs) {
+      try {
+        const { entry: written, written: changed } = await job();
+        (changed ? report.built : report.skipped).push(`${entry.name}@${type}`);
+        if (changed) log(`${entry.name}: ${type} version ${written.manifest.version}`);
+      } catch (e) {
+        log(`${entry.name}: ${type} skipped: ${errorMessage(e)}`);
+      }
+    }
+  }
 }

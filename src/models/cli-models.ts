@@ -14,6 +14,8 @@ const buildHelp = `kt models build [options]
   --force                rebuild models that are up to date
   --if-needed            the default behaviour, kept for npm postinstall
   --package-dir NAME=DIR take npm package NAME from DIR instead of node_modules (repeatable)
+  --precision a,b        also write reduced-precision versions: int8 (models with a stored calibration, see
+                         \`kt models quantize\`), fp16 (serving defaults, for GPU profiles). Default: none
   --help                 print this help
 `;
 
@@ -49,6 +51,9 @@ export function registerModelCommands(register: RegisterCommand): void {
   register('models build', 'build the ONNX model repository from the installed npm face models', runModelsBuild);
   register('models list', 'print the model repository as a table', runModelsList);
   register('models eval', 'score the models of a task on labelled faces (table, PNG, manifest evaluations)', runModelsEval);
+  register('models quantize', 'write an int8 (static QDQ) version of a model, with its measured speed and accuracy change', async (argv) =>
+    (await import('./quantize/cli-quantize.js')).runModelsQuantize(argv),
+  );
 }
 
 function positiveInt(value: string | undefined, flag: string): number | undefined {
@@ -133,6 +138,7 @@ async function runModelsBuild(argv: string[]): Promise<number> {
     force: { type: 'boolean', default: false },
     'if-needed': { type: 'boolean', default: false },
     'package-dir': { type: 'string', multiple: true },
+    precision: { type: 'string' },
     help: { type: 'boolean', default: false },
   });
   if (values.help) {
@@ -145,8 +151,12 @@ async function runModelsBuild(argv: string[]): Promise<number> {
     if (at <= 0) throw new InvalidInputError(`--package-dir expects NAME=DIR, got "${pd}"`);
     packageDirs[pd.slice(0, at)] = pd.slice(at + 1);
   }
+  const precisions = (values.precision ?? '').split(',').filter(Boolean);
+  const badPrecision = precisions.filter((p) => p !== 'int8' && p !== 'fp16');
+  if (badPrecision.length) throw new InvalidInputError(`--precision expects int8 and/or fp16, got "${badPrecision.join(',')}"`);
   const { buildRepository } = await import('./build.js');
   const report = await buildRepository({
+    precisions: precisions as ('int8' | 'fp16')[],
     ...(values.repo ? { repo: values.repo } : {}),
     ...(values.only ? { only: values.only.split(',') } : {}),
     force: values.force,
@@ -189,7 +199,7 @@ async function runModelsList(argv: string[]): Promise<number> {
     const inp = `${m.input.size}x${m.input.size} ${m.input.colorOrder} ${m.input.layout}`;
     return [
       m.name,
-      String(m.version),
+      m.precision ? `${m.version} ${m.precision.type}` : String(m.version),
       m.kind,
       m.tasks.join(','),
       inp,
@@ -209,6 +219,12 @@ async function runModelsList(argv: string[]): Promise<number> {
   process.stdout.write(`${[line(header), ...rows.map(line)].join('\n')}\n`);
   const evaluations = entries.flatMap((e) => evaluationLines(e.manifest.name, e.manifest.version, e.manifest.evaluations ?? []));
   if (evaluations.length) process.stdout.write(`\nEVALUATIONS (kt models eval --write)\n${evaluations.join('\n')}\n`);
+  const reduced = entries.filter((e) => e.manifest.precision);
+  if (reduced.length) {
+    const { precisionLines } = await import('./quantize/cli-quantize.js');
+    const lines = reduced.flatMap((e) => precisionLines(e.manifest.name, e.manifest.version, e.manifest.precision!));
+    process.stdout.write(`\nREDUCED PRECISION (kt models quantize)\n${lines.join('\n')}\n`);
+  }
   return 0;
 }
 

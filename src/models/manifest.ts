@@ -120,6 +120,43 @@ export interface ManifestEvaluation {
   note?: string;
 }
 
+export type ModelPrecision = 'fp32' | 'int8' | 'fp16';
+
+/** One accuracy change of a reduced-precision version against its source, on the same faces (paired). */
+export interface PrecisionAccuracy {
+  task: string;
+  dataset: string;
+  metric: string;
+  unit?: string;
+  /** Faces (or pairs) scored. */
+  n: number;
+  /** Source version's value and this version's value. */
+  source: number;
+  value: number;
+  /** value - source, with its paired 95 % bootstrap interval. */
+  change: number;
+  ci95?: [number, number];
+  /** The largest change the device profiles accept for this metric (absolute, in its unit). */
+  tolerance?: number;
+  /** Whether the loss (the change in the worse direction) is at most the tolerance. */
+  withinTolerance?: boolean;
+  date: string;
+}
+
+export interface PrecisionSpec {
+  type: ModelPrecision;
+  /** The version this one was made from, and its sha256. */
+  fromVersion: number;
+  fromSha256: string;
+  /** How it was made, e.g. "static QDQ: per-channel symmetric int8 weights, uint8 activations (percentile 99.99 %); ops Conv, Add". */
+  method: string;
+  /** Calibration of the activation ranges (int8): where the faces came from and how many. */
+  calibration?: { datasets: string[]; faces: number; rangeMethod: string; file: string };
+  /** Milliseconds per face of the model alone (best of N runs), this version and the source, batch 1 and 4. */
+  speed?: { batch: number; msPerFace: number; sourceMsPerFace: number }[];
+  accuracy?: PrecisionAccuracy[];
+}
+
 export interface ModelManifest {
   /** Repository name, e.g. "faceres". */
   name: string;
@@ -148,6 +185,8 @@ export interface ModelManifest {
   evaluations?: ManifestEvaluation[];
   /** Embedding models: the identity threshold calibrated on labelled data (used by the server unless configured). */
   identity?: IdentityCalibration;
+  /** Versions made from another version at lower precision (`kt models quantize`); absent: fp32 as built. */
+  precision?: PrecisionSpec;
 }
 
 /** A cosine-similarity threshold for identity matching, measured at a false accept rate on a dataset. */
@@ -325,6 +364,58 @@ const trainingSchema = Type.Object(
   { additionalProperties: true, description: 'Trained models: priors used, data and metrics (more fields allowed).' },
 );
 
+const precisionSchema = Type.Object(
+  {
+    type: literals(['fp32', 'int8', 'fp16'] as const),
+    fromVersion: Type.Integer({ minimum: 1, description: 'The version this one was made from.' }),
+    fromSha256: Type.String({ pattern: '^[0-9a-f]{64}$', mustBe: 'a sha256 as 64 lower-case hex digits' }),
+    method: Type.String({ description: 'How the version was made (quantization scheme, ops).' }),
+    calibration: Type.Optional(
+      Type.Object(
+        {
+          datasets: Type.Array(Type.String()),
+          faces: Type.Integer({ minimum: 0 }),
+          rangeMethod: Type.String(),
+          file: Type.String({ description: 'The stored activation ranges the graph was built from.' }),
+        },
+        strict,
+      ),
+    ),
+    speed: Type.Optional(
+      Type.Array(
+        Type.Object(
+          { batch: Type.Integer({ minimum: 1 }), msPerFace: Type.Number({ minimum: 0 }), sourceMsPerFace: Type.Number({ minimum: 0 }) },
+          { ...strict, description: 'Model-only milliseconds per face, best of N runs, this version and the source.' },
+        ),
+      ),
+    ),
+    accuracy: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            task: Type.String(),
+            dataset: Type.String(),
+            metric: Type.String(),
+            unit: Type.Optional(Type.String()),
+            n: Type.Integer({ minimum: 0 }),
+            source: Type.Number(),
+            value: Type.Number(),
+            change: Type.Number({ description: 'value - source on the same faces.' }),
+            ci95: Type.Optional(
+              Type.Tuple([Type.Number(), Type.Number()], { description: 'Paired 95 % bootstrap interval of the change.' }),
+            ),
+            tolerance: Type.Optional(Type.Number({ minimum: 0 })),
+            withinTolerance: Type.Optional(Type.Boolean()),
+            date: Type.String(),
+          },
+          strict,
+        ),
+      ),
+    ),
+  },
+  { ...strict, description: 'A version made from another at lower precision (`kt models quantize`); absent: fp32 as built.' },
+);
+
 const evaluationSchema = Type.Object(
   {
     task: Type.String({ minLength: 1 }),
@@ -370,6 +461,7 @@ export const modelManifestSchema = Type.Object(
     training: Type.Optional(trainingSchema),
     createdAt: Type.String({ description: 'When the model was built (ISO 8601).' }),
     evaluations: Type.Optional(Type.Array(evaluationSchema, { description: 'Measured results (`kt models eval --write`).' })),
+    precision: Type.Optional(precisionSchema),
     identity: Type.Optional(
       Type.Object(
         {

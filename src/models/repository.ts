@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { ModelFormatError, NotFoundError, errorMessage } from '../core/errors.js';
 import type { Static } from '@sinclair/typebox';
 import { schemaProblems } from '../core/schema.js';
-import { manifestTaskProblems, modelManifestSchema, type ModelManifest } from './manifest.js';
+import { manifestTaskProblems, modelManifestSchema, type ModelManifest, type ModelPrecision } from './manifest.js';
 
 /** Default repository: $KT_MODEL_REPOSITORY, else `model-repository/` at the package root (built at install). */
 export function defaultRepositoryPath(): string {
@@ -88,13 +88,39 @@ export async function listRepository(
   return out;
 }
 
-/** The named model at `version`, or its highest version. */
-export async function resolveModel(name: string, version?: number, repo = defaultRepositoryPath()): Promise<RepositoryEntry> {
+/**
+ * The version a request that names none gets: the newest one at `precision` (a device profile's choice for this model),
+ * else the newest fp32 one, else the newest. Reduced-precision versions never replace fp32 unless asked for.
+ */
+export function preferredVersion(
+  versions: readonly Pick<ModelManifest, 'version' | 'precision'>[],
+  precision: ModelPrecision = 'fp32',
+): number | undefined {
+  const newest = (p?: ModelPrecision): number | undefined => {
+    const vs = versions.filter((v) => p === undefined || (v.precision?.type ?? 'fp32') === p).map((v) => v.version);
+    return vs.length ? Math.max(...vs) : undefined;
+  };
+  return newest(precision) ?? newest('fp32') ?? newest();
+}
+
+/** The named model at `version`, or its preferred version (newest fp32 unless `precision` asks otherwise). */
+export async function resolveModel(
+  name: string,
+  version?: number,
+  repo = defaultRepositoryPath(),
+  precision?: ModelPrecision,
+): Promise<RepositoryEntry> {
   const problems = new Map<string, unknown>();
   const all = (await listRepository(repo, (dir, e) => problems.set(dir, e))).filter(
     (e) => e.manifest.name === name && (version === undefined || e.manifest.version === version),
   );
-  const best = all.sort((a, b) => b.manifest.version - a.manifest.version)[0];
+  const chosen =
+    version ??
+    preferredVersion(
+      all.map((e) => e.manifest),
+      precision,
+    );
+  const best = all.find((e) => e.manifest.version === chosen);
   // A version that exists but is broken says why, rather than "not found".
   const broken = [...problems]
     .filter(([dir]) => basename(dirname(dir)) === name && (version === undefined || basename(dir) === String(version)))

@@ -35,18 +35,46 @@ export async function loadModel(entry: RepositoryEntry, options: SessionOptions 
 
 type BlazefaceDecoding = Extract<OutputDecoding, { type: 'blazeface' }>;
 
-/** Finds faces in a frame with a detector model (BlazeFace decoding). */
+function detectorOptions(detector: LoadedModel, overrides: Partial<BlazefaceOptions>): BlazefaceOptions {
+  const decoding = detector.manifest.outputs.find((o) => o.decoding.type === 'blazeface')?.decoding as BlazefaceDecoding | undefined;
+  if (!decoding) throw new InvalidInputError(`model ${detector.manifest.name} is not a BlazeFace detector`);
+  return blazefaceOptionsFromManifest(decoding, { inputSize: detector.manifest.input.size, ...overrides });
+}
+
+/**
+ * Finds faces in a frame with a detector model (BlazeFace decoding). `frame` may be a reduced decode of a larger
+ * frame (`frameSize`, default its own size): boxes and keypoints come back in `frameSize` pixels.
+ */
 export async function detectFaces(
   detector: LoadedModel,
   frame: RgbImage,
   overrides: Partial<BlazefaceOptions> = {},
+  frameSize: { width: number; height: number } = frame,
 ): Promise<DetectedFace[]> {
-  const decoding = detector.manifest.outputs.find((o) => o.decoding.type === 'blazeface')?.decoding as BlazefaceDecoding | undefined;
-  if (!decoding) throw new InvalidInputError(`model ${detector.manifest.name} is not a BlazeFace detector`);
-  const options = blazefaceOptionsFromManifest(decoding, { inputSize: detector.manifest.input.size, ...overrides });
+  const options = detectorOptions(detector, overrides);
   const fitted = await fitFrameNative(frame, options.inputSize, options.fit);
   const out = await runFloat(detector.session, { [detector.manifest.input.name]: normalize(fitted.image, detector.manifest.input) });
-  return decodeBlazeface(selectBlazefaceHeads(out, options), fitted.transform, options);
+  const sx = frameSize.width / frame.width;
+  const sy = frameSize.height / frame.height;
+  const t = fitted.transform;
+  const toFrame = { scaleX: t.scaleX * sx, scaleY: t.scaleY * sy, offsetX: t.offsetX * sx, offsetY: t.offsetY * sy };
+  return decodeBlazeface(selectBlazefaceHeads(out, options), toFrame, options);
+}
+
+/**
+ * The smallest decode of a `frame`-sized frame from which the detector's input is made without enlarging: its
+ * letterbox (or stretch) size in the detector's input. A reduced JPEG decode at this size replaces a full decode and
+ * the resize (bench section "preprocess").
+ */
+export function detectorSourceSize(
+  detector: LoadedModel,
+  frame: { width: number; height: number },
+  overrides: Partial<BlazefaceOptions> = {},
+): { width: number; height: number } {
+  const { inputSize, fit } = detectorOptions(detector, overrides);
+  const side = fit === 'letterbox' ? Math.max(frame.width, frame.height) : Math.min(frame.width, frame.height);
+  const scale = Math.min(1, inputSize / side);
+  return { width: Math.max(1, Math.round(frame.width * scale)), height: Math.max(1, Math.round(frame.height * scale)) };
 }
 
 /**
@@ -68,7 +96,8 @@ export async function fitFrameNative(frame: RgbImage, size: number, fit: 'letter
   const side = Math.max(frame.width, frame.height);
   const w = Math.max(1, Math.round((frame.width * size) / side));
   const h = Math.max(1, Math.round((frame.height * size) / side));
-  const resized = await resizeRgb(frame, w, h);
+  // A frame decoded at the letterbox size already (JPEG shrink-on-load) needs no second resize.
+  const resized = w === frame.width && h === frame.height ? frame : await resizeRgb(frame, w, h);
   const offX = Math.floor((size - w) / 2);
   const offY = Math.floor((size - h) / 2);
   const data = new Uint8Array(size * size * 3);
@@ -100,7 +129,8 @@ export function prepareFaceBatch(
 }
 
 export interface TaskRun {
-  crops: FaceCrop[];
+  /** Per face, the frame region its crop shows and the crop -> frame transform. */
+  crops: Pick<FaceCrop, 'rect' | 'transform'>[];
   /** Raw outputs of the batch, by output name. */
   raw: Record<string, { data: Float32Array; dims: number[] }>;
   /** Per face, the decoded outputs in manifest order. */

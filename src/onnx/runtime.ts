@@ -17,6 +17,15 @@ export interface SessionOptions {
   deviceId?: number;
   /** Graph optimisation level. Default 'all'. */
   graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
+  /** Inter-op threads (parallel branches of the graph; > 1 switches to the parallel executor); 0 lets ORT decide. Default 0. */
+  interOpThreads?: number;
+  /**
+   * Whether idle intra-op and inter-op threads spin waiting for work (ORT's 'session.intra_op.allow_spinning'; ORT's
+   * default is on). Spinning trims the latency of one run on an idle machine but burns the cores that decode, crops,
+   * gRPC and other sessions need: `npm run bench -- --sections threads` on a 2-core box shared with other work gave
+   * 1.9-2.9x the frames/s of the serving models without spinning (two runs). Default false.
+   */
+  allowSpinning?: boolean;
 }
 
 export interface CreatedSession {
@@ -40,11 +49,15 @@ function providerConfig(p: ExecutionProviderName, deviceId: number): ort.Inferen
 export async function createSession(model: string | Uint8Array, options: SessionOptions = {}): Promise<CreatedSession> {
   const providers = options.providers && options.providers.length > 0 ? options.providers : (['cpu'] as const);
   const skipped: CreatedSession['skipped'] = [];
+  const spinning = options.allowSpinning ? '1' : '0';
   for (const provider of providers) {
     const opts: ort.InferenceSession.SessionOptions = {
       executionProviders: [providerConfig(provider, options.deviceId ?? 0)],
       graphOptimizationLevel: options.graphOptimizationLevel ?? 'all',
       ...(options.intraOpThreads ? { intraOpNumThreads: options.intraOpThreads } : {}),
+      ...(options.interOpThreads ? { interOpNumThreads: options.interOpThreads } : {}),
+      ...(options.interOpThreads && options.interOpThreads > 1 ? { executionMode: 'parallel' as const } : {}),
+      extra: { session: { intra_op: { allow_spinning: spinning }, inter_op: { allow_spinning: spinning } } },
     };
     try {
       const session =

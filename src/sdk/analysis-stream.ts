@@ -11,7 +11,9 @@ import { reconnectBackoffPolicy } from './client-options.js';
 import type { ClientReconnectOptions } from './client-options.js';
 import { DeadlineExceededError, UnavailableError, errorFromStatus } from './errors.js';
 import { analysisToProto, dropPolicyToProto, frameResultFromProto, imageToProto, isRawImageInput } from './results.js';
-import type { AnalysisInit, DropPolicyName, FrameInput, ImageInput, StreamCountersView, StreamResult } from './results.js';
+import { trackEventsFromProto } from './results.js';
+import type { AnalysisInit, DropPolicyName, FrameInput, ImageInput, StreamCountersView, StreamResult, TrackEvent } from './results.js';
+import { trackingToProto, type TrackingInit } from './tracking-init.js';
 
 /** Options of `client.stream()`. */
 export interface StreamInit extends AnalysisInit {
@@ -36,6 +38,33 @@ export interface StreamInit extends AnalysisInit {
   signal?: AbortSignal;
   /** Instrumentation hook; must not throw. */
   onEvent?: (event: StreamEvent) => void;
+  /**
+   * Face tracking: `true` (on, server defaults), `false` (off) or settings (mode 'on' unless given). Absent: the server's
+   * default (on unless configured off), as before this option existed. Faces then carry `trackId`, `track` and
+   * `answerAges`, and results carry `trackEvents`.
+   */
+  tracking?: boolean | TrackingInit;
+  /**
+   * Every track event of the stream, once each and in order, like Frigate's events topic: the events of a frame just
+   * before its result leaves the iterator (`result` is that result), then, when the source has ended and the server
+   * has answered every frame, the end events of the tracks still open (`result` undefined) just before the iteration
+   * ends. The closing events come only with `tracking` mode 'on' and a source that ends (not after stop(), a `break`
+   * or the signal: the server then publishes them on MQTT only). A call re-opened after UNAVAILABLE starts new tracks;
+   * the old call's tracks end on the server without events here. Must not throw (a throw fails the stream).
+   */
+  onTrackEvents?: (events: TrackEvent[], result: StreamResult | undefined) => void;
+}
+
+/** The StreamConfig a stream sends first (checks the options; throws InvalidInputError naming the bad one). */
+export function streamConfigOf(init: StreamInit): StreamConfig {
+  const tracking = trackingToProto(init.tracking);
+  return StreamConfig.fromPartial({
+    streamId: init.streamId,
+    analysis: analysisToProto(init),
+    dropPolicy: dropPolicyToProto(init.dropPolicy),
+    queueDepth: init.queueDepth ?? 0,
+    ...(tracking ? { tracking } : {}),
+  });
 }
 
 export type StreamEvent =
@@ -116,6 +145,9 @@ export class AnalysisStream implements AsyncIterable<StreamResult> {
   private readonly reconnectEnabled: boolean;
   private readonly deadline: Date | undefined;
   private readonly emit: (event: StreamEvent) => void;
+  private readonly onTrackEvents: StreamInit['onTrackEvents'];
+  /** The end events the server sent after the last answer (tracking 'on'); `delivered` once onTrackEvents had them. */
+  private readonly closing = { events: [] as TrackEvent[], delivered: false };
 
   private current: CallState | undefined;
   private callCount = 0;
@@ -148,12 +180,8 @@ export class AnalysisStream implements AsyncIterable<StreamResult> {
     this.deadline = init.deadlineMs !== undefined ? new Date(Date.now() + init.deadlineMs) : undefined;
     const onEvent = init.onEvent;
     this.emit = onEvent ? (e) => onEvent(e) : () => {};
-    this.config = StreamConfig.fromPartial({
-      streamId: init.streamId,
-      analysis: analysisToProto(init),
-      dropPolicy: dropPolicyToProto(init.dropPolicy),
-      queueDepth: init.queueDepth ?? 0,
-    });
+    this.config = streamConfigOf(init);
+    this.onTrackEvents = init.onTrackEvents;
     this.source = Symbol.asyncIterator in frames ? frames[Symbol.asyncIterator]() : toAsyncIterator(frames[Symbol.iterator]());
     this.resetChanged();
     if (init.signal) {
@@ -172,6 +200,14 @@ export class AnalysisStream implements AsyncIterable<StreamResult> {
       framesLost: this.totals.framesLost,
       reconnects: this.totals.reconnects,
     };
+  }
+
+  /**
+   * The end events of the tracks still open when the source ended, which the server sends after the last answer
+   * (tracking mode 'on'). Complete once the iteration has ended; empty without tracking or when stopped before the end.
+   */
+  get closingTrackEvents(): readonly TrackEvent[] {
+    return this.closing.events;
   }
 
   /** Where the stream is now. */
@@ -229,6 +265,7 @@ export class AnalysisStream implements AsyncIterable<StreamResult> {
       const result = this.buffer.shift();
       if (result !== undefined) {
         this.wake(); // a buffer slot is free: the producer may send again
+        this.deliverTrackEvents(result.trackEvents, result);
         return { done: false, value: result };
       }
       const phase = this.phase;
@@ -236,8 +273,27 @@ export class AnalysisStream implements AsyncIterable<StreamResult> {
         phase.thrown = true;
         throw phase.error;
       }
-      if (isFinal(phase)) return { done: true, value: undefined };
+      if (isFinal(phase)) {
+        if (!this.closing.delivered) {
+          this.closing.delivered = true;
+          this.deliverTrackEvents(this.closing.events, undefined);
+        }
+        return { done: true, value: undefined };
+      }
       await this.changed;
+    }
+  }
+
+  private deliverTrackEvents(events: TrackEvent[], result: StreamResult | undefined): void {
+    if (this.onTrackEvents === undefined || events.length === 0) return;
+    try {
+      this.onTrackEvents(events, result);
+    } catch (e) {
+      const error = new Error(`stream ${this.streamId}: onTrackEvents threw: ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+      // The stream has ended (closing events): nothing is left to fail, so the loop that is ending hears it directly.
+      if (isFinal(this.phase)) throw error;
+      this.fail(error);
+      this.stop();
     }
   }
 
@@ -341,18 +397,25 @@ export class AnalysisStream implements AsyncIterable<StreamResult> {
     const isCurrent = (): boolean => this.current === state;
     call.on('data', (response: StreamResponse) => {
       if (!isCurrent()) return;
-      state.answered += 1;
       this.streak = undefined;
       state.dropped = response.counters?.framesDropped ?? state.dropped;
+      this.lastProgressMs = Date.now();
+      if (response.result === undefined) {
+        // Not a frame: the end events of the tracks still open, after our half-close (TrackingConfig mode ON).
+        this.closing.events.push(...trackEventsFromProto(response.trackEvents));
+        this.wake();
+        return;
+      }
+      state.answered += 1;
       const converted = frameResultFromProto(response.result);
       this.totals.framesAnswered += 1;
       if (converted.error) this.totals.framesFailed += 1;
-      this.lastProgressMs = Date.now();
       const result: StreamResult = {
         ...converted,
         streamId: response.streamId,
         serverCounters: response.counters ?? { framesReceived: 0, framesAnalyzed: 0, framesDropped: 0, framesFailed: 0 },
         counters: this.counters,
+        trackEvents: trackEventsFromProto(response.trackEvents),
       };
       this.buffer.push(result);
       this.emit({ type: 'result', sequence: result.sequence, inFlight: this.inFlight });

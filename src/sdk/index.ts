@@ -61,9 +61,14 @@ export type {
   RawPixelFormatName,
   StreamCountersView,
   StreamResult,
+  TaskAnswerAge,
   TaskName,
   TimingsMs,
+  TrackEvent,
+  TrackSummary,
 } from './results.js';
+export type { OnOffName, ReuseInit, TrackingInit } from './tracking-init.js';
+export type { TrackEventTypeName } from '../contract/track-names.js';
 export {
   PluginOptionError,
   PluginRegistry,

@@ -1,15 +1,19 @@
 // The SDK's typed inputs and results, and their conversion to and from the kt.v1 messages.
 import { InvalidInputError } from '../core/errors.js';
 import { ErrorCode, ImageFormat, Task, errorCodeToNumber, type Image } from '../gen/kt/v1/common.js';
-import type { IdentityMatch as ProtoIdentityMatch, Point as ProtoPoint } from '../gen/kt/v1/common.js';
+import type { Box as ProtoBox, IdentityMatch as ProtoIdentityMatch, Point as ProtoPoint } from '../gen/kt/v1/common.js';
+import type { EmotionResult as ProtoEmotion, GenderResult as ProtoGender } from '../gen/kt/v1/face_analysis.js';
 import { AnalysisOptions, DropPolicy } from '../gen/kt/v1/face_analysis.js';
 import type { Face as ProtoFace, FrameResult, Landmarks as ProtoLandmarks, StreamCounters } from '../gen/kt/v1/face_analysis.js';
+import type { TaskAnswerAge as ProtoTaskAnswerAge, TrackEvent as ProtoTrackEvent } from '../gen/kt/v1/face_analysis.js';
+import type { TrackSummary as ProtoTrackSummary } from '../gen/kt/v1/face_analysis.js';
 
 // ---------------------------------------------------------------- inputs
 
 import { enumOfTask, taskNames, taskOfEnum, type TaskName } from '../contract/tasks.js';
 import { facesEventOf, type FacesEvent, type FacesMessage } from '../contract/face-events.js';
 import { dropPolicies, pixelFormats, type DropPolicyName, type PixelFormatName } from '../contract/wire-names.js';
+import { trackEventTypeName, type TrackEventTypeName } from '../contract/track-names.js';
 
 export { taskNames, type DropPolicyName, type TaskName };
 
@@ -163,6 +167,56 @@ export interface FaceResult {
   mesh?: LandmarkSet;
   embedding?: { values: number[]; model: { name: string; version: number } | undefined };
   identity?: IdentityResult;
+  /**
+   * The face's track in its stream (Face.track_id); 0 when the face is not tracked (analyze(), tracking off). The SDK
+   * sets this and the next two on every face it receives; they are optional only so that faces built by hand type-check.
+   */
+  trackId?: number;
+  /** True when the detector skipped this frame (reuse.detectEveryFrames > 1): box, score and keypoints are predicted. */
+  boxPredicted?: boolean;
+  /** How old each task answer above is, per task (tracking on; empty otherwise). Reused answers are older than 0 frames. */
+  answerAges?: TaskAnswerAge[];
+  /** What the face's track concluded over all its frames (tracking on). */
+  track?: TrackSummary;
+}
+
+/** How old a face's answer of one task is: 0 frames and 0 ms when it was computed on this frame. */
+export interface TaskAnswerAge {
+  task: TaskName;
+  /** Analysed frames of the stream since the answer was computed. */
+  frames: number;
+  /** Milliseconds since then (capture times, else the server's receive times). */
+  ageMs: number;
+}
+
+/** A track's aggregated answers: age robust mean, gender and identity votes, smoothed emotion. Absent: no answer yet. */
+export interface TrackSummary {
+  ageYears?: number;
+  gender?: { label: string; confidence: number };
+  /** The vote over confident gallery matches; similarity is the winner's best. */
+  identity?: IdentityResult;
+  emotion?: { label: string; confidence: number; scores: { label: string; score: number }[] };
+  /** Frames in which the track had a matching face. */
+  hits: number;
+  /** Highest detector score of the track. */
+  bestScore: number;
+}
+
+/** One event of a face track, as on MQTT `kt/<node>/<stream>/events` (Frigate's new / update / end). */
+export interface TrackEvent {
+  type: TrackEventTypeName;
+  trackId: number;
+  /** Capture (else receive) time of the track's first frame, Unix ms. */
+  startTimeUnixMs: number;
+  /** Time of the track's last frame with a face, Unix ms; 0 until the track ends. */
+  endTimeUnixMs: number;
+  summary: TrackSummary;
+  /** The latest box of the track. */
+  box: BoxPx;
+  /** Sequence of the frame the track was last seen in. */
+  lastSequence: number;
+  /** JPEG of the track's best face so far: on new and end events, and on updates when a better face was kept. */
+  snapshotJpeg?: Uint8Array;
 }
 
 export interface TimingsMs {
@@ -221,6 +275,11 @@ export interface StreamResult extends AnalysisResult {
   serverCounters: StreamCounters;
   /** The SDK's counters for the whole stream, including this result. */
   counters: StreamCountersView;
+  /**
+   * Track events caused by this frame (tracking on; empty otherwise). The end events of the tracks still open when the
+   * source ends come after the last frame, without a frame: see StreamInit.onTrackEvents and AnalysisStream.closingTrackEvents.
+   */
+  trackEvents: TrackEvent[];
 }
 
 const point = (p: ProtoPoint): PointPx => ({ x: p.xPx, y: p.yPx, z: p.zPx });
@@ -232,20 +291,65 @@ const identity = (m: ProtoIdentityMatch): IdentityResult => ({
   similarity: m.similarity,
 });
 
+const box = (b: ProtoBox | undefined): BoxPx => ({ x: b?.xPx ?? 0, y: b?.yPx ?? 0, width: b?.widthPx ?? 0, height: b?.heightPx ?? 0 });
+const gender = (g: ProtoGender): { label: string; confidence: number } => ({ label: g.label, confidence: g.confidence });
+const emotion = (e: ProtoEmotion): NonNullable<FaceResult['emotion']> => ({
+  label: e.label,
+  confidence: e.confidence,
+  scores: e.scores.map((s) => ({ label: s.label, score: s.score })),
+});
+
+/** Ages of tasks this build does not know are left out. */
+function answerAges(ages: readonly ProtoTaskAnswerAge[]): TaskAnswerAge[] {
+  return ages.flatMap((a) => {
+    const task = taskFromProto(a.task);
+    return task === undefined ? [] : [{ task, frames: a.frames, ageMs: a.ageMs }];
+  });
+}
+
+export function trackSummaryFromProto(t: ProtoTrackSummary | undefined): TrackSummary {
+  const summary: TrackSummary = { hits: t?.hits ?? 0, bestScore: t?.bestScore ?? 0 };
+  if (t?.ageYears) summary.ageYears = t.ageYears;
+  if (t?.gender) summary.gender = gender(t.gender);
+  if (t?.identity) summary.identity = identity(t.identity);
+  if (t?.emotion) summary.emotion = emotion(t.emotion);
+  return summary;
+}
+
+/** A track event in the SDK's terms; undefined for an event type this build does not know. */
+export function trackEventFromProto(e: ProtoTrackEvent): TrackEvent | undefined {
+  const type = trackEventTypeName(e.type);
+  if (type === undefined) return undefined;
+  const event: TrackEvent = {
+    type,
+    trackId: e.trackId,
+    startTimeUnixMs: e.startTimeUnixMs,
+    endTimeUnixMs: e.endTimeUnixMs,
+    summary: trackSummaryFromProto(e.summary),
+    box: box(e.box),
+    lastSequence: e.lastSequence,
+  };
+  if (e.snapshotJpeg.length > 0) event.snapshotJpeg = e.snapshotJpeg;
+  return event;
+}
+
+export function trackEventsFromProto(events: readonly ProtoTrackEvent[]): TrackEvent[] {
+  return events.flatMap((e) => trackEventFromProto(e) ?? []);
+}
+
 export function faceFromProto(f: ProtoFace): FaceResult {
   const face: FaceResult = {
-    box: { x: f.box?.xPx ?? 0, y: f.box?.yPx ?? 0, width: f.box?.widthPx ?? 0, height: f.box?.heightPx ?? 0 },
+    box: box(f.box),
     score: f.score,
     keypoints: f.keypoints.map(point),
+    trackId: f.trackId,
+    boxPredicted: f.boxPredicted,
+    answerAges: answerAges(f.answerAges),
   };
+  if (f.track) face.track = trackSummaryFromProto(f.track);
   if (f.age) face.age = { years: f.age.years };
-  if (f.gender) face.gender = { label: f.gender.label, confidence: f.gender.confidence };
-  if (f.emotion)
-    face.emotion = {
-      label: f.emotion.label,
-      confidence: f.emotion.confidence,
-      scores: f.emotion.scores.map((s) => ({ label: s.label, score: s.score })),
-    };
+  if (f.gender) face.gender = gender(f.gender);
+  if (f.emotion) face.emotion = emotion(f.emotion);
   if (f.landmarks) face.landmarks = landmarks(f.landmarks);
   if (f.mesh) face.mesh = landmarks(f.mesh);
   if (f.embedding)

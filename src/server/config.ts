@@ -114,6 +114,11 @@ export const serverConfigSchema = Type.Object(
         'Tasks whose models are loaded and warmed up before health reports SERVING (other tasks load on first use), and the default tasks: a request that names no task (AnalysisOptions.tasks empty) gets these; [TASK_DETECTION] asks for detection only. Default every task.',
     }),
     taskModels: taskModelsSchema,
+    modelPrecision: Type.Record(Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]*$' }), literals(['fp32', 'int8', 'fp16'] as const), {
+      default: {},
+      description:
+        'Per model name, the precision of the version served when a request names no version: `int8` / `fp16` pick the newest version made by `kt models quantize` at that precision (falling back to fp32 when there is none). Models not listed serve their newest fp32 version. Device profiles set int8 only where the measured accuracy change is within tolerance. Default `{}`.',
+    }),
     detectorModel: text('blazeface', 'Repository name of the face detector (a BlazeFace-decoded model). Default `blazeface`.'),
     executionProviders: Type.Array(literals(providers), {
       minItems: 1,
@@ -122,6 +127,11 @@ export const serverConfigSchema = Type.Object(
         "Execution providers in order of preference; one that fails to initialise is skipped with a logged reason. Default `['cpu']`.",
     }),
     deviceId: int(0, 64, 0, 'GPU device id for cuda / tensorrt (the only option the Node binding passes to them). Default 0.'),
+    ortAllowSpinning: Type.Boolean({
+      default: false,
+      description:
+        "Whether ONNX Runtime's idle intra-op threads spin waiting for work. Off by default: on a small box spinning threads take the cores that decoding, crops and the other model runs need (`npm run bench -- --sections threads`: 1.9-2.9x the frames/s of spinning on 2 cores under load). Default false.",
+    }),
     intraOpThreads: int(0, 1024, 0, 'ONNX Runtime intra-op threads per session; 0 lets ORT choose (all physical cores). Default 0.'),
     warmupRuns: int(0, 100, 1, 'Warm-up runs per model (on a zero input) before a session serves. Default 1.'),
     watchRepository: bool(true, 'Watch the repository (fs.watch) and swap in higher model versions as they appear. Default true.'),
@@ -166,6 +176,18 @@ export const serverConfigSchema = Type.Object(
       1024,
       2,
       'Frames analysed at the same time over all streams and calls (the inference semaphore). Default 2.',
+    ),
+    batchMaxFaces: int(
+      0,
+      1024,
+      0,
+      "Dynamic batching (Triton's dynamic batcher) of task models across concurrent frames: the most faces in one run. Runs of the same model from frames analysed at the same time (other streams, maxConcurrentInferences > 1) are merged along the batch dimension and split back. Default 0: off.",
+    ),
+    batchMaxQueueDelayMs: int(
+      0,
+      1000,
+      2,
+      'With batchMaxFaces: how long a task-model run of an idle model waits for others to join its batch, in ms. Runs that arrive while the model is busy wait for it anyway and join the next batch. Default 2.',
     ),
     maxQueuedRequests: int(
       1,

@@ -34,6 +34,8 @@ export class ServerMetrics implements InferenceObserver {
   private readonly queueDuration: Histogram<'model'>;
   private readonly computeDuration: Histogram<'model'>;
   private readonly framesDropped: Counter<'stream'>;
+  private readonly batchFaces: Histogram<'model'>;
+  private readonly batchRequests: Histogram<'model'>;
   private processMetrics = false;
 
   constructor(sources: MetricsSources) {
@@ -70,7 +72,27 @@ export class ServerMetrics implements InferenceObserver {
       labelNames: ['stream'],
       registers,
     });
+    this.batchFaces = new Histogram({
+      name: 'kt_inference_batch_faces',
+      help: 'Faces (rows) per model run made by the dynamic batcher (batchMaxFaces), by model.',
+      labelNames: ['model'],
+      buckets: [1, 2, 4, 8, 16, 32, 64],
+      registers,
+    });
+    this.batchRequests = new Histogram({
+      name: 'kt_inference_batch_requests',
+      help: 'Frames whose faces one dynamic-batcher run served together (1: nothing to merge with), by model.',
+      labelNames: ['model'],
+      buckets: [1, 2, 3, 4, 8],
+      registers,
+    });
     registerPulledMetrics(this.registry, sources);
+  }
+
+  /** One run of the dynamic batcher. */
+  batchRun(model: string, run: { requests: number; rows: number }): void {
+    this.batchFaces.observe({ model }, run.rows);
+    this.batchRequests.observe({ model }, run.requests);
   }
 
   modelRun(run: { model: string; version: number; queueMs: number; computeMs: number; ok: boolean }): void {

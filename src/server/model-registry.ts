@@ -1,9 +1,11 @@
 // The model registry: version slots per model, the serving version, leases for requests in flight, load/unload and hot swap.
+import type { BatchingOptions } from '../onnx/batching.js';
+import type { BatchObserver } from './model-slot.js';
 import { basename, dirname } from 'node:path';
 import { FailedPreconditionError, NotFoundError, errorMessage } from '../core/errors.js';
 import type { Logger } from '../core/log-types.js';
-import type { ModelManifest } from '../models/manifest.js';
-import { listRepository } from '../models/repository.js';
+import type { ModelManifest, ModelPrecision } from '../models/manifest.js';
+import { listRepository, preferredVersion } from '../models/repository.js';
 import type { LoadedModel } from '../models/runner.js';
 import type { SessionOptions } from '../onnx/runtime.js';
 import {
@@ -34,11 +36,17 @@ export interface ModelRegistryOptions {
   session: SessionOptions;
   /** Warm-up runs on a zero input before a session serves. */
   warmupRuns: number;
+  /** Dynamic batching of task models across concurrent frames (config batchMaxFaces); absent: none. */
+  batching?: BatchingOptions;
+  /** Hears every batched run (the metrics). */
+  onBatch?: BatchObserver;
   /** fs.watch the repository. */
   watch: boolean;
   /** Periodic rescan in milliseconds; 0: none. */
   rescanMs: number;
   logger: Logger;
+  /** Per model, the precision its default version has (config modelPrecision); absent models: fp32. */
+  precision?: Readonly<Record<string, ModelPrecision>>;
 }
 
 export interface ReloadOutcome {
@@ -334,16 +342,21 @@ export class ModelRegistry {
     }
   }
 
+  /** The version a request naming none should get: the newest at the configured precision, else the newest fp32. */
   private newestVersion(name: string): number | undefined {
     const versions = this.slots.get(name);
     if (!versions || versions.size === 0) return undefined;
-    return Math.max(...versions.keys());
+    // The folder names the version (a copied folder may carry another version in its model.json).
+    return preferredVersion(
+      [...versions.values()].map((s) => ({ ...s.entry.manifest, version: s.version })),
+      this.options.precision?.[name],
+    );
   }
 
   private slot(name: string, version: number): VersionSlot {
     const versions = this.slots.get(name);
     if (!versions || versions.size === 0) throw new NotFoundError(`model "${name}" not found in the model repository`);
-    const v = version === 0 ? Math.max(...versions.keys()) : version;
+    const v = version === 0 ? this.newestVersion(name)! : version;
     const slot = versions.get(v);
     if (!slot)
       throw new NotFoundError(
@@ -353,7 +366,7 @@ export class ModelRegistry {
   }
 
   private ensureLoaded(slot: VersionSlot): Promise<SessionHandle> {
-    return loadSlot(slot, this.options.session, this.options.warmupRuns, this.log);
+    return loadSlot(slot, this.options, this.log);
   }
 
   /** Takes a version out of service; its session goes once the last lease on it is released. */

@@ -6,6 +6,7 @@ import type { ModelStateName } from '../contract/wire-names.js';
 import type { ModelManifest } from '../models/manifest.js';
 import type { RepositoryEntry } from '../models/repository.js';
 import { loadModel, type LoadedModel } from '../models/runner.js';
+import { batchingSession, type BatchingOptions, type BatchRun } from '../onnx/batching.js';
 import { runFloat, type ExecutionProviderName, type SessionOptions } from '../onnx/runtime.js';
 
 /** A loaded session with the requests using it; released once retired and unused. */
@@ -58,8 +59,19 @@ export function slotView(slot: VersionSlot, serving: boolean): ModelVersionView 
   };
 }
 
+/** Told about every run the dynamic batcher makes of a model. */
+export type BatchObserver = (model: string, run: BatchRun) => void;
+
+/** How slots load: session options, warm-up runs, and dynamic batching of task models (absent: none). */
+export interface SlotLoadOptions {
+  session: SessionOptions;
+  warmupRuns: number;
+  batching?: BatchingOptions | undefined;
+  onBatch?: BatchObserver | undefined;
+}
+
 /** Loads and warms the slot's session once (concurrent callers share the load); a failure marks the slot failed. */
-export function loadSlot(slot: VersionSlot, session: SessionOptions, warmupRuns: number, log: Logger): Promise<SessionHandle> {
+export function loadSlot(slot: VersionSlot, options: SlotLoadOptions, log: Logger): Promise<SessionHandle> {
   if (slot.state === 'loaded' && slot.handle && !slot.handle.retired) return Promise.resolve(slot.handle);
   if (slot.loading) return slot.loading;
   slot.state = 'loading';
@@ -67,11 +79,16 @@ export function loadSlot(slot: VersionSlot, session: SessionOptions, warmupRuns:
   slot.loading = (async () => {
     const started = performance.now();
     try {
-      const model = await loadModel(slot.entry, session);
+      const model = await loadModel(slot.entry, options.session);
       for (const s of model.skippedProviders) {
         log.warn({ model: slot.name, version: slot.version, provider: s.provider, reason: s.reason }, 'execution provider skipped');
       }
-      await warmUp(model, warmupRuns);
+      await warmUp(model, options.warmupRuns);
+      // The detector runs one frame at a time (fixed batch); task models take any number of face crops.
+      if (options.batching && model.manifest.kind !== 'detector') {
+        const observe = options.onBatch;
+        model.session = batchingSession(model.session, options.batching, observe && ((run) => observe(slot.name, run)));
+      }
       const handle: SessionHandle = { model, version: slot.version, refs: 0, retired: false, released: false };
       slot.handle = handle;
       slot.state = 'loaded';

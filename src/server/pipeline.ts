@@ -1,18 +1,21 @@
-// The frame pipeline: decode once, detect once, then per model one batched run over crops of the decoded pixels.
+// The frame pipeline: decode once (a JPEG at the scales it is needed: shrink-on-load), detect once, then per model one
+// batched run over crops of the decoded pixels.
 import { InvalidInputError } from '../core/errors.js';
 import type { RgbImage } from '../core/image.js';
 import type { DecodedOutput, DetectedFace } from '../models/processing/index.js';
-import { runFaceModel } from '../models/aligned-run.js';
-import { detectFaces } from '../models/runner.js';
+import { detectFaces, detectorSourceSize } from '../models/runner.js';
 import type { IdentityGallery } from './gallery/store.js';
 import { IdentityMatch, ModelRef, type Image } from '../gen/kt/v1/common.js';
 import { Face, FrameResult, StageTimings, TaskTiming, type Frame } from '../gen/kt/v1/face_analysis.js';
 import { enumOfTask } from '../contract/tasks.js';
 import { manifestTaskOf, type AnalysisPlan } from './analysis-plan.js';
 import type { ServerConfig, TaskName } from './config.js';
-import { decodeFrameImage } from './frame-image.js';
+import { decodeFrameImage, decodedFramePixels, openFrameImage, timedDecodes, type FramePixels } from './frame-image.js';
+import { cropSource, runOnPath, servingFramePath, type FramePath } from './frame-path.js';
 import type { ModelLease, ModelRegistry } from './model-registry.js';
 import type { PixelBudget } from './pixel-budget.js';
+
+export { referenceFramePath, servingFramePath, type FramePath } from './frame-path.js';
 
 export interface PipelineDeps {
   config: ServerConfig;
@@ -23,6 +26,8 @@ export interface PipelineDeps {
   pixelBudget?: PixelBudget;
   /** Hears every model run (the Prometheus metrics); absent: nothing is measured beyond the frame timings. */
   observer?: InferenceObserver;
+  /** How frames become model inputs (frame-path.ts). Default servingFramePath: shrink-on-load and native crops. */
+  framePath?: FramePath;
 }
 
 /** Told about each model run: how long the frame waited before it started, and how long the run took. */
@@ -44,6 +49,28 @@ export interface FaceEmbedding {
   model: { name: string; version: number };
 }
 
+/** What a tracked stream adds to a frame's analysis (FramePipeline.analyzeSelected). */
+export interface FrameTracking {
+  /** Low-score faces from this score up to the plan's min score are detected too (they only keep tracks alive). */
+  lowScore: number;
+  /** Faces for a frame the detector skips (their motion predictions), or undefined to run the detector. */
+  predict: () => DetectedFace[] | undefined;
+  /** Per reported face, the tasks to run now. */
+  select: (faces: DetectedFace[], low: DetectedFace[], image: RgbImage) => Promise<ReadonlySet<TaskName>[]>;
+}
+
+/**
+ * The embedding behind each TASK_IDENTITY answer of this process (not on the wire unless TASK_EMBEDDING is asked):
+ * the tracker re-attaches faces to lost tracks by appearance with it.
+ */
+const identityEmbeddings = new WeakMap<Face, Float32Array>();
+
+/** The embedding computed for a face's identity or embedding answer, if any. */
+export function embeddingOf(face: Face): Float32Array | undefined {
+  if (face.embedding && face.embedding.values.length > 0) return Float32Array.from(face.embedding.values);
+  return identityEmbeddings.get(face);
+}
+
 const now = (): number => performance.now();
 
 /** The identity threshold when neither the request, the config nor the model's manifest (`identity.threshold`) sets one. */
@@ -51,9 +78,11 @@ export const FALLBACK_IDENTITY_THRESHOLD = 0.6;
 
 export class FramePipeline {
   private readonly deps: PipelineDeps;
+  private readonly path: FramePath;
 
   constructor(deps: PipelineDeps) {
     this.deps = deps;
+    this.path = deps.framePath ?? servingFramePath;
   }
 
   /**
@@ -82,7 +111,7 @@ export class FramePipeline {
   async detect(image: RgbImage, limits: DetectLimits): Promise<DetectedFace[]> {
     const detector = await this.deps.registry.acquire(this.deps.config.detectorModel);
     try {
-      return await this.detectWith(detector, image, limits);
+      return await this.detectWith(detector, decodedFramePixels(image), limits);
     } finally {
       detector.release();
     }
@@ -93,7 +122,8 @@ export class FramePipeline {
     if (faces.length === 0) return [];
     const lease = await this.deps.registry.acquire(this.deps.config.taskModels.identity);
     try {
-      const run = await this.observed(lease, 0, () => runFaceModel(lease.model, image, faces));
+      const source = { image, width: image.width, height: image.height };
+      const run = await this.observed(lease, 0, () => runOnPath(this.path, lease.model, source, faces));
       return faces.map((face, i) => {
         const out = run.decoded[i]!.find((d) => d.type === 'embedding');
         if (!out || out.type !== 'embedding') throw new InvalidInputError(`model ${lease.name} has no embedding output`);
@@ -135,16 +165,17 @@ export class FramePipeline {
     }
   }
 
-  private async detectWith(detector: ModelLease, image: RgbImage, limits: DetectLimits, queueMs = 0): Promise<DetectedFace[]> {
+  private async detectWith(detector: ModelLease, pixels: FramePixels, limits: DetectLimits, queueMs = 0): Promise<DetectedFace[]> {
     const { config } = this.deps;
-    const faces = await this.observed(detector, queueMs, () =>
-      detectFaces(detector.model, image, {
-        scoreThreshold: limits.minScore,
-        iouThreshold: config.detectorIouThreshold,
-        maxFaces: limits.maxFaces,
-        ...(config.detectorInputSize > 0 ? { inputSize: config.detectorInputSize } : {}),
-      }),
-    );
+    const overrides = {
+      scoreThreshold: limits.minScore,
+      iouThreshold: config.detectorIouThreshold,
+      maxFaces: limits.maxFaces,
+      ...(config.detectorInputSize > 0 ? { inputSize: config.detectorInputSize } : {}),
+    };
+    const size = detectorSourceSize(detector.model, pixels, overrides);
+    const image = this.path.shrinkOnLoad ? await pixels.atLeast(size.width, size.height) : await pixels.full();
+    const faces = await this.observed(detector, queueMs, () => detectFaces(detector.model, image, overrides, pixels));
     return faces
       .filter((f) => Math.min(f.box.width, f.box.height) >= limits.minFaceSizePx)
       .sort((a, b) => b.score - a.score)
@@ -191,7 +222,10 @@ export class FramePipeline {
         if (out.type === 'embedding') face.embedding = { values: Array.from(out.vector), model };
         return;
       case 'identity':
-        if (out.type === 'embedding') face.identity = this.identify(out.vector, model, plan.identityThreshold);
+        if (out.type === 'embedding') {
+          face.identity = this.identify(out.vector, model, plan.identityThreshold);
+          identityEmbeddings.set(face, out.vector);
+        }
         return;
     }
   }
@@ -206,77 +240,116 @@ export class FramePipeline {
     return IdentityMatch.fromPartial({ known: false, similarity: result.nearest?.similarity ?? 0 });
   }
 
+  /** Runs the detector on a frame (its lease joins `leases`, its ref `models`). */
+  private async detectFrame(
+    pixels: FramePixels,
+    plan: AnalysisPlan,
+    queueMs: number,
+    leases: ModelLease[],
+    models: ModelRef[],
+    tracking: FrameTracking | undefined,
+  ): Promise<{ faces: DetectedFace[]; low: DetectedFace[] }> {
+    const detector = await this.deps.registry.acquire(this.deps.config.detectorModel);
+    leases.push(detector);
+    models.push(ModelRef.fromPartial({ name: detector.name, version: detector.version }));
+    return this.detectReportedAndLow(detector, pixels, plan, queueMs, tracking?.lowScore);
+  }
+
   /**
    * The faces to report (the plan's limits) and, when `lowScore` is below the plan's min score, the faces scoring from
    * it up to the min score (twice the face limit is detected so that low boxes do not push reported ones out).
    */
   private async detectReportedAndLow(
     detector: ModelLease,
-    image: RgbImage,
+    pixels: FramePixels,
     plan: AnalysisPlan,
     queueMs: number,
     lowScore: number | undefined,
   ): Promise<{ faces: DetectedFace[]; low: DetectedFace[] }> {
     if (lowScore === undefined || lowScore >= plan.minScore)
-      return { faces: await this.detectWith(detector, image, plan, queueMs), low: [] };
-    const found = await this.detectWith(detector, image, { ...plan, minScore: lowScore, maxFaces: plan.maxFaces * 2 }, queueMs);
+      return { faces: await this.detectWith(detector, pixels, plan, queueMs), low: [] };
+    const found = await this.detectWith(detector, pixels, { ...plan, minScore: lowScore, maxFaces: plan.maxFaces * 2 }, queueMs);
     return {
       faces: found.filter((f) => f.score >= plan.minScore).slice(0, plan.maxFaces),
       low: found.filter((f) => f.score < plan.minScore),
     };
   }
 
-  /**
-   * analyze() for a tracked stream (src/server/tracking): before any task model runs, `select` sees the reported faces,
-   * the faces scoring from `lowScore` up to the plan's min score (never reported: they only keep tracks alive) and the
-   * decoded pixels, and returns per reported face the tasks to run now. A task not selected for a face stays absent on
-   * it (the tracker fills it from the track); a model no face needs does not run.
-   */
-  async analyzeSelected(
-    frame: Frame,
+  /** The planned task models (one lease per model, joined to `leases` and `models`) and the faces each runs on. */
+  private async taskRuns(
     plan: AnalysisPlan,
-    queueMs: number,
-    lowScore?: number,
-    select?: (faces: DetectedFace[], low: DetectedFace[], image: RgbImage) => Promise<ReadonlySet<TaskName>[]>,
-  ): Promise<FrameResult> {
+    faces: readonly DetectedFace[],
+    selected: readonly ReadonlySet<TaskName>[],
+    leases: ModelLease[],
+    models: ModelRef[],
+  ): Promise<{ tasks: TaskName[]; lease: ModelLease; ref: ModelRef; chosen: number[]; faces: DetectedFace[] }[]> {
+    const byModel = new Map<string, TaskName[]>();
+    for (const task of plan.tasks) {
+      const key = `${plan.models[task]!.name}@${plan.models[task]!.version}`;
+      byModel.set(key, [...(byModel.get(key) ?? []), task]);
+    }
+    const runs = [];
+    for (const tasks of byModel.values()) {
+      const lease = await this.deps.registry.acquire(plan.models[tasks[0]!]!.name, plan.models[tasks[0]!]!.version);
+      leases.push(lease);
+      const ref = ModelRef.fromPartial({ name: lease.name, version: lease.version });
+      models.push(ref);
+      const chosen = faces.flatMap((_, i) => (tasks.some((t) => selected[i]?.has(t)) ? [i] : []));
+      runs.push({ tasks, lease, ref, chosen, faces: chosen.map((i) => faces[i]!) });
+    }
+    return runs;
+  }
+
+  /**
+   * analyze() for a tracked stream (src/server/tracking). When `tracking.predict` returns faces, the detector does not
+   * run on this frame and those (predicted) faces are reported. Before any task model runs, `select` sees the reported
+   * faces, the faces scoring from `lowScore` up to the plan's min score (never reported: they only keep tracks alive)
+   * and the decoded pixels (the full frame), and returns per reported face the tasks to run now. A task not selected
+   * for a face stays absent on it (the tracker fills it from the track); a model no face needs does not run.
+   */
+  async analyzeSelected(frame: Frame, plan: AnalysisPlan, queueMs: number, tracking?: FrameTracking): Promise<FrameResult> {
     const start = now();
     // The frame's share of the pixel budget is held until it is answered: its pixels live that long.
-    const pixels = this.deps.pixelBudget?.reservation();
+    const reservation = this.deps.pixelBudget?.reservation();
     const leases: ModelLease[] = [];
     try {
-      const image = await decodeFrameImage(frame.image, this.deps.config.maxFramePixels, pixels?.reserve);
-      const decodeMs = now() - start;
-      const detector = await this.deps.registry.acquire(this.deps.config.detectorModel);
-      leases.push(detector);
+      const { maxFramePixels } = this.deps.config;
+      const opened = this.path.shrinkOnLoad
+        ? await openFrameImage(frame.image, maxFramePixels, reservation?.reserve)
+        : decodedFramePixels(await decodeFrameImage(frame.image, maxFramePixels, reservation?.reserve));
+      const pixels = timedDecodes(opened, now() - start);
       const detectStart = now();
-      const { faces, low } = await this.detectReportedAndLow(detector, image, plan, queueMs, lowScore);
-      const detectMs = now() - detectStart;
+      const decodedBeforeDetect = pixels.decodeMs();
+      const models: ModelRef[] = [];
+      const predicted = tracking?.predict();
+      const { faces, low } = predicted
+        ? { faces: predicted, low: [] }
+        : await this.detectFrame(pixels, plan, queueMs, leases, models, tracking);
+      const detectMs = now() - detectStart - (pixels.decodeMs() - decodedBeforeDetect);
       const everyTask: ReadonlySet<TaskName> = new Set(plan.tasks);
-      const selected = select ? await select(faces, low, image) : faces.map(() => everyTask);
+      // select() is handed the whole frame (face snapshots): a tracked frame is decoded fully.
+      const selected = tracking ? await tracking.select(faces, low, await pixels.full()) : faces.map(() => everyTask);
       const results: Face[] = faces.map((f) =>
         Face.fromPartial({
           box: { xPx: f.box.x, yPx: f.box.y, widthPx: f.box.width, heightPx: f.box.height },
           score: f.score,
           keypoints: f.keypoints.map((p) => ({ xPx: p.x, yPx: p.y, zPx: p.z ?? 0 })),
+          boxPredicted: predicted !== undefined,
         }),
       );
       const taskMs = new Map<TaskName, number>();
-      const models = [ModelRef.fromPartial({ name: detector.name, version: detector.version })];
-      const byModel = new Map<string, TaskName[]>();
-      for (const task of plan.tasks) {
-        const key = `${plan.models[task]!.name}@${plan.models[task]!.version}`;
-        byModel.set(key, [...(byModel.get(key) ?? []), task]);
-      }
-      for (const tasks of byModel.values()) {
-        const lease = await this.deps.registry.acquire(plan.models[tasks[0]!]!.name, plan.models[tasks[0]!]!.version);
-        leases.push(lease);
-        const ref = ModelRef.fromPartial({ name: lease.name, version: lease.version });
-        models.push(ref);
-        const chosen = faces.flatMap((_, i) => (tasks.some((t) => selected[i]?.has(t)) ? [i] : []));
-        if (chosen.length === 0) continue;
+      const runs = (await this.taskRuns(plan, faces, selected, leases, models)).filter((r) => r.chosen.length > 0);
+      const source =
+        runs.length > 0
+          ? await cropSource(
+              this.path,
+              pixels,
+              runs.map((r) => ({ model: r.lease.model, faces: r.faces })),
+            )
+          : undefined;
+      for (const { tasks, lease, ref, chosen, faces: chosenFaces } of runs) {
         const runStart = now();
-        const chosenFaces = chosen.map((i) => faces[i]!);
-        const run = await this.observed(lease, queueMs, () => runFaceModel(lease.model, image, chosenFaces));
+        const run = await this.observed(lease, queueMs, () => runOnPath(this.path, lease.model, source!, chosenFaces));
         chosen.forEach((faceIndex, k) => {
           for (const task of tasks) if (selected[faceIndex]!.has(task)) this.fill(results[faceIndex]!, task, run.decoded[k]!, ref, plan);
         });
@@ -285,12 +358,12 @@ export class FramePipeline {
       return FrameResult.fromPartial({
         sequence: frame.sequence,
         captureTimeUnixMs: frame.captureTimeUnixMs,
-        frameWidthPx: image.width,
-        frameHeightPx: image.height,
+        frameWidthPx: pixels.width,
+        frameHeightPx: pixels.height,
         faces: results,
         timings: StageTimings.fromPartial({
           queueMs,
-          decodeMs,
+          decodeMs: pixels.decodeMs(),
           detectMs,
           tasks: plan.tasks.map((t) => TaskTiming.fromPartial({ task: enumOfTask[t], durationMs: taskMs.get(t) ?? 0 })),
           totalMs: now() - start,
@@ -299,7 +372,7 @@ export class FramePipeline {
       });
     } finally {
       for (const lease of leases) lease.release();
-      pixels?.release();
+      reservation?.release();
     }
   }
 }

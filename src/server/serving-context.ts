@@ -1,4 +1,5 @@
 // What the gRPC services share (config, models, pipeline, scheduler and lanes, counters, events) and the step that builds it.
+import type { BatchObserver } from './model-slot.js';
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { FailedPreconditionError } from '../core/errors.js';
@@ -68,7 +69,9 @@ export interface ServingControl {
  * and builds the scheduler, lanes and counters. Nothing is loaded yet and the context is not serving.
  */
 export async function createServingContext(cfg: ServerConfig, log: Logger): Promise<ServingControl> {
-  const registry = await openRegistry(cfg, log);
+  // Batched runs are counted by the metrics, which are made after the registry (they read it).
+  const late: { metrics?: ServerMetrics } = {};
+  const registry = await openRegistry(cfg, log, (model, run) => late.metrics?.batchRun(model, run));
   if (cfg.galleryPath !== ':memory:') mkdirSync(dirname(resolve(cfg.galleryPath)), { recursive: true });
   const gallery = IdentityGallery.open({ path: cfg.galleryPath });
   const stats = new ServerStats();
@@ -83,6 +86,7 @@ export async function createServingContext(cfg: ServerConfig, log: Logger): Prom
     models: () => registry.list(),
     mqtt: () => events?.counters?.(),
   });
+  late.metrics = metrics;
   const slots = new Semaphore(cfg.maxConcurrentInferences);
   const scheduler = new StreamScheduler(slots);
   const unary = new UnaryLane(scheduler, cfg.maxQueuedRequests);
@@ -120,11 +124,18 @@ export async function createServingContext(cfg: ServerConfig, log: Logger): Prom
   };
 }
 
-async function openRegistry(cfg: ServerConfig, log: Logger): Promise<ModelRegistry> {
+async function openRegistry(cfg: ServerConfig, log: Logger, onBatch: BatchObserver): Promise<ModelRegistry> {
   const registry = new ModelRegistry({
     repository: resolve(cfg.modelRepository),
-    session: { providers: cfg.executionProviders, intraOpThreads: cfg.intraOpThreads, deviceId: cfg.deviceId },
+    session: {
+      providers: cfg.executionProviders,
+      intraOpThreads: cfg.intraOpThreads,
+      deviceId: cfg.deviceId,
+      allowSpinning: cfg.ortAllowSpinning,
+    },
     warmupRuns: cfg.warmupRuns,
+    precision: cfg.modelPrecision,
+    ...(cfg.batchMaxFaces > 0 ? { batching: { maxBatch: cfg.batchMaxFaces, maxQueueDelayMs: cfg.batchMaxQueueDelayMs }, onBatch } : {}),
     watch: cfg.watchRepository,
     rescanMs: cfg.repositoryRescanMs,
     logger: log.child({ component: 'models' }),

@@ -10,7 +10,7 @@ export const TRAIN_HELP = `kt train --task age|emotion [--data NAME|PATH] [optio
   results.json, report.md/table.md, PNG curves and a t-SNE of k'/p'_c into --out, and exports the KT model as one
   ONNX graph into the model repository (--export-repo, default --repo) as kt-<task>/<next version>.
 
-  --task age|emotion       age: canonical faceres, Wing loss; emotion: canonical emotion, cross-entropy
+  --task age|emotion       age: Wing loss on years; emotion: cross-entropy
   --data NAME|PATH         shared dataset (age-utkface, emotion-fer2013) or a path (age: a CSV with file,age, file
                            paths absolute or relative to the CSV, or a folder holding labels.csv; emotion: class
                            folders). Default: the task's shared dataset. Missing or unreadable images are reported
@@ -19,14 +19,24 @@ export const TRAIN_HELP = `kt train --task age|emotion [--data NAME|PATH] [optio
                            (stratified as usual). Without it (or --group-column) the CSV is split by image
   --group-column COL       CSV column naming duplicate or same-scene groups: the split keeps every group on one side
   --data-root DIR          root of the shared datasets (default ../shared/data or $KT_DATA_ROOT)
-  --canonical NAME         canonical encoder (default: faceres / emotion)
-  --priors a,b,...         prior encoders in order (default age: agegender,expression,landmarks68,emotion,facemesh;
-                           emotion: faceres,expression,agegender,landmarks68,facemesh)
-  --variants a,b,...       baseline, ensemble, kt, kt-zero (capacity control, always added with a KT variant),
-                           kt-no-dm, kt-no-cm, kt-pe, kt-priors<N> (first N priors). Default: all of
-                           baseline,ensemble,kt,kt-zero,kt-priors2,kt-no-dm,kt-no-cm,kt-pe
+  --canonical NAME         canonical encoder (default: the model the server answers the task with: agegender for
+                           age, expression for emotion)
+  --priors a,b,...         prior encoders in order (default: every other encoder; age: faceres,expression,landmarks68,
+                           emotion,facemesh; emotion: emotion,faceres,agegender,landmarks68,facemesh)
+  --variants a,b,...       baseline, ensemble (shipped head + zero-initialised prior branch), kt, kt-zero (capacity
+                           control, always added with a KT variant), kt-no-distill, kt-scalar-gate, kt-no-dm, kt-no-cm,
+                           kt-pe, kt-priors<N> (first N priors). Default: all of baseline,ensemble,kt,kt-zero,
+                           kt-no-distill,kt-scalar-gate,kt-priors2,kt-no-dm,kt-no-cm,kt-pe
   --epochs N               maximum epochs (default 8), early stopping on the validation split
-  --ablation-epochs N      maximum epochs of the ablations (default: --epochs)
+  --ablation-epochs N      maximum epochs of the ablations (default: --epochs, the same schedule as the main rows)
+  --distill W              weight of self-distillation: every batch the inference path (no priors) also learns the
+                           drop-masked training path's output (KL for classes, L1 on age); 0 turns it off (default 1)
+  --no-flip                no mirrored training images (default: each training image also as its mirror, one of
+                           the two per step; their tokens are cached under their own key)
+  --seeds a,b,...|N        one full run per seed (N: seeds 1..N) into --out/seed-<s>, then summary.md/summary.json:
+                           every row's mean and 95 % t-interval over seeds, paired differences vs kt-zero, baseline and
+                           pre-trained; only the first seed exports. A finished seed-<s> run already in --out (same
+                           task and variants) is reused, so seeds can be added by a later run
   --batch-size N           default 64
   --lr X                   peak learning rate, AdamW warm-up + cosine (default 3e-4)
   --patience N             epochs without validation improvement before stopping (default 3)
@@ -37,7 +47,9 @@ export const TRAIN_HELP = `kt train --task age|emotion [--data NAME|PATH] [optio
                            $KT_MODEL_REPOSITORY)
   --export-repo DIR        model repository the KT model is exported into, created when missing (default: --repo)
   --cache-dir DIR          prior-token cache folder (default .cache/)
-  --no-export              do not export the KT model
+  --export a,b,...         variants to export (default kt): kt -> kt-<task>, baseline -> kt-<task>-baseline,
+                           kt-zero or control -> kt-<task>-control, others kt-<task>-<variant>
+  --no-export              do not export anything
   Set KT_TF_BACKEND=tensorflow|wasm|cpu to choose the TF.js backend; the one that ran is printed.
 `;
 
@@ -62,6 +74,10 @@ export const TRAIN_FLAGS = {
   'subject-column': { type: 'string' },
   'group-column': { type: 'string' },
   'cache-dir': { type: 'string' },
+  distill: { type: 'string' },
+  'no-flip': { type: 'boolean', default: false },
+  seeds: { type: 'string' },
+  export: { type: 'string' },
   'no-export': { type: 'boolean', default: false },
   help: { type: 'boolean', default: false },
 } as const satisfies CommandOptions;
@@ -81,6 +97,13 @@ async function runTrainCommand(argv: string[]): Promise<number> {
   // Loaded on use: TF.js and the training code are heavy, and `kt serve` never needs them.
   const { runExperiment } = await import('./experiment.js');
   const { renderMarkdownTable } = await import('./report.js');
+  if (options.seeds) {
+    const { runSeeds } = await import('./seeds.js');
+    const { markdown } = await runSeeds({ ...options, seeds: options.seeds }, runExperiment);
+    process.stdout.write(`${markdown}
+`);
+    return 0;
+  }
   const results = await runExperiment(options);
   process.stdout.write(`TF.js backend: ${results.backend}\n\n${renderMarkdownTable(results)}\n`);
   return 0;
@@ -119,6 +142,21 @@ function numberFlag(name: string, v: string | undefined): number | undefined {
   return n;
 }
 
+/** `--seeds 1,2,3` or `--seeds 5` (seeds 1..5). */
+export function seedsFlag(v: string | undefined): number[] | undefined {
+  if (v === undefined) return undefined;
+  const parts = v.split(',').map((s) => s.trim());
+  const ints = parts.map((p) => Number(p));
+  if (parts.some((p) => p === '') || ints.some((n) => !Number.isInteger(n) || n < 0))
+    throw new InvalidInputError(`--seeds takes a count or a list of integers >= 0, got "${v}"`);
+  if (ints.length === 1) {
+    if (ints[0]! < 1) throw new InvalidInputError(`--seeds ${v}: a count must be >= 1`);
+    return Array.from({ length: ints[0]! }, (_, i) => i + 1);
+  }
+  if (new Set(ints).size !== ints.length) throw new InvalidInputError(`--seeds ${v} lists a seed twice`);
+  return ints;
+}
+
 const listFlag = (v: string | undefined): string[] | undefined =>
   v === undefined
     ? undefined
@@ -151,6 +189,10 @@ function experimentOptionsOf(values: ParsedFlags<typeof TRAIN_FLAGS>['values'], 
     groupColumn: values['group-column'],
     cacheDir: values['cache-dir'],
     export: !values['no-export'],
+    exportVariants: listFlag(values.export),
+    distillationWeight: numberFlag('distill', values.distill),
+    flip: values['no-flip'] ? false : undefined,
+    seeds: seedsFlag(values.seeds),
     command: `kt train ${argv.join(' ')}`,
   };
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as unknown as ExperimentOptions;

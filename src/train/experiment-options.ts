@@ -38,8 +38,17 @@ export interface ExperimentOptions {
   /** CSV column naming duplicate / same-scene groups; the split keeps each group on one side. */
   groupColumn?: string;
   cacheDir?: string;
-  /** Export the KT variant into the repository. Default true. */
+  /** Export into the repository. Default true. */
   export?: boolean;
+  /** Variants to export (with `export`): kt -> kt-<task>, baseline -> kt-<task>-baseline, kt-zero (or control) ->
+   * kt-<task>-control. Default ['kt']. */
+  exportVariants?: readonly string[];
+  /** Weight of self-distillation of the deployment path toward the training path (KT with priors). Default 1. */
+  distillationWeight?: number;
+  /** Add horizontally mirrored training images as a second view (tokens cached). Default true. */
+  flip?: boolean;
+  /** Seeds of a multi-seed run (runSeeds): one full run per seed. */
+  seeds?: readonly number[];
   /** Test samples shown in the t-SNE. Default 300. */
   tsneSamples?: number;
   /** Test images run through the exported graph for the parity figure. Default 16. */
@@ -61,6 +70,9 @@ export const defaultExperimentOptions = {
   tsneSamples: 300,
   paritySamples: 16,
   export: true,
+  exportVariants: ['kt'] as readonly string[],
+  distillationWeight: 1,
+  flip: true,
 } as const;
 
 /** The options with the defaults filled in (undefined fields do not override a default). */

@@ -10,6 +10,7 @@ import { addOutputs } from '../onnx/subgraph.js';
 import type { FaceSample } from './datasets/types.js';
 import { knowledgeTokenRows } from './export-model.js';
 import { ktPredictOutput, type KtAdapterModel } from './kt-adapter.js';
+import { applyOutputActivation } from './tensor-ops.js';
 import type { PreparedTask } from './pipeline-tasks.js';
 import type { TaskModel } from './pipeline-variants.js';
 import { renderScatterPlot, writePng } from './plots.js';
@@ -78,7 +79,7 @@ export interface ParityResult {
  */
 export async function checkExportParity(
   tf: Tf,
-  inner: KtAdapterModel,
+  inner: TaskModel['inner'],
   wrapped: TaskModel,
   task: PreparedTask,
   modelPath: string,
@@ -88,7 +89,7 @@ export async function checkExportParity(
 ): Promise<ParityResult> {
   const m = canonical.manifest;
   const n = samples.length;
-  const C = inner.params.config.canonicalWidth;
+  const C = canonical.manifest.encoder!.width;
   const outputName = task.exportOutputs[0]!.name;
   const images = await Promise.all(samples.map(async (s) => cropFor(m, await decodeSample(tokenSampleOf(s)), tokenSampleOf(s))));
   const model = addOutputs(await readModel(modelPath), ['kt/y']);
@@ -100,7 +101,10 @@ export async function checkExportParity(
     await session.release();
   }
   const x = tf.tensor2d(canonicalTokens.slice(0, n * C), [n, C]) as Tensor2D;
-  const probs = ktPredictOutput(tf, inner.params, x);
+  const probs =
+    inner.kind === 'kt-adapter'
+      ? ktPredictOutput(tf, inner.params, x)
+      : tf.tidy(() => applyOutputActivation(tf, inner.predict({ canonical: x, priors: [] }), inner.outputActivation) as Tensor2D);
   const taskOut = wrapped.model.predict({ canonical: x, priors: [] });
   const tfProbs = probs.dataSync() as Float32Array;
   let tfOut = taskOut.dataSync() as Float32Array;

@@ -8,7 +8,7 @@ import { checkRepositories, checkUsableData } from './experiment-checks.js';
 import { withDefaults, type ExperimentOptions, type ResolvedExperimentOptions } from './experiment-options.js';
 import { checkExportParity, plotTokens } from './experiment-outputs.js';
 import { exportKtModel } from './export-model.js';
-import { gateValue, type KtAdapterModel } from './kt-adapter.js';
+import { adapterContribution, gateValue } from './kt-adapter.js';
 import {
   prepareTask,
   readTaskData,
@@ -38,7 +38,7 @@ import { writeReport, type ExperimentResults, type VariantResult } from './repor
 import { loadTf, type Tf } from './tfjs-backend.js';
 import { computePriorTokens, tokenSampleOf, type PriorTokenSet } from './token-cache.js';
 import { computeDatasetStats, selectPriors, type TokenDataset } from './token-dataset.js';
-import { trainModel, evaluateModel, accuracyMetric, meanAbsoluteErrorMetric } from './trainer.js';
+import { trainModel, evaluateModel, accuracyMetric, meanAbsoluteErrorMetric, type EpochRecord } from './trainer.js';
 
 export { defaultExperimentOptions, type ExperimentOptions } from './experiment-options.js';
 export { checkExportParity, type ParityResult } from './experiment-outputs.js';
@@ -49,14 +49,17 @@ function datasetFor(
   priors: readonly string[],
   rows: readonly number[],
   targets: Float32Array,
+  flippedRows: readonly number[] = [],
 ): TokenDataset {
+  const all = [...rows, ...flippedRows];
   const matrix = (name: string) => {
     const m = tokens.models[name]!;
-    const values = new Float32Array(rows.length * m.width);
-    rows.forEach((r, i) => values.set(m.tokens.subarray(r * m.width, (r + 1) * m.width), i * m.width));
+    const values = new Float32Array(all.length * m.width);
+    all.forEach((r, i) => values.set(m.tokens.subarray(r * m.width, (r + 1) * m.width), i * m.width));
     return { name, width: m.width, values };
   };
-  return { count: rows.length, canonical: matrix(canonical), priors: priors.map(matrix), targets };
+  const dataset = { count: rows.length, canonical: matrix(canonical), priors: priors.map(matrix), targets };
+  return flippedRows.length > 0 ? { ...dataset, flipOffset: rows.length } : dataset;
 }
 
 /** What the options decide before any data is read. */
@@ -120,8 +123,11 @@ export async function runExperiment(options: ExperimentOptions): Promise<Experim
     results.timings.totalMs = Date.now() - plan.started;
     await writeReport(results, outDir);
     if (spec.id === 'kt' && built.inner.kind === 'kt-adapter') {
-      // Plots and export right after the main KT variant, so they exist even if the ablations are cut short.
-      await finishKt(run, built, built.inner, result);
+      // Plots right after the main KT variant, so they exist even if the ablations are cut short.
+      await plotTokens(built.inner, run.test.canonical.values, run.test.count, plan.o.tsneSamples, plan.o.seed, outDir, results, log);
+    }
+    if (plan.o.export && exportNameOf(plan.task.name, spec.id, plan.o.exportVariants)) {
+      await exportVariant(run, spec, built, result);
       await writeReport(results, outDir);
     }
     built.model.dispose();
@@ -178,9 +184,11 @@ async function prepareExperiment(plan: ExperimentPlan): Promise<ExperimentData> 
     test: split.test.map((_, i) => split.train.length + split.val.length + i),
   };
 
-  // Prior tokens: every encoder once per image, cached.
+  // Prior tokens: every encoder once per image (and per mirrored training image), cached.
+  const flipped = o.flip ? split.train.map((s) => ({ ...tokenSampleOf(s), id: `${s.id}#flip`, flip: true })) : [];
+  const flippedRows = flipped.map((_, i) => all.length + i);
   const tokensStarted = Date.now();
-  const tokens = await computePriorTokens(all.map(tokenSampleOf), {
+  const tokens = await computePriorTokens([...all.map(tokenSampleOf), ...flipped], {
     models: [canonicalName, ...priorNames],
     repo,
     ...(o.cacheDir ? { cacheDir: o.cacheDir } : {}),
@@ -189,12 +197,13 @@ async function prepareExperiment(plan: ExperimentPlan): Promise<ExperimentData> 
   const tokensMs = Date.now() - tokensStarted;
   const canonicalEntry = await resolveModel(canonicalName, tokens.models[canonicalName]!.version, repo);
   const targets = { train: targetsOf(split.train), val: targetsOf(split.val), test: targetsOf(split.test) };
-  const train = datasetFor(tokens, canonicalName, priorNames, rows.train, targets.train);
+  const train = datasetFor(tokens, canonicalName, priorNames, rows.train, targets.train, flippedRows);
   const val = datasetFor(tokens, canonicalName, priorNames, rows.val, targets.val);
   const test = datasetFor(tokens, canonicalName, priorNames, rows.test, targets.test);
   const prepared = await prepareTask(task, tokens.models[canonicalName]!, canonicalEntry.modelPath, rows, dataset.classNames);
   const stats = computeDatasetStats(train);
-  const tokenWidth = Math.max(train.canonical.width, ...train.priors.map((p) => p.width));
+  // Priors are projected to the canonical width (training only), so D = C_c.
+  const tokenWidth = train.canonical.width;
   return {
     split,
     tokens,
@@ -225,12 +234,15 @@ function experimentSettings({ o, canonicalName }: ExperimentPlan, { prepared, to
     patience: o.patience,
     dropMaskThreshold: o.dropMaskThreshold,
     tokenWidthD: tokenWidth,
-    loss: regression ? 'Wing (w=10, eps=2) on expected age (years)' : 'softmax cross-entropy',
+    loss: regression ? `Wing (w=10, eps=2) on ${prepared.expectedValueBins ? 'expected ' : ''}age (years)` : 'softmax cross-entropy',
     decoderStart: regression
-      ? `${canonicalName} head after GAP (dense+relu -> dense -> softmax over ${prepared.expectedValueBins} bins), expected age sum_i i p_i`
-      : `linear decoder fitted to the shipped ${canonicalName} conv head (see decoder fit)`,
-    ensemble: 'MLP (1 hidden layer of 256, relu) on every standardised token concatenated, randomly initialised',
-    kt: 'heads 8, FFN 2D GELU, gate g = 0 at start, residual scaled by the canonical std; every KT variant uses the same D',
+      ? `${canonicalName} head after GAP${prepared.expectedValueBins ? ` (softmax over ${prepared.expectedValueBins} bins, expected age sum_i i p_i)` : ' (age in years)'}`
+      : `the shipped ${canonicalName} head after GAP (see decoder fit)`,
+    ensemble: 'the shipped head on p_c plus an MLP (256 relu) on the standardised priors whose last layer starts at zero',
+    kt: `heads 8, FFN 2D GELU, priors projected to D = C_c (Dense + LayerNorm, training only), per-channel gate g = 0 at start with ${10}x the learning rate, residual scaled by the canonical std`,
+    distillation: `weight ${o.distillationWeight}: ${regression ? 'L1 on age' : 'KL'} of the inference path (no priors) toward the drop-masked training path (held fixed), every batch`,
+    flipAugmentation: o.flip ? 'mirrored training images as a second view (one of the two per step)' : 'off',
+    stdFloor: '5 % of the median channel std',
   };
 }
 
@@ -297,6 +309,7 @@ async function runVariant(run: ExperimentRun, spec: VariantSpec): Promise<{ buil
   const epochs = spec.ablation ? (o.ablationEpochs ?? o.epochs) : o.epochs;
   log(`variant ${spec.id}: ${spec.label}; priors [${indices.map((i) => priorNames[i]).join(', ')}]; ${epochs} epochs max`);
   const metricName = prepared.spec.kind === 'regression' ? 'MAE' : 'accuracy';
+  const diagnostics = ktDiagnostics(tf, built.inner, valSet);
   const t0 = Date.now();
   const fit = await trainModel(built.model, trainSet, valSet, {
     task: prepared.spec,
@@ -308,12 +321,12 @@ async function runVariant(run: ExperimentRun, spec: VariantSpec): Promise<{ buil
     patience: o.patience,
     seed: o.seed,
     metric: prepared.spec.kind === 'regression' ? meanAbsoluteErrorMetric : accuracyMetric,
+    distillationWeight: spec.kind === 'kt' && spec.distill !== false ? o.distillationWeight : 0,
+    ...(diagnostics ? { epochDiagnostics: diagnostics.compute } : {}),
     log,
-    onEpoch: (e) =>
-      log(
-        `  ${spec.id} epoch ${e.epoch}: train loss ${e.trainLoss.toFixed(4)}, val loss ${e.validationLoss.toFixed(4)}, val ${metricName} ${e.validationMetric.toFixed(4)} (${(e.elapsedMs / 1000).toFixed(0)} s)`,
-      ),
+    onEpoch: (e) => log(epochLine(spec.id, metricName, e)),
   });
+  diagnostics?.dispose();
   const trainMs = Date.now() - t0;
   const testEval = evaluateModel(built.model, testSet, prepared.spec);
   const valEval = evaluateModel(built.model, valSet, prepared.spec);
@@ -340,22 +353,56 @@ async function runVariant(run: ExperimentRun, spec: VariantSpec): Promise<{ buil
   return { built, result };
 }
 
-/** After the main KT variant: the t-SNE plot, then (unless disabled) the export and its parity check. */
-async function finishKt(run: ExperimentRun, built: TaskModel, inner: KtAdapterModel, result: VariantResult): Promise<void> {
-  const { o, log, task, prepared, results, canonicalName, priorNames, canonicalEntry, test } = run;
-  const testTokens = test.canonical.values;
-  await plotTokens(inner, testTokens, test.count, o.tsneSamples, o.seed, run.outDir, results, log);
-  if (!o.export) return;
-  const written = await exportKtModel(run.exportRepo, inner.params, {
-    name: `kt-${task.name}`,
+/** One epoch's log line: losses, the inference path's validation metric, the priors-present one and the gate. */
+function epochLine(id: string, metricName: string, e: EpochRecord): string {
+  const withPriors = e.validationMetricWithPriors !== undefined ? ` (with priors ${e.validationMetricWithPriors.toFixed(4)})` : '';
+  const d = e.diagnostics
+    ? `, |g| ${e.diagnostics['gate']!.toFixed(3)}, ||h-p_c||/||p_c|| ${e.diagnostics['contribution']!.toFixed(4)}`
+    : '';
+  return `  ${id} epoch ${e.epoch}: train loss ${e.trainLoss.toFixed(4)}, val loss ${e.validationLoss.toFixed(4)}, val ${metricName} ${e.validationMetric.toFixed(4)}${withPriors}${d} (${(e.elapsedMs / 1000).toFixed(0)} s)`;
+}
+
+/** KT: per epoch the mean |g| and the adapter's contribution ||h - p_c|| / ||p_c|| on the validation split. */
+function ktDiagnostics(
+  tf: Tf,
+  inner: TaskModel['inner'],
+  val: TokenDataset,
+): { compute: () => Record<string, number>; dispose: () => void } | null {
+  if (inner.kind !== 'kt-adapter') return null;
+  const canonical = tf.tensor2d(val.canonical.values.subarray(0, val.count * val.canonical.width), [val.count, val.canonical.width]);
+  return {
+    compute: () => ({ gate: gateValue(inner.params), contribution: adapterContribution(tf, inner.params, canonical) }),
+    dispose: () => canonical.dispose(),
+  };
+}
+
+/** The repository name a variant is exported under, or null when it is not in `wanted` (control = kt-zero). */
+export function exportNameOf(task: string, id: string, wanted: readonly string[]): string | null {
+  const asked = wanted.some((w) => w === id || (w === 'control' && id === CAPACITY_CONTROL_ID));
+  if (!asked) return null;
+  if (id === 'kt') return `kt-${task}`;
+  if (id === CAPACITY_CONTROL_ID) return `kt-${task}-control`;
+  return `kt-${task}-${id}`;
+}
+
+/** Exports a trained KT variant or the baseline into the repository and checks ORT against TF.js on test images. */
+async function exportVariant(run: ExperimentRun, spec: VariantSpec, built: TaskModel, result: VariantResult): Promise<void> {
+  const { o, log, task, prepared, results, canonicalName, canonicalEntry, test } = run;
+  const name = exportNameOf(task.name, spec.id, o.exportVariants)!;
+  const inner = built.inner;
+  if (inner.kind === 'ensemble') throw new InvalidInputError(`--export ${spec.id}: an ensemble needs every encoder and is not exported`);
+  const head = inner.kind === 'kt-adapter' ? inner.params : { baseline: inner.mlp };
+  const written = await exportKtModel(run.exportRepo, head, {
+    name,
     tasks: [task.name],
     canonical: canonicalEntry,
     output: prepared.exportOutputs[0]!,
     ...(prepared.expectedValueBins !== undefined ? { expectedValueBins: prepared.expectedValueBins } : {}),
-    description: `KT-Adapter ${task.name} on ${canonicalName} with priors ${priorNames.join(', ')}, trained by kt train on ${run.data}`,
+    description: `${spec.label} for ${task.name} on ${canonicalName} (priors in training: ${result.priors.join(', ') || 'none'}), trained by kt train on ${run.data}`,
     training: {
       canonical: canonicalName,
-      priors: priorNames,
+      priors: result.priors,
+      variant: spec.id,
       data: run.data,
       seed: o.seed,
       metrics: result.metrics,
@@ -364,7 +411,7 @@ async function finishKt(run: ExperimentRun, built: TaskModel, inner: KtAdapterMo
       split: results.split,
     },
   });
-  log(`exported ${written.manifest.name} version ${written.manifest.version} to ${written.dir}`);
+  log(`exported ${spec.id} as ${written.manifest.name} version ${written.manifest.version} to ${written.dir}`);
   const parity = await checkExportParity(
     run.tf,
     inner,
@@ -373,10 +420,12 @@ async function finishKt(run: ExperimentRun, built: TaskModel, inner: KtAdapterMo
     written.modelPath,
     canonicalEntry,
     run.split.test.slice(0, o.paritySamples),
-    testTokens,
+    test.canonical.values,
   );
   log(
     `export parity on ${parity.samples} test images: decoder output max |diff| ${parity.maxAbsDiff.toExponential(2)}, ${parity.output} max |diff| ${parity.outputMaxAbsDiff.toExponential(2)}`,
   );
-  results.export = { name: written.manifest.name, version: written.manifest.version, dir: written.dir, parity };
+  const entry = { variant: spec.id, name: written.manifest.name, version: written.manifest.version, dir: written.dir, parity };
+  (results.exports ??= []).push(entry);
+  if (spec.id === 'kt') results.export = entry;
 }

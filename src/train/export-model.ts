@@ -12,8 +12,13 @@ import { mergeModels } from '../onnx/merge.js';
 import { encodeModel, readModel, type ModelProto } from '../onnx/proto.js';
 import { addOutputs } from '../onnx/subgraph.js';
 import { createSession, runFloat } from '../onnx/runtime.js';
-import { exportKtAdapterOnnx, type OnnxExportResult } from './export-onnx.js';
+import type { Mlp } from './dense.js';
+import { exportBaselineOnnx, exportKtAdapterOnnx, type OnnxExportResult } from './export-onnx.js';
 import type { KtAdapterParams } from './kt-adapter.js';
+
+/** What follows the canonical encoder's GAP in an exported model: a KT-Adapter and its decoder, or a head alone. */
+export type ExportedHead = KtAdapterParams | { baseline: Mlp };
+const isBaseline = (h: ExportedHead): h is { baseline: Mlp } => 'baseline' in h;
 
 export interface KtExportOptions {
   /** Repository name of the exported model, e.g. "kt-age". */
@@ -32,13 +37,13 @@ export interface KtExportOptions {
 export interface BuiltKtModel {
   model: ModelProto;
   adapter: OnnxExportResult;
-  /** The LayerNorm output [N, 2, D] (rows k', p'_c), for token plots. */
+  /** The LayerNorm output [N, 2, D] (rows k', p'_c), for token plots; '' for a head alone. */
   tokenTensor: string;
 }
 
 /** Canonical encoder -> GlobalAveragePool + Flatten -> folded adapter + decoder -> task tail, merged into one graph. */
 export async function buildKtModel(
-  params: KtAdapterParams,
+  params: ExportedHead,
   options: Pick<KtExportOptions, 'canonical' | 'output' | 'expectedValueBins'>,
 ): Promise<BuiltKtModel> {
   const manifest = options.canonical.manifest;
@@ -50,13 +55,10 @@ export async function buildKtModel(
   pool.node('Flatten', [pool.op('GlobalAveragePool', [features], {}, 'gap')], ['pooled'], { axis: attr.int(1) }, 'flatten');
   pool.output('pooled', ['N', manifest.encoder.width]);
 
-  const adapter = exportKtAdapterOnnx(params, {
-    namePrefix: 'kt/',
-    inputName: 'p_c',
-    outputName: 'y',
-    metadata: { canonical: manifest.name },
-  });
-  const outputs = params.decoder.layers[params.decoder.layers.length - 1]!.kernel.shape[1]!;
+  const exportOptions = { namePrefix: 'kt/', inputName: 'p_c', outputName: 'y', metadata: { canonical: manifest.name } };
+  const adapter = isBaseline(params) ? exportBaselineOnnx(params.baseline, exportOptions) : exportKtAdapterOnnx(params, exportOptions);
+  const decoder = isBaseline(params) ? params.baseline : params.decoder;
+  const outputs = decoder.layers[decoder.layers.length - 1]!.kernel.shape[1]!;
 
   const tail = new GraphBuilder('task-output');
   const y = tail.input('y', ['N', outputs]);
@@ -72,7 +74,7 @@ export async function buildKtModel(
   const pooled = mergeModels(encoder, pool.build(), { connect: [[manifest.encoder.tensor, 'features']], prefix2: 'kt/gap/' });
   const withAdapter = mergeModels(pooled, adapter.model, { connect: [['kt/gap/pooled', adapter.inputName]], prefix2: '' });
   const model = mergeModels(withAdapter, tail.build(), { connect: [[adapter.outputName, 'y']], prefix2: '' });
-  return { model, adapter, tokenTensor: layerNormTensor(adapter.model) };
+  return { model, adapter, tokenTensor: isBaseline(params) ? '' : layerNormTensor(adapter.model) };
 }
 
 /** The adapter's LayerNorm output: Z, rows k' and p'_c. */
@@ -105,7 +107,7 @@ export interface WrittenKtModel {
  * Writes `<repo>/<name>/<next version>/model.onnx + model.json`: built in a hidden temporary folder, loaded and run
  * once in ORT, then renamed into place, so a watcher never sees a half-written version.
  */
-export async function exportKtModel(repo: string, params: KtAdapterParams, options: KtExportOptions): Promise<WrittenKtModel> {
+export async function exportKtModel(repo: string, params: ExportedHead, options: KtExportOptions): Promise<WrittenKtModel> {
   const built = await buildKtModel(params, options);
   const bytes = encodeModel(built.model);
   const c = options.canonical.manifest;
@@ -131,7 +133,7 @@ export async function exportKtModel(repo: string, params: KtAdapterParams, optio
     const manifest: ModelManifest = {
       name: options.name,
       version,
-      kind: 'kt-adapter',
+      kind: isBaseline(params) ? 'baseline' : 'kt-adapter',
       tasks: options.tasks,
       description: options.description,
       input: { ...c.input },

@@ -2,7 +2,7 @@
 import { attr, GraphBuilder, type BuildOptions } from '../onnx/graph-builder.js';
 import type { ModelProto } from '../onnx/proto.js';
 import { readMlp, type DenseWeights, type Mlp } from './dense.js';
-import type { KtAdapterParams, Linear } from './kt-adapter.js';
+import { effectiveGate, type KtAdapterParams, type Linear } from './kt-adapter.js';
 import type { HiddenActivation, OutputActivation } from './tensor-ops.js';
 
 export interface OnnxExportOptions {
@@ -428,9 +428,7 @@ function emitGatedResidual({ b, cost, p, params, D, Cc }: AdapterEmitter, normal
     Cc === D
       ? summed
       : b.op('Slice', [summed, b.constI64(p('slice_start'), [0]), b.constI64(p('slice_end'), [Cc]), axis1], {}, p('slice_canonical'));
-  const g = read(params.gate)[0]!;
-  const gateVector =
-    params.config.residualScale === 'canonical-std' ? params.stats.canonical.std.map((s) => g * s) : new Float32Array(Cc).fill(g);
+  const gateVector = effectiveGate(params);
   return b.op('Add', [inputName, b.op('Mul', [sliced, b.constF(p('gate'), gateVector)], {}, p('gate_mul'))], {}, p('decoder_input'));
 }
 

@@ -62,16 +62,28 @@ export interface EnsembleHeadOptions {
   outputActivation?: OutputActivation;
   /** Default 0. */
   seed?: number;
+  /** The fair form: the shipped head on raw p_c (these layers) plus a prior branch whose last layer starts at zero,
+   * so training starts exactly at the shipped model, like the baseline and KT. Without it: one new MLP on every token. */
+  head?: { canonicalWidth: number; decoder: DecoderInit };
 }
 
 export interface EnsembleHead extends TrainableModel {
   readonly kind: 'ensemble';
+  /** The MLP on the standardised tokens (the prior branch when `head` is set). */
   readonly mlp: Mlp;
+  /** The shipped head on raw p_c, when the ensemble has one. */
+  readonly head: Mlp | null;
 }
 
-/** y = MLP(concat of every standardised token): N encoders at inference, the cost the paper avoids. */
+/**
+ * y = MLP(concat of every standardised token), or with `head`: y = head(p_c) + branch(concat of standardised priors),
+ * the branch's last layer zero. N encoders at inference, the cost the paper avoids.
+ */
 export function createEnsembleHead(tf: Tf, options: EnsembleHeadOptions): EnsembleHead {
-  const all = [options.stats.canonical, ...options.stats.priors];
+  const random = createRandom(options.seed ?? 0);
+  const head = options.head ? createMlp(tf, options.head.canonicalWidth, options.head.decoder, random) : null;
+  const all = head ? [...options.stats.priors] : [options.stats.canonical, ...options.stats.priors];
+  if (all.length === 0) throw new InvalidInputError('ensemble needs at least one prior next to the shipped head');
   const width = all.reduce((a, s) => a + s.mean.length, 0);
   const mean = variableOf(tf, concat(all.map((s) => s.mean)), [width], false);
   const inverseStd = variableOf(tf, concat(all.map((s) => s.std.map((v) => 1 / v))), [width], false);
@@ -79,25 +91,34 @@ export function createEnsembleHead(tf: Tf, options: EnsembleHeadOptions): Ensemb
     tf,
     width,
     { hidden: options.hidden ?? [256], outputs: options.outputs, hiddenActivation: options.hiddenActivation ?? 'relu' },
-    createRandom(options.seed ?? 0),
+    random,
     undefined,
-    options.outputActivation ?? 'none',
+    head ? head.outputActivation : (options.outputActivation ?? 'none'),
   );
+  if (head) {
+    const last = mlp.layers[mlp.layers.length - 1]!;
+    tf.tidy(() => last.kernel.assign(tf.zerosLike(last.kernel)));
+  }
   const forward = (batch: TokenBatch): Tensor2D => {
     if (batch.priors.length !== options.stats.priors.length)
       throw new InvalidInputError(`ensemble expects ${options.stats.priors.length} priors, got ${batch.priors.length}`);
-    return tf.tidy(() => applyMlp(tf, mlp, tf.mul(tf.sub(tf.concat([batch.canonical, ...batch.priors], 1), mean), inverseStd)));
+    return tf.tidy(() => {
+      const tokens = head ? batch.priors : [batch.canonical, ...batch.priors];
+      const branch = applyMlp(tf, mlp, tf.mul(tf.sub(tokens.length === 1 ? tokens[0]! : tf.concat([...tokens], 1), mean), inverseStd));
+      return head ? (tf.add(applyMlp(tf, head, batch.canonical), branch) as Tensor2D) : branch;
+    });
   };
   return {
     kind: 'ensemble',
     tf,
     mlp,
+    head,
     outputActivation: mlp.outputActivation,
-    trainableVariables: () => mlpVariables(mlp),
+    trainableVariables: () => [...(head ? mlpVariables(head) : []), ...mlpVariables(mlp)],
     forwardTrain: (batch) => forward(batch),
     predict: forward,
     dispose: () => {
-      for (const v of [...mlpVariables(mlp), mean, inverseStd]) v.dispose();
+      for (const v of [...(head ? mlpVariables(head) : []), ...mlpVariables(mlp), mean, inverseStd]) v.dispose();
     },
   };
 }

@@ -22,8 +22,16 @@ export interface KtAdapterOptions {
   decoder: DecoderInit;
   /** Output activation at inference and export. Default 'none'; a pre-trained last-layer softmax sets 'softmax'. */
   outputActivation?: OutputActivation;
-  /** D: common token width, >= every C_i. Default: the widest token. */
+  /** D: common token width. Default: C_c with prior projection, else the widest token (zero padding, the paper's form). */
   tokenWidth?: number;
+  /** Training only: each standardised prior goes through Dense(C_j -> D) + LayerNorm instead of zero padding, so D can
+   * be C_c (a smaller adapter) whatever the priors' widths. The inference path never sees a prior. Default true. */
+  priorProjection?: boolean;
+  /** 'channel' (default): one gate per canonical channel; 'scalar': the paper's single g. */
+  gate?: 'channel' | 'scalar';
+  /** The gate's learning rate relative to the others (AdamW moves a parameter by about lr per step, so a zero-init
+   * gate at lr 1e-3 reaches only |g| ~ 0.2 in a short run). Default 10. */
+  gateLearningRateScale?: number;
   /** Attention heads h; D must be divisible by h. Default: the largest of 8, 4, 2, 1 that divides D. */
   heads?: number;
   /** FFN hidden width = ffnMultiplier * D. Default 2. */
@@ -67,6 +75,9 @@ export interface KtAdapterConfig {
   layerNormEpsilon: number;
   residualScale: 'canonical-std' | 'none';
   outputActivation: OutputActivation;
+  priorProjection: boolean;
+  gate: 'channel' | 'scalar';
+  gateLearningRateScale: number;
 }
 
 export const defaultKtAdapterOptions = {
@@ -80,6 +91,9 @@ export const defaultKtAdapterOptions = {
   residualScale: 'canonical-std',
   initialGate: 0,
   seed: 0,
+  priorProjection: true,
+  gate: 'channel',
+  gateLearningRateScale: 10,
 } as const satisfies Partial<KtAdapterOptions>;
 
 export interface Linear {
@@ -87,6 +101,13 @@ export interface Linear {
   kernel: Variable;
   /** [outputs] */
   bias: Variable;
+}
+
+/** Training-only map of a standardised prior to width D: LN(z W + b). */
+export interface PriorProjection {
+  linear: Linear;
+  gamma: Variable;
+  beta: Variable;
 }
 
 /** Standardisation constants on the device (not trainable). */
@@ -112,14 +133,18 @@ export interface KtAdapterParams {
   ffnOutput: Linear;
   layerNormGamma: Variable;
   layerNormBeta: Variable;
-  /** g (scalar) */
+  /** One per prior when priorProjection is on, else empty. */
+  priorProjections: PriorProjection[];
+  /** g: scalar [] or per canonical channel [C_c]. */
   gate: Variable;
   decoder: Mlp;
 }
 
 function resolveConfig(options: KtAdapterOptions): KtAdapterConfig {
   const { canonicalWidth, priorWidths } = options;
-  const widest = Math.max(canonicalWidth, ...priorWidths);
+  const priorProjection = options.priorProjection ?? defaultKtAdapterOptions.priorProjection;
+  // Projected priors need only D >= C_c; padded ones need D >= every width.
+  const widest = priorProjection ? canonicalWidth : Math.max(canonicalWidth, ...priorWidths);
   const tokenWidth = options.tokenWidth ?? widest;
   if (!(canonicalWidth > 0) || priorWidths.some((w) => !(w > 0))) throw new InvalidInputError('token widths must be positive');
   if (tokenWidth < widest) throw new InvalidInputError(`tokenWidth ${tokenWidth} is narrower than the widest token (${widest})`);
@@ -147,6 +172,9 @@ function resolveConfig(options: KtAdapterOptions): KtAdapterConfig {
     layerNormEpsilon: options.layerNormEpsilon ?? defaultKtAdapterOptions.layerNormEpsilon,
     residualScale: options.residualScale ?? defaultKtAdapterOptions.residualScale,
     outputActivation: options.outputActivation ?? 'none',
+    priorProjection,
+    gate: options.gate ?? defaultKtAdapterOptions.gate,
+    gateLearningRateScale: options.gateLearningRateScale ?? defaultKtAdapterOptions.gateLearningRateScale,
   };
 }
 
@@ -194,9 +222,29 @@ export function createKtAdapterParams(tf: Tf, options: KtAdapterOptions): KtAdap
     ffnOutput: linear(F, D),
     layerNormGamma: variableOf(tf, new Float32Array(D).fill(1), [D], true),
     layerNormBeta: variableOf(tf, new Float32Array(D), [D], true),
-    gate: variableOf(tf, Float32Array.of(options.initialGate ?? defaultKtAdapterOptions.initialGate), [], true),
+    priorProjections: config.priorProjection
+      ? config.priorWidths.map((w) => ({
+          linear: linear(w, D),
+          gamma: variableOf(tf, new Float32Array(D).fill(1), [D], true),
+          beta: variableOf(tf, new Float32Array(D), [D], true),
+        }))
+      : [],
+    gate: createGate(tf, config, options.initialGate ?? defaultKtAdapterOptions.initialGate),
     decoder,
   };
+}
+
+function createGate(tf: Tf, config: KtAdapterConfig, initial: number): Variable {
+  return config.gate === 'scalar'
+    ? variableOf(tf, Float32Array.of(initial), [], true)
+    : variableOf(tf, new Float32Array(config.canonicalWidth).fill(initial), [config.canonicalWidth], true);
+}
+
+/** The gate per canonical channel as the decoder input sees it: g (x the canonical std with residualScale 'canonical-std'). */
+export function effectiveGate(params: KtAdapterParams): Float32Array {
+  const g = Float32Array.from(params.gate.dataSync() as Float32Array);
+  const perChannel = g.length === 1 ? new Float32Array(params.config.canonicalWidth).fill(g[0]!) : g;
+  return params.config.residualScale === 'canonical-std' ? perChannel.map((v, c) => v * params.stats.canonical.std[c]!) : perChannel;
 }
 
 /** The adapter and the decoder: what training updates. */
@@ -211,6 +259,7 @@ export function ktAdapterTrainableVariables(params: KtAdapterParams): Variable[]
     ...linears,
     params.layerNormGamma,
     params.layerNormBeta,
+    ...params.priorProjections.flatMap((p) => [p.linear.kernel, p.linear.bias, p.gamma, p.beta]),
     params.gate,
     ...mlpVariables(params.decoder),
   ];
@@ -250,6 +299,16 @@ const standardiseAndPad = (tf: Tf, raw: Tensor2D, s: Standardiser, tokenWidth: n
         [0, tokenWidth - width],
       ]);
 };
+
+/** A prior token at width D: standardised, then projected (Dense + LayerNorm) or zero-padded. */
+function priorToken(tf: Tf, params: KtAdapterParams, raw: Tensor2D, j: number): Tensor2D {
+  const projection = params.priorProjections[j];
+  if (!projection) return standardiseAndPad(tf, raw, params.standardisers.priors[j]!, params.config.tokenWidth);
+  const s = params.standardisers.priors[j]!;
+  const z = tf.mul(tf.sub(raw, s.mean), s.inverseStd);
+  const projected = tf.add(matMul(tf, z, projection.linear.kernel), projection.linear.bias);
+  return layerNorm(tf, projected, projection.gamma, projection.beta, params.config.layerNormEpsilon) as Tensor2D;
+}
 
 function checkForwardInputs(
   config: KtAdapterConfig,
@@ -341,10 +400,10 @@ function adapterOutput(tf: Tf, config: KtAdapterConfig, normalised: Tensor, kept
 }
 
 /**
- * The adapter and decoder on the given tokens. `priors` empty is the inference path; otherwise the training forward,
- * with dropped priors masked as attention keys. Returns pre-activation outputs [N, outputs].
+ * h = p_c + g (k' + p'_c)[:C_c], the decoder's input. `priors` empty is the inference path; otherwise the training
+ * forward, with dropped priors masked as attention keys. [N, C_c].
  */
-function forwardTokens(
+function decoderInputOf(
   tf: Tf,
   params: KtAdapterParams,
   canonical: Tensor2D,
@@ -361,7 +420,7 @@ function forwardTokens(
     const tokenList: Tensor2D[] = [
       tf.broadcastTo(tf.reshape(params.knowledgeToken, [1, D]), [N, D]) as Tensor2D,
       standardiseAndPad(tf, canonical, params.standardisers.canonical, D),
-      ...priors.map((p, j) => standardiseAndPad(tf, p, params.standardisers.priors[j]!, D)),
+      ...priors.map((p, j) => priorToken(tf, params, p, j)),
     ];
     let tokens: Tensor = tf.stack(tokenList, 1); // [N, S, D]
     if (params.positionalEmbedding) tokens = tf.add(tokens, tf.slice(params.positionalEmbedding, [0, 0], [S, D]));
@@ -370,8 +429,27 @@ function forwardTokens(
     const adapterOut = adapterOutput(tf, config, ffnNormalised(tf, params, residual), keptRows);
     let contribution = config.canonicalWidth === D ? adapterOut : tf.slice(adapterOut, [0, 0], [N, config.canonicalWidth]);
     if (config.residualScale === 'canonical-std') contribution = tf.mul(contribution, params.standardisers.canonicalStd);
-    const decoderInput = tf.add(canonical, tf.mul(params.gate, contribution)); // h = p_c + g (k'[:C_c] + p'_c[:C_c])
-    return applyMlp(tf, params.decoder, decoderInput);
+    return tf.add(canonical, tf.mul(params.gate, contribution)) as Tensor2D; // h = p_c + g (k'[:C_c] + p'_c[:C_c])
+  });
+}
+
+/** The adapter and decoder on the given tokens: pre-activation outputs [N, outputs]. */
+function forwardTokens(
+  tf: Tf,
+  params: KtAdapterParams,
+  canonical: Tensor2D,
+  priors: readonly Tensor2D[],
+  droppedPriors: Uint8Array | undefined,
+): Tensor2D {
+  return tf.tidy(() => applyMlp(tf, params.decoder, decoderInputOf(tf, params, canonical, priors, droppedPriors)));
+}
+
+/** Mean over samples of ||h - p_c|| / ||p_c|| on the inference path: how much the adapter changes the decoder's input. */
+export function adapterContribution(tf: Tf, params: KtAdapterParams, canonical: Tensor2D): number {
+  return tf.tidy(() => {
+    const h = decoderInputOf(tf, params, canonical, [], undefined);
+    const ratio = tf.div(tf.norm(tf.sub(h, canonical), 'euclidean', 1), tf.maximum(tf.norm(canonical, 'euclidean', 1), 1e-12));
+    return tf.mean(ratio).dataSync()[0]!;
   });
 }
 
@@ -398,8 +476,10 @@ export function ktDecoderOnCanonical(tf: Tf, params: KtAdapterParams, canonical:
   return applyMlp(tf, params.decoder, canonical);
 }
 
+/** g for a scalar gate; the mean |g| over channels for a per-channel gate. */
 export function gateValue(params: KtAdapterParams): number {
-  return params.gate.dataSync()[0]!;
+  const g = params.gate.dataSync() as Float32Array;
+  return g.length === 1 ? g[0]! : g.reduce((a, v) => a + Math.abs(v), 0) / g.length;
 }
 
 export interface KtAdapterModel extends TrainableModel {
@@ -419,6 +499,7 @@ export function createKtAdapter(tf: Tf, options: KtAdapterOptions): KtAdapterMod
       return params.config.outputActivation;
     },
     trainableVariables: () => ktAdapterTrainableVariables(params),
+    learningRateScale: (v) => (v === params.gate ? config.gateLearningRateScale : 1),
     forwardTrain(batch, random) {
       const N = batch.canonical.shape[0];
       const P = batch.priors.length;
@@ -426,6 +507,7 @@ export function createKtAdapter(tf: Tf, options: KtAdapterOptions): KtAdapterMod
       return ktForwardTrain(tf, params, batch, droppedPriors ? { droppedPriors } : {});
     },
     predict: (batch) => ktPredict(tf, params, batch.canonical),
+    ...(config.priorWidths.length > 0 ? { predictWithPriors: (batch: TokenBatch) => ktForwardTrain(tf, params, batch) } : {}),
     dispose: () => disposeKtAdapterParams(params),
   };
 }

@@ -1,4 +1,4 @@
-// Training losses: Wing loss (Feng et al. 2018) for regression, softmax cross-entropy for classification.
+// Training losses: Wing loss (Feng et al. 2018) for regression, softmax cross-entropy for classification, self-distillation.
 import type { Tf } from './tfjs-backend.js';
 import type { Scalar, Tensor } from '@tensorflow/tfjs';
 
@@ -52,4 +52,23 @@ export function softmaxCrossEntropy(tf: Tf, logits: Tensor, labels: Tensor): Sca
     const oneHot = tf.oneHot(tf.cast(labels, 'int32'), classes);
     return tf.neg(tf.mean(tf.sum(tf.mul(oneHot, tf.logSoftmax(logits)), -1))) as Scalar;
   });
+}
+
+/** Mean over samples of KL(softmax(teacher) || softmax(student)); the teacher is held fixed (no gradient flows into it). */
+export function distillationKl(tf: Tf, studentLogits: Tensor, teacherLogits: Tensor): Scalar {
+  return tf.tidy(() => {
+    const teacherLog = tf.logSoftmax(detached(tf, teacherLogits));
+    const kl = tf.sum(tf.mul(tf.exp(teacherLog), tf.sub(teacherLog, tf.logSoftmax(studentLogits))), -1);
+    return tf.mean(kl) as Scalar;
+  });
+}
+
+/** Mean |student - teacher| with the teacher held fixed (expected age in years). */
+export function distillationL1(tf: Tf, student: Tensor, teacher: Tensor): Scalar {
+  return tf.tidy(() => tf.mean(tf.abs(tf.sub(student, detached(tf, teacher)))) as Scalar);
+}
+
+/** The same values with no path back to the variables (TF.js has no stopGradient): a copy through the host. */
+function detached(tf: Tf, x: Tensor): Tensor {
+  return tf.tensor(x.dataSync() as Float32Array, x.shape, 'float32');
 }

@@ -35,6 +35,8 @@ export interface AdamWOptions {
   weightDecay?: number;
   /** Which variables decay; default: matrices only (rank >= 2), not biases, LayerNorm, tokens or the gate. */
   decays?: (variable: Variable) => boolean;
+  /** Per-variable multiple of the scheduled learning rate (e.g. a faster gate). Default 1 for every variable. */
+  learningRateScale?: (variable: Variable) => number;
 }
 
 export interface AdamW {
@@ -56,6 +58,7 @@ export function createAdamW(tf: Tf, variables: readonly Variable[], options: Ada
     firstMoment: tf.tidy(() => tf.variable(tf.zerosLike(variable), false)),
     secondMoment: tf.tidy(() => tf.variable(tf.zerosLike(variable), false)),
     decay: decays(variable) ? weightDecay : 0,
+    lrScale: options.learningRateScale?.(variable) ?? 1,
   }));
   let step = 0;
   return {
@@ -77,7 +80,7 @@ export function createAdamW(tf: Tf, variables: readonly Variable[], options: Ada
           slot.secondMoment.assign(v);
           let update = tf.div(tf.div(m, correction1), tf.add(tf.sqrt(tf.div(v, correction2)), epsilon));
           if (slot.decay > 0) update = tf.add(update, tf.mul(slot.variable, slot.decay));
-          slot.variable.assign(tf.sub(slot.variable, tf.mul(update, lr)));
+          slot.variable.assign(tf.sub(slot.variable, tf.mul(update, lr * slot.lrScale)));
         }
       });
       return lr;

@@ -5,6 +5,7 @@ import { InvalidInputError } from '../core/errors.js';
 import type { OutputSpec } from '../models/manifest.js';
 import { decodeOutput } from '../models/processing/decode.js';
 import { cutAtEncoder, type EncoderCut } from '../models/encoder-cut.js';
+import { servingDefaultModels } from '../models/zoo.js';
 import { readModel } from '../onnx/proto.js';
 import {
   FER2013_CLASSES,
@@ -16,7 +17,7 @@ import {
   type SharedDatasetName,
 } from './datasets/index.js';
 import type { FaceDataset, FaceSample } from './datasets/types.js';
-import type { DecoderInit } from './dense.js';
+import type { DecoderInit, PretrainedDense } from './dense.js';
 import { ageMetrics, classificationMetrics } from './metrics.js';
 import {
   applyLinear,
@@ -58,8 +59,11 @@ export interface TaskDefinition {
 export const TASKS: Record<TrainTask, TaskDefinition> = {
   age: {
     name: 'age',
-    defaultCanonical: 'faceres',
-    defaultPriors: ['agegender', 'expression', 'landmarks68', 'emotion', 'facemesh'],
+    // The model the server answers age with (README "Model choice"); priors: every other encoder.
+    defaultCanonical: servingDefaultModels.age,
+    defaultPriors: ['faceres', 'expression', 'landmarks68', 'emotion', 'facemesh', 'agegender'].filter(
+      (m) => m !== servingDefaultModels.age,
+    ),
     defaultData: 'age-utkface',
     columns: [
       { key: 'mae', label: 'MAE (years)', higherIsBetter: false, digits: 3 },
@@ -70,8 +74,10 @@ export const TASKS: Record<TrainTask, TaskDefinition> = {
   },
   emotion: {
     name: 'emotion',
-    defaultCanonical: 'emotion',
-    defaultPriors: ['faceres', 'expression', 'agegender', 'landmarks68', 'facemesh'],
+    defaultCanonical: servingDefaultModels.emotion,
+    defaultPriors: ['emotion', 'faceres', 'agegender', 'landmarks68', 'facemesh', 'expression'].filter(
+      (m) => m !== servingDefaultModels.emotion,
+    ),
     defaultData: 'emotion-fer2013',
     columns: [
       { key: 'accuracy', label: 'Accuracy (%)', higherIsBetter: true, digits: 2 },
@@ -234,20 +240,28 @@ export async function prepareTask(
 function bindAgeTask({ task, canonical, entryPath, cut }: TaskBindContext): PreparedTask {
   const manifest = canonical.manifest;
   const ageOutput = manifest.outputs.find((o) => o.task === 'age');
-  if (!ageOutput || ageOutput.decoding.type !== 'age-bins')
-    throw new InvalidInputError(`canonical model ${manifest.name} has no age-bins output; age training needs one (faceres)`);
+  const decoding = ageOutput?.decoding.type;
+  if (!ageOutput || (decoding !== 'age-bins' && decoding !== 'age-years'))
+    throw new InvalidInputError(
+      `canonical model ${manifest.name} has no age-bins or age-years output; age training needs one (agegender, faceres)`,
+    );
   if (!cut.gapHead)
     throw new InvalidInputError(`canonical model ${manifest.name} (${entryPath}) has no GAP+dense head to start the decoder from`);
   const layers = denseChainFromHead(cut.gapHead, ageOutput.name);
-  const bins = layers[layers.length - 1]!.outputs;
+  // age-years heads (agegender) regress years directly; age-bins heads (faceres) give the expected age over bins.
+  const bins = decoding === 'age-bins' ? layers[layers.length - 1]!.outputs : undefined;
+  if (decoding === 'age-years' && layers[layers.length - 1]!.outputs !== 1)
+    throw new InvalidInputError(
+      `canonical model ${manifest.name}: age-years head has ${layers[layers.length - 1]!.outputs} outputs, expected 1`,
+    );
   const outputName = ageOutput.name;
-  const method = ageOutput.decoding.method ?? 'expectation';
+  const method = ageOutput.decoding.type === 'age-bins' ? (ageOutput.decoding.method ?? 'expectation') : 'years';
   return {
     definition: task,
     spec: { kind: 'regression', outputs: 1, loss: 'wing' },
     decoder: { pretrained: layers },
-    decoderOutputs: bins,
-    expectedValueBins: bins,
+    decoderOutputs: bins ?? 1,
+    ...(bins !== undefined ? { expectedValueBins: bins } : {}),
     classNames: [],
     metrics: (p, t) => ({ ...ageMetrics(Array.from(p), Array.from(t)) }),
     pretrainedMetrics: (tokens, r, t) => {
@@ -260,7 +274,7 @@ function bindAgeTask({ task, canonical, entryPath, cut }: TaskBindContext): Prep
       return { ...ageMetrics(preds, Array.from(t)) };
     },
     pretrainedHeadMacs: layers.reduce((a, l) => a + l.inputs * l.outputs, 0),
-    pretrainedDecoding: `age bins decoded by ${method}`,
+    pretrainedDecoding: bins !== undefined ? `age bins decoded by ${method}` : 'age in years as shipped',
     exportOutputs: [{ name: 'age', task: 'age', decoding: { type: 'age-years', scale: 1 } }],
   };
 }
@@ -284,6 +298,7 @@ function bindEmotionTask({ task, canonical, cut, rows, classNames }: TaskBindCon
   const classes = out.decoding.labels.length;
   if (classes !== classNames.length)
     throw new InvalidInputError(`canonical model ${manifest.name} has ${classes} classes, the data ${classNames.length}`);
+  if (cut.gapHead) return bindEmotionGapHead({ task, canonical, cut, rows, classNames } as TaskBindContext, out);
   const probs = canonical.outputs[out.name]!;
   const C = canonical.width;
   const tapSum = cut.gapHead ? denseChainFromHead(cut.gapHead, out.name)[0]! : linearFromConvHead(cut.spatialHead);
@@ -333,6 +348,63 @@ function bindEmotionTask({ task, canonical, cut, rows, classNames }: TaskBindCon
     pretrainedDecoding: 'argmax of the shipped softmax',
     exportOutputs: [
       { name: 'emotion', task: 'emotion', decoding: { type: 'classification', labels: [...out.decoding.labels], activation: 'none' } },
+    ],
+  };
+}
+
+/** Column k of the data's class order is column order[k] of the model's labels (same names, any order). */
+export function classOrder(modelLabels: readonly string[], dataClasses: readonly string[], model: string): number[] {
+  return dataClasses.map((c) => {
+    const i = modelLabels.indexOf(c);
+    if (i < 0) throw new InvalidInputError(`canonical model ${model} has no class "${c}" (its labels: ${modelLabels.join(', ')})`);
+    return i;
+  });
+}
+
+/** The layer with its output columns reordered: output k becomes the old output order[k]. */
+function reorderOutputs(layer: PretrainedDense, order: readonly number[]): PretrainedDense {
+  const kernel = new Float32Array(layer.kernel.length);
+  for (let r = 0; r < layer.inputs; r++)
+    order.forEach((from, k) => (kernel[r * layer.outputs + k] = layer.kernel[r * layer.outputs + from]!));
+  return { ...layer, kernel, bias: Float32Array.from(order, (from) => layer.bias[from]!) };
+}
+
+/** Emotion on a GAP+dense head (expression): the shipped dense layers, columns reordered to the data's classes. */
+function bindEmotionGapHead({ task, canonical, cut, classNames }: TaskBindContext, out: OutputSpec): PreparedTask {
+  const manifest = canonical.manifest;
+  if (out.decoding.type !== 'classification') throw new InvalidInputError(`${manifest.name}: emotion output is not a classification`);
+  const order = classOrder(out.decoding.labels, classNames, manifest.name);
+  const chain = denseChainFromHead(cut.gapHead!, out.name);
+  const layers = [...chain.slice(0, -1), reorderOutputs(chain[chain.length - 1]!, order)];
+  const classes = classNames.length;
+  const toDataClass = (modelClass: number): number => order.indexOf(modelClass);
+  const metricsOf = (predicted: number[], t: Float32Array): Record<string, number> => {
+    const m = classificationMetrics(predicted, Array.from(t), classes);
+    return { accuracy: m.accuracy, macroF1: m.macroF1 };
+  };
+  return {
+    definition: task,
+    spec: { kind: 'classification', classes },
+    decoder: { pretrained: layers },
+    decoderOutputs: classes,
+    classNames,
+    decoderFit: { method: `the shipped ${manifest.name} GAP+dense head, classes reordered to ${classNames.join(', ')} (exact)` },
+    metrics: (p, t) =>
+      metricsOf(
+        Array.from({ length: t.length }, (_, i) => argmaxRow(p, i, classes)),
+        t,
+      ),
+    pretrainedMetrics: (tokens, r, t) => {
+      const o = tokens.outputs[out.name]!;
+      return metricsOf(
+        r.map((i) => toDataClass(argmaxRow(o.data, i, o.size))),
+        t,
+      );
+    },
+    pretrainedHeadMacs: layers.reduce((a, l) => a + l.inputs * l.outputs, 0),
+    pretrainedDecoding: 'argmax of the shipped softmax',
+    exportOutputs: [
+      { name: 'emotion', task: 'emotion', decoding: { type: 'classification', labels: [...classNames], activation: 'none' } },
     ],
   };
 }

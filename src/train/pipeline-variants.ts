@@ -8,7 +8,7 @@ import { createBaselineHead, createEnsembleHead, type BaselineHead, type Ensembl
 import { createKtAdapter, type KtAdapterModel, type KtAdapterOptions } from './kt-adapter.js';
 import type { PreparedTask } from './pipeline-tasks.js';
 import { matMul } from './tensor-ops.js';
-import type { TokenStats } from './token-dataset.js';
+import type { TokenBatch, TokenStats } from './token-dataset.js';
 import type { TrainableModel } from './trainable-model.js';
 
 export type VariantKind = 'baseline' | 'ensemble' | 'kt';
@@ -20,7 +20,9 @@ export interface VariantSpec {
   /** KT: how many of the priors (in flag order) it sees; undefined = all. 0 is the capacity control. */
   priorCount?: number;
   /** KT options that differ from the default KT. */
-  kt?: Partial<Pick<KtAdapterOptions, 'dropMask' | 'canonicalMask' | 'positionalEmbedding'>>;
+  kt?: Partial<Pick<KtAdapterOptions, 'dropMask' | 'canonicalMask' | 'positionalEmbedding' | 'gate' | 'priorProjection'>>;
+  /** false: no self-distillation of the deployment path (the kt-no-distill ablation). */
+  distill?: boolean;
   /** Ablations may run with fewer epochs (--ablation-epochs). */
   ablation: boolean;
 }
@@ -34,7 +36,7 @@ export function variantSpec(id: string, priorNames: readonly string[]): VariantS
     case 'baseline':
       return { id, label: 'baseline (MLP on p_c)', kind: 'baseline', ablation: false };
     case 'ensemble':
-      return { id, label: `ensemble (MLP on ${P + 1} tokens)`, kind: 'ensemble', ablation: false };
+      return { id, label: `ensemble (shipped head + MLP on ${P} priors)`, kind: 'ensemble', ablation: false };
     case 'kt':
       return { id, label: `KT-Adapter (${P} priors)`, kind: 'kt', ablation: false };
     case 'kt-no-dm':
@@ -43,6 +45,10 @@ export function variantSpec(id: string, priorNames: readonly string[]): VariantS
       return { id, label: 'KT, no canonical mask', kind: 'kt', kt: { canonicalMask: false }, ablation: true };
     case 'kt-pe':
       return { id, label: 'KT, with PE', kind: 'kt', kt: { positionalEmbedding: true }, ablation: true };
+    case 'kt-no-distill':
+      return { id, label: 'KT, no self-distillation', kind: 'kt', distill: false, ablation: true };
+    case 'kt-scalar-gate':
+      return { id, label: 'KT, one scalar gate', kind: 'kt', kt: { gate: 'scalar' }, ablation: true };
     case CAPACITY_CONTROL_ID:
       return { id, label: 'capacity control (KT, 0 priors)', kind: 'kt', priorCount: 0, ablation: false };
   }
@@ -59,11 +65,22 @@ export function variantSpec(id: string, priorNames: readonly string[]): VariantS
     };
   }
   throw new InvalidInputError(
-    `unknown variant "${id}" (baseline, ensemble, kt, kt-no-dm, kt-no-cm, kt-pe, kt-priors<N>, ${CAPACITY_CONTROL_ID})`,
+    `unknown variant "${id}" (baseline, ensemble, kt, kt-no-distill, kt-scalar-gate, kt-no-dm, kt-no-cm, kt-pe, kt-priors<N>, ${CAPACITY_CONTROL_ID})`,
   );
 }
 
-export const DEFAULT_VARIANTS = ['baseline', 'ensemble', 'kt', CAPACITY_CONTROL_ID, 'kt-priors2', 'kt-no-dm', 'kt-no-cm', 'kt-pe'] as const;
+export const DEFAULT_VARIANTS = [
+  'baseline',
+  'ensemble',
+  'kt',
+  CAPACITY_CONTROL_ID,
+  'kt-no-distill',
+  'kt-scalar-gate',
+  'kt-priors2',
+  'kt-no-dm',
+  'kt-no-cm',
+  'kt-pe',
+] as const;
 
 /** Indices of the priors a variant sees. */
 export function variantPriorIndices(spec: VariantSpec, priorCount: number): number[] {
@@ -97,6 +114,10 @@ export function wrapForTask(tf: Tf, inner: BaselineHead | EnsembleHead | KtAdapt
     trainableVariables: () => inner.trainableVariables(),
     forwardTrain: (batch, random) => tf.tidy(() => expected(inner.forwardTrain(batch, random))),
     predict: (batch) => tf.tidy(() => expected(inner.predict(batch))),
+    ...(inner.predictWithPriors
+      ? { predictWithPriors: (batch: TokenBatch) => tf.tidy(() => expected(inner.predictWithPriors!(batch))) }
+      : {}),
+    ...(inner.learningRateScale ? { learningRateScale: inner.learningRateScale } : {}),
     dispose: () => {
       inner.dispose();
       binValues.dispose();
@@ -142,6 +163,7 @@ export function buildVariant(tf: Tf, spec: VariantSpec, o: BuildVariantOptions):
           outputs: o.task.decoderOutputs,
           outputActivation,
           seed: o.seed,
+          head: { canonicalWidth: o.canonicalWidth, decoder: o.task.decoder },
         }),
         o.task,
       );
@@ -189,6 +211,7 @@ export function inferenceCost(
       adapterFlops: 0,
       note: 'canonical encoder + decoder',
     };
-  const macs = readMlp(inner.mlp).reduce((a, l) => a + l.inputs * l.outputs, 0) + tail;
-  return { macs, adapterMacs: 0, adapterFlops: 0, note: 'every encoder + MLP' };
+  const layers = [...(inner.head ? readMlp(inner.head) : []), ...readMlp(inner.mlp)];
+  const macs = layers.reduce((a, l) => a + l.inputs * l.outputs, 0) + tail;
+  return { macs, adapterMacs: 0, adapterFlops: 0, note: 'every encoder + shipped head + prior MLP' };
 }

@@ -49,6 +49,14 @@ export interface ExperimentResults {
     dir: string;
     parity?: { samples: number; maxAbsDiff: number; outputMaxAbsDiff: number; output: string };
   };
+  /** Every exported variant (the KT one is also `export`). */
+  exports?: {
+    variant: string;
+    name: string;
+    version: number;
+    dir: string;
+    parity?: { samples: number; maxAbsDiff: number; outputMaxAbsDiff: number; output: string };
+  }[];
   tsne?: { file: string; samples: number; kl: number };
   timings: { tokensMs: number; totalMs: number; startedAt: string; finishedAt?: string };
   command?: string;

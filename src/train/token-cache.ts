@@ -22,11 +22,13 @@ export interface TokenSample {
   imagePath: string;
   /** Face box [x, y, w, h] in image pixels; without it the whole image is the face (pre-cropped datasets). */
   box?: readonly [number, number, number, number];
+  /** The horizontally mirrored image (training augmentation); cached under its own image key. */
+  flip?: boolean;
 }
 
 /** The token-cache view of a dataset sample (its id, file and optional face box). */
 export function tokenSampleOf(s: TokenSample): TokenSample {
-  return { id: s.id, imagePath: s.imagePath, ...(s.box ? { box: s.box } : {}) };
+  return { id: s.id, imagePath: s.imagePath, ...(s.box ? { box: s.box } : {}), ...(s.flip ? { flip: true } : {}) };
 }
 
 export interface PriorTokenOptions {
@@ -178,21 +180,40 @@ async function loadEncoder(name: string, repo: string | undefined): Promise<Load
   return model;
 }
 
-/** Image keys hash the file bytes (and the box), so renamed or moved files still hit the cache. */
+/** Image keys hash the file bytes, the box and the flip, so renamed or moved files still hit the cache. */
 async function imageKeysOf(samples: readonly TokenSample[]): Promise<string[]> {
   const imageKeys: string[] = [];
   for (const s of samples) {
     const bytes = await readFile(s.imagePath).catch((e: unknown) => {
       throw new InvalidInputError(`cannot read ${s.imagePath}: ${errorMessage(e)}`);
     });
-    imageKeys.push(
-      createHash('sha1')
-        .update(bytes)
-        .update(JSON.stringify(s.box ?? null))
-        .digest('hex'),
-    );
+    imageKeys.push(imageKeyOf(bytes, s));
   }
   return imageKeys;
+}
+
+/** An unflipped sample keeps the key it always had, so caches built before flips existed stay valid. */
+export function imageKeyOf(bytes: Uint8Array, s: Pick<TokenSample, 'box' | 'flip'>): string {
+  const hash = createHash('sha1')
+    .update(bytes)
+    .update(JSON.stringify(s.box ?? null));
+  if (s.flip) hash.update('flip-horizontal');
+  return hash.digest('hex');
+}
+
+/** The image mirrored left-right (RGB, row-major). */
+export function mirrorImage(image: RgbImage): RgbImage {
+  const { width, height, data } = image;
+  const out = new Uint8Array(data.length);
+  for (let y = 0; y < height; y++)
+    for (let x = 0; x < width; x++) {
+      const from = (y * width + x) * 3;
+      const to = (y * width + (width - 1 - x)) * 3;
+      out[to] = data[from]!;
+      out[to + 1] = data[from + 1]!;
+      out[to + 2] = data[from + 2]!;
+    }
+  return { width, height, data: out };
 }
 
 /** Fills a model's entry from the cache and lists the samples it lacks. */
@@ -300,7 +321,8 @@ function storeOutputs(
 
 export async function decodeSample(s: TokenSample): Promise<RgbImage> {
   try {
-    return await decodeImage(await readFile(s.imagePath));
+    const image = await decodeImage(await readFile(s.imagePath));
+    return s.flip ? mirrorImage(image) : image;
   } catch (e) {
     throw new InvalidInputError(`${s.imagePath}: ${errorMessage(e)}`, { cause: e });
   }
@@ -308,8 +330,9 @@ export async function decodeSample(s: TokenSample): Promise<RgbImage> {
 
 /** Pre-cropped images are used whole (made square); full scenes are cropped around the box with the model's margin. */
 export function cropFor(m: ModelManifest, image: RgbImage, s: TokenSample): RgbImage {
+  // A flipped sample's image is already mirrored (decodeSample): mirror its box too.
   const box = s.box
-    ? { x: s.box[0], y: s.box[1], width: s.box[2], height: s.box[3] }
+    ? { x: s.flip ? image.width - s.box[0] - s.box[2] : s.box[0], y: s.box[1], width: s.box[2], height: s.box[3] }
     : { x: 0, y: 0, width: image.width, height: image.height };
   const spec = s.box ? m.input : { ...m.input, cropMargin: 0, cropSquare: true };
   return cropFace(image, box, spec).image;

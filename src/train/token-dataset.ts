@@ -20,6 +20,9 @@ export interface TokenDataset {
   canonical: TokenMatrix;
   priors: readonly TokenMatrix[];
   targets: Float32Array;
+  /** Augmentation: token rows r + flipOffset hold the mirrored image of sample r (targets are shared); the trainer
+   * uses one of the two views per step. `count` counts samples, not views. */
+  flipOffset?: number;
 }
 
 /** Per-channel training statistics; std is floored so that dead channels (constant zero ReLU maps) stay finite. */
@@ -36,9 +39,14 @@ export interface TokenBatch {
 
 export const minStd = 1e-6;
 
+/** std is floored at this fraction of the median channel std: a nearly constant channel (std 1e-4 where others have 1)
+ * would otherwise turn rounding-level changes into large standardised values. */
+export const relativeStdFloor = 0.05;
+
+/** Statistics of the first `count` rows (further rows, such as flipped views, are left out). */
 export function computeTokenStats(tokens: TokenMatrix, count: number): TokenStats {
   const { width, values } = tokens;
-  if (values.length !== count * width)
+  if (values.length < count * width || values.length % width !== 0)
     throw new InvalidInputError(`token matrix ${tokens.name ?? ''} has ${values.length} values, expected ${count}x${width}`);
   const mean = new Float64Array(width);
   const sq = new Float64Array(width);
@@ -49,11 +57,13 @@ export function computeTokenStats(tokens: TokenMatrix, count: number): TokenStat
       const d = values[i * width + c]! - mean[c]!;
       sq[c] = sq[c]! + d * d;
     }
-  const std = new Float32Array(width);
-  for (let c = 0; c < width; c++) {
-    const s = Math.sqrt(sq[c]! / Math.max(1, count));
-    std[c] = s < minStd ? 1 : s;
-  }
+  const raw = Float64Array.from({ length: width }, (_, c) => Math.sqrt(sq[c]! / Math.max(1, count)));
+  const live = Array.from(raw)
+    .filter((s) => s >= minStd)
+    .sort((a, b) => a - b);
+  const floor = live.length > 0 ? relativeStdFloor * live[Math.floor(live.length / 2)]! : minStd;
+  // Dead channels (constant, std ~ 0) get 1 as before: they standardise to 0 whatever the divisor.
+  const std = Float32Array.from(raw, (s) => (s < minStd ? 1 : Math.max(s, floor)));
   return { mean: Float32Array.from(mean), std };
 }
 
@@ -88,8 +98,11 @@ export function gatherBatch(tf: Tf, dataset: TokenDataset, indices: ArrayLike<nu
   };
 }
 
+/** Targets of token rows `indices`; a flipped view's row (>= flipOffset) has its original sample's target. */
 export function gatherTargets(dataset: TokenDataset, indices: ArrayLike<number>): Float32Array {
-  return gatherRows(dataset.targets, targetWidth(dataset), indices);
+  const offset = dataset.flipOffset;
+  const samples = offset === undefined ? indices : Array.from(indices, (r) => (r >= offset ? r - offset : r));
+  return gatherRows(dataset.targets, targetWidth(dataset), samples);
 }
 
 export function disposeBatch(batch: TokenBatch): void {

@@ -18,6 +18,10 @@ export interface TrainableModel {
   forwardTrain(batch: TokenBatch, random: UniformRandom): Tensor2D;
   /** The deployment path (for KT: canonical token only, no masks). Returns [N, outputs]. */
   predict(batch: TokenBatch): Tensor2D;
+  /** KT with priors: the training path with every prior kept (the teacher the deployment path is distilled from). */
+  predictWithPriors?(batch: TokenBatch): Tensor2D;
+  /** Learning rate of a variable relative to the schedule's (default 1). */
+  learningRateScale?(variable: Variable): number;
   /** Frees every variable, trainable or not. */
   dispose(): void;
 }

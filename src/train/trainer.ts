@@ -3,10 +3,18 @@ import type { Scalar, Tensor, Tensor2D, Variable } from '@tensorflow/tfjs';
 import { InvalidInputError } from '../core/errors.js';
 import { createProgress } from '../core/log.js';
 import type { Tf } from './tfjs-backend.js';
-import { meanAbsoluteError, meanSquaredError, softmaxCrossEntropy, wingLoss, type WingLossOptions } from './losses.js';
+import {
+  distillationKl,
+  distillationL1,
+  meanAbsoluteError,
+  meanSquaredError,
+  softmaxCrossEntropy,
+  wingLoss,
+  type WingLossOptions,
+} from './losses.js';
 import { createAdamW } from './optimizer.js';
 import { createRandom, shuffledIndices } from './seeded-random.js';
-import { disposeBatch, gatherBatch, gatherTargets, targetWidth, type TokenDataset } from './token-dataset.js';
+import { disposeBatch, gatherBatch, gatherTargets, targetWidth, type TokenBatch, type TokenDataset } from './token-dataset.js';
 import type { TrainableModel } from './trainable-model.js';
 
 export type TaskSpec =
@@ -68,6 +76,11 @@ export interface TrainOptions {
   log?: (line: string) => void;
   /** Called after every epoch. */
   onEpoch?: (record: EpochRecord) => void;
+  /** Weight w of self-distillation: a model with predictWithPriors also learns w x D(deployment path, training path),
+   * the training path (drop-masked priors) held fixed as teacher; D is KL for classes, L1 for regression. Default 0. */
+  distillationWeight?: number;
+  /** Extra per-epoch figures (e.g. the adapter's contribution), stored in the epoch record. */
+  epochDiagnostics?: () => Record<string, number>;
 }
 
 export const defaultTrainOptions = {
@@ -79,6 +92,7 @@ export const defaultTrainOptions = {
   weightDecay: 0.01,
   patience: 10,
   seed: 0,
+  distillationWeight: 0,
 } as const;
 
 export interface EpochRecord {
@@ -89,6 +103,9 @@ export interface EpochRecord {
   /** Loss of the deployment path on the validation split. */
   validationLoss: number;
   validationMetric: number;
+  /** KT with priors: the validation metric of the training path with every prior kept. */
+  validationMetricWithPriors?: number;
+  diagnostics?: Record<string, number>;
   /** Learning rate of the epoch's last step. */
   learningRate: number;
   elapsedMs: number;
@@ -140,6 +157,7 @@ export function evaluateModel(
   task: TaskSpec,
   metric: ValidationMetric = task.kind === 'classification' ? accuracyMetric : meanAbsoluteErrorMetric,
   batchSize = 256,
+  path: 'deployed' | 'with-priors' = 'deployed',
 ): Evaluation {
   const { tf } = model;
   checkDataset(dataset, task, 'evaluation');
@@ -152,7 +170,7 @@ export function evaluateModel(
     const batch = gatherBatch(tf, dataset, rows);
     try {
       lossSum += tf.tidy(() => {
-        const out = model.predict(batch);
+        const out = path === 'with-priors' && model.predictWithPriors ? model.predictWithPriors(batch) : model.predict(batch);
         predictions.set(out.dataSync(), start * outputs);
         return loss(out, targetTensor(tf, task, gatherTargets(dataset, rows), rows.length)).dataSync()[0]! * rows.length;
       });
@@ -176,6 +194,8 @@ interface EpochContext {
   batchesPerEpoch: number;
   optimizer: ReturnType<typeof createAdamW>;
   loss: ReturnType<typeof lossFunction>;
+  distillation: ((student: Tensor2D, teacher: Tensor2D) => Scalar) | null;
+  distillationWeight: number;
   random: ReturnType<typeof createRandom>;
   variables: Variable[];
   progress: ReturnType<typeof createProgress>;
@@ -183,9 +203,11 @@ interface EpochContext {
 
 /** One pass over the shuffled training split; returns the mean training loss and the last learning rate. */
 function trainOneEpoch(cx: EpochContext, epoch: number): { trainLoss: number; learningRate: number } {
-  const { model, train, task, batchSize, optimizer, loss, random, variables } = cx;
+  const { model, train, task, batchSize, optimizer, random, variables } = cx;
   const { tf } = model;
   const order = shuffledIndices(random, train.count);
+  const flip = train.flipOffset;
+  if (flip !== undefined) for (let i = 0; i < order.length; i++) if (random() < 0.5) order[i] = order[i]! + flip;
   let lossSum = 0;
   let learningRate = 0;
   for (let b = 0; b < cx.batchesPerEpoch; b++) {
@@ -194,7 +216,7 @@ function trainOneEpoch(cx: EpochContext, epoch: number): { trainLoss: number; le
     try {
       const stepLoss = tf.tidy(() => {
         const targets = targetTensor(tf, task, gatherTargets(train, rows), rows.length);
-        const { value, grads } = tf.variableGrads(() => loss(model.forwardTrain(batch, random), targets), variables);
+        const { value, grads } = tf.variableGrads(() => stepLossOf(cx, batch, targets), variables);
         learningRate = optimizer.applyGradients(grads);
         return value.dataSync()[0]!;
       });
@@ -209,11 +231,20 @@ function trainOneEpoch(cx: EpochContext, epoch: number): { trainLoss: number; le
   return { trainLoss: lossSum / train.count, learningRate };
 }
 
+/** Task loss of the training path, plus w x distillation of the deployment path toward it when the model has priors. */
+function stepLossOf(cx: EpochContext, batch: TokenBatch, targets: Tensor): Scalar {
+  const { model, loss, random, distillation, distillationWeight } = cx;
+  const trainOut = model.forwardTrain(batch, random);
+  const taskLoss = loss(trainOut, targets);
+  if (!distillation || distillationWeight === 0 || !model.predictWithPriors || batch.priors.length === 0) return taskLoss;
+  return model.tf.add(taskLoss, model.tf.mul(distillation(model.predict(batch), trainOut), distillationWeight)) as Scalar;
+}
+
 /** The optimizer (AdamW, warm-up + cosine over every step), loss, seeded random stream and progress of one run. */
 function createEpochContext(
   model: TrainableModel,
   train: TokenDataset,
-  o: Required<Omit<TrainOptions, 'metric' | 'log' | 'onEpoch'>> & Pick<TrainOptions, 'log'>,
+  o: Required<Omit<TrainOptions, 'metric' | 'log' | 'onEpoch' | 'epochDiagnostics'>> & Pick<TrainOptions, 'log'>,
 ): EpochContext {
   const { tf } = model;
   const variables = model.trainableVariables();
@@ -227,6 +258,7 @@ function createEpochContext(
       totalSteps,
     },
     weightDecay: o.weightDecay,
+    ...(model.learningRateScale ? { learningRateScale: (v: Variable) => model.learningRateScale!(v) } : {}),
   });
   const progress = createProgress(`train ${model.kind}`, totalSteps, o.log);
   return {
@@ -237,6 +269,11 @@ function createEpochContext(
     batchesPerEpoch,
     optimizer,
     loss: lossFunction(tf, o.task),
+    distillation:
+      o.task.kind === 'classification'
+        ? (student, teacher) => distillationKl(tf, student, teacher)
+        : (student, teacher) => distillationL1(tf, student, teacher),
+    distillationWeight: o.distillationWeight,
     random: createRandom(o.seed),
     variables,
     progress,
@@ -273,11 +310,14 @@ export async function trainModel(
     for (let epoch = 1; epoch <= o.epochs; epoch++) {
       const { trainLoss, learningRate } = trainOneEpoch(epochContext, epoch);
       const evaluation = evaluateModel(model, validation, task, metric);
+      const withPriors = model.predictWithPriors ? evaluateModel(model, validation, task, metric, 256, 'with-priors').metric : undefined;
       const record: EpochRecord = {
         epoch,
         trainLoss,
         validationLoss: evaluation.loss,
         validationMetric: evaluation.metric,
+        ...(withPriors !== undefined ? { validationMetricWithPriors: withPriors } : {}),
+        ...(o.epochDiagnostics ? { diagnostics: o.epochDiagnostics() } : {}),
         learningRate,
         elapsedMs: Date.now() - start,
       };

@@ -73,7 +73,15 @@ export function adapterOptions(overrides: Partial<KtAdapterOptions> = {}): KtAda
 /** Gate and k far from their initial values, so that the adapter really changes the output. */
 export function perturb(tf: Tf, params: KtAdapterParams, seed = 3): void {
   const random = createRandom(seed);
-  params.gate.assign(tf.scalar(0.8));
+  // Per-channel gates differ per channel (so that an export mixing up channels fails); a scalar gate is 0.8.
+  tf.tidy(() =>
+    params.gate.assign(
+      tf.tensor(
+        fillNormal(random, new Float32Array(params.gate.size), 0.2).map((v) => v + 0.8),
+        params.gate.shape,
+      ),
+    ),
+  );
   tf.tidy(() => params.knowledgeToken.assign(tf.tensor1d(fillNormal(random, new Float32Array(params.config.tokenWidth), 1))));
   tf.tidy(() => params.layerNormBeta.assign(tf.tensor1d(fillNormal(random, new Float32Array(params.config.tokenWidth), 0.3))));
 }

@@ -5,7 +5,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import type { RgbImage } from '../../core/image.js';
 import { InvalidInputError, NotFoundError } from '../../core/errors.js';
 import type { FaceTask, ManifestEvaluation, ModelManifest } from '../manifest.js';
-import { listRepository, type RepositoryEntry } from '../repository.js';
+import { listRepository, preferredVersion, type RepositoryEntry } from '../repository.js';
 import { detectFaces, loadModel, type LoadedModel } from '../runner.js';
 import { servingDefaultModels } from '../zoo.js';
 import { pairedDifference, type PairedDifference } from './bootstrap.js';
@@ -70,11 +70,15 @@ export function checkTask(task: string): EvalTask {
 }
 
 /** Highest version of each model in the repository. */
+/** Per model, the version served by default: the newest fp32 one (int8 / fp16 versions are scored by quantize). */
 function latestVersions(entries: readonly RepositoryEntry[]): Map<string, RepositoryEntry> {
+  const byName = new Map<string, RepositoryEntry[]>();
+  for (const e of entries) byName.set(e.manifest.name, [...(byName.get(e.manifest.name) ?? []), e]);
   const out = new Map<string, RepositoryEntry>();
-  for (const e of entries) {
-    const prev = out.get(e.manifest.name);
-    if (!prev || prev.manifest.version < e.manifest.version) out.set(e.manifest.name, e);
+  for (const [name, list] of byName) {
+    const version = preferredVersion(list.map((e) => e.manifest));
+    const entry = list.find((e) => e.manifest.version === version);
+    if (entry) out.set(name, entry);
   }
   return out;
 }

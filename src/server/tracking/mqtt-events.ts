@@ -1,12 +1,7 @@
 // A gRPC TrackEvent as the MQTT events message (Frigate's { type, before, after } shape).
 import type { TrackEventMessage, TrackState } from '../../contract/track-events.js';
-import { TrackEventType, type TrackEvent } from '../../gen/kt/v1/face_analysis.js';
-
-const typeNames: Partial<Record<TrackEventType, TrackEventMessage['type']>> = {
-  [TrackEventType.TRACK_EVENT_TYPE_NEW]: 'new',
-  [TrackEventType.TRACK_EVENT_TYPE_UPDATE]: 'update',
-  [TrackEventType.TRACK_EVENT_TYPE_END]: 'end',
-};
+import { trackEventTypeName } from '../../contract/track-names.js';
+import type { TrackEvent } from '../../gen/kt/v1/face_analysis.js';
 
 const r = (value: number, digits: number): number => Math.round(Math.fround(value) * 10 ** digits) / 10 ** digits;
 
@@ -51,7 +46,7 @@ export function trackEventMessage(
   hasSnapshot: boolean,
   frameTimeMs: number,
 ): TrackEventMessage {
-  const type = typeNames[event.type] ?? 'update';
+  const type = trackEventTypeName(event.type) ?? 'update';
   const after = trackStateOf(streamId, event, hasSnapshot, frameTimeMs);
   if (!before || type === 'new') return { type, after };
   return { type, before: trackStateOf(streamId, before.event, hasSnapshot, before.frameTimeMs), after };

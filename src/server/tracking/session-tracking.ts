@@ -2,6 +2,9 @@
 // publishes track events on MQTT, counts task-model runs, and ends every track when the stream ends.
 import type { TrackEventMessage } from '../../contract/track-events.js';
 import { TrackEventType, type Frame, type FrameResult, type StreamConfig, type TrackEvent } from '../../gen/kt/v1/face_analysis.js';
+import type { RgbImage } from '../../core/image.js';
+import type { DetectedFace } from '../../models/processing/index.js';
+import type { TaskName } from '../../contract/tasks.js';
 import type { AnalysisPlan } from '../analysis-plan.js';
 import type { FramePipeline } from '../pipeline.js';
 import { trackEventMessage } from './mqtt-events.js';
@@ -86,23 +89,46 @@ export class SessionTracking {
       return { result, events: [] };
     }
     const timeMs = frame.captureTimeUnixMs > 0 ? frame.captureTimeUnixMs : receivedAtMs;
-    const result = await this.deps.pipeline.analyzeSelected(frame, plan, queueMs, lowScoreOf(plan.minScore), async (faces, low, image) => {
-      if (this.ended) return faces.map(() => new Set(plan.tasks));
-      tracks.associate(faces, low, timeMs, frame.sequence);
-      for (const s of tracks.snapshotsDue(faces)) {
-        // A snapshot that cannot be encoded costs the track its picture, never the frame its answer.
-        const jpeg = await faceSnapshot(image, s.box).catch(() => undefined);
-        if (jpeg) tracks.keepSnapshot(s.id, s.quality, jpeg);
-      }
-      const due = tracks.tasksDue(plan.tasks, timeMs);
-      for (const tasks of due) this.modelRuns += new Set([...tasks].map((t) => plan.models[t]!.name)).size;
-      return due;
+    let predicted = false;
+    const predict = (): DetectedFace[] | undefined => {
+      const faces = this.ended ? undefined : tracks.predict(timeMs, frame.sequence);
+      predicted = faces !== undefined;
+      return faces;
+    };
+    const result = await this.deps.pipeline.analyzeSelected(frame, plan, queueMs, {
+      lowScore: lowScoreOf(plan.minScore),
+      predict,
+      select: (faces, low, image) => this.select(tracks, { faces, low, image, predicted }, plan, { timeMs, sequence: frame.sequence }),
     });
     if (this.ended) return { result, events: [] };
     const events = tracks.complete(result, plan.tasks, timeMs);
     this.lastFrameTimeMs = timeMs;
     this.publish(events, timeMs);
     return { result, events };
+  }
+
+  /** Associates the frame's faces with tracks (unless they are the tracks' predictions), keeps snapshots, picks tasks. */
+  private async select(
+    tracks: StreamTracks,
+    frame: { faces: DetectedFace[]; low: DetectedFace[]; image: RgbImage; predicted: boolean },
+    plan: AnalysisPlan,
+    at: { timeMs: number; sequence: number },
+  ): Promise<ReadonlySet<TaskName>[]> {
+    const { faces, low, image } = frame;
+    const timeMs = at.timeMs;
+    if (this.ended) return faces.map(() => new Set(plan.tasks));
+    if (!frame.predicted) {
+      tracks.associate(faces, low, timeMs, at.sequence);
+      // A predicted box is a guess: the best-face snapshot waits for a detected one.
+      for (const s of tracks.snapshotsDue(faces)) {
+        // A snapshot that cannot be encoded costs the track its picture, never the frame its answer.
+        const jpeg = await faceSnapshot(image, s.box).catch(() => undefined);
+        if (jpeg) tracks.keepSnapshot(s.id, s.quality, jpeg);
+      }
+    }
+    const due = tracks.tasksDue(plan.tasks, timeMs);
+    for (const tasks of due) this.modelRuns += new Set([...tasks].map((t) => plan.models[t]!.name)).size;
+    return due;
   }
 
   /** Ends every track (stream ended or cancelled) and publishes the end events; returns them. Idempotent. */

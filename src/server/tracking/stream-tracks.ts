@@ -3,6 +3,8 @@
 import { Box } from '../../gen/kt/v1/common.js';
 import { TaskAnswerAge, TrackEvent, TrackEventType, type Face, type FrameResult } from '../../gen/kt/v1/face_analysis.js';
 import { enumOfTask, type TaskName } from '../../contract/tasks.js';
+import type { Point } from '../../models/processing/index.js';
+import { embeddingOf } from '../pipeline.js';
 import { TrackAggregates } from './aggregates.js';
 import type { BoxRect } from './kalman.js';
 import { snapshotImprovement } from './snapshot.js';
@@ -32,6 +34,10 @@ interface TrackMemory {
   lastTimeMs: number;
   lastSequence: number;
   box: BoxRect;
+  /** The keypoints of the last detection, relative to its box (0..1): moved with the box on predicted frames. */
+  keypoints: Point[];
+  /** Quality (area x score) of the last detection: a predicted face reuses it, so it never counts as a better face. */
+  quality: number;
   /** The last event sent for the track (`before` of the next one); undefined until confirmed. */
   lastEvent: TrackEvent | undefined;
   /** The best face kept so far, and the one the last event carried. */
@@ -43,6 +49,7 @@ interface TrackMemory {
 export interface FaceBox {
   box: BoxRect;
   score: number;
+  keypoints?: readonly Point[];
 }
 
 /** Box area times detector score: a bigger, clearer face gives better answers. */
@@ -60,6 +67,8 @@ export class StreamTracks {
   private readonly tracker: FaceTracker;
   private readonly memory = new Map<number, TrackMemory>();
   private frameIndex = 0;
+  /** Frames since the detector last ran (predicted frames in a row); the first frame of a stream is always detected. */
+  private predictedInARow = Number.MAX_SAFE_INTEGER;
   /** Track ids of the current frame's faces once associated, and the end events the association caused. */
   private current: { ids: number[]; qualities: number[]; confirmed: Set<number>; ended: TrackEvent[] } | undefined;
 
@@ -79,11 +88,15 @@ export class StreamTracks {
    */
   associate(faces: readonly FaceBox[], low: readonly FaceBox[], timeMs: number, sequence: number): number[] {
     this.frameIndex += 1;
+    this.predictedInARow = 0;
     const toDetection = (f: FaceBox): Detection => ({ box: f.box, score: f.score });
     const step = this.tracker.update(faces.map(toDetection), low.map(toDetection));
     // End events of a frame that failed after its association are not lost: they go out with this frame's.
     const ended = [...(this.current?.ended ?? []), ...step.ended.map((t) => this.endEvent(t))];
-    for (const [i, id] of step.highTrackIds.entries()) this.remember(id, faces[i]!.box, timeMs, sequence);
+    for (const [i, id] of step.highTrackIds.entries()) {
+      this.remember(id, faces[i]!.box, timeMs, sequence);
+      Object.assign(this.memory.get(id)!, { keypoints: relativePoints(faces[i]!), quality: quality(faces[i]!) });
+    }
     for (const [i, id] of step.lowTrackIds.entries()) if (id) this.remember(id, low[i]!.box, timeMs, sequence);
     // Tentative tracks the tracker dropped (one-frame noise) leave no memory behind.
     for (const id of this.memory.keys()) if (!this.tracker.get(id)) this.memory.delete(id);
@@ -94,6 +107,35 @@ export class StreamTracks {
       ended,
     };
     return step.highTrackIds;
+  }
+
+  /**
+   * Step 1 of a frame the detector skips (reuse's detectEveryFrames): the faces of confirmed tracks at their motion
+   * predictions, keypoints moved with their boxes. Undefined when the detector is due on this frame: every
+   * detectEveryFrames-th frame, and every frame while a new track waits for confirmation.
+   */
+  predict(timeMs: number, sequence: number): { box: BoxRect; score: number; keypoints: Point[] }[] | undefined {
+    const every = this.settings.reuse?.detectEveryFrames ?? 1;
+    // A new face is confirmed by detections on consecutive frames: while one waits, the detector runs every frame.
+    if (this.predictedInARow + 1 >= every || this.tracker.hasTentative()) return undefined;
+    this.predictedInARow += 1;
+    this.frameIndex += 1;
+    const { shown, ended } = this.tracker.coast();
+    const endEvents = [...(this.current?.ended ?? []), ...ended.map((t) => this.endEvent(t))];
+    for (const { track, box } of shown) this.remember(track.id, box, timeMs, sequence);
+    const ids = shown.map((s) => s.track.id);
+    // A predicted face has the quality of its last detection: it never counts as a better face.
+    this.current = {
+      ids,
+      qualities: ids.map((id) => this.memory.get(id)!.quality),
+      confirmed: new Set(),
+      ended: endEvents,
+    };
+    return shown.map(({ track, box }) => ({
+      box,
+      score: track.score,
+      keypoints: this.memory.get(track.id)!.keypoints.map((p) => ({ ...p, x: box.x + p.x * box.width, y: box.y + p.y * box.height })),
+    }));
   }
 
   /** Step 2 (analysis reuse): the tasks due now on each face of the current frame, out of `tasks`. */
@@ -140,8 +182,9 @@ export class StreamTracks {
     const seen = new Set<number>();
     result.faces.forEach((face, i) => {
       let id = current.ids[i]!;
-      if (face.embedding && face.embedding.values.length > 0) {
-        const merged = this.tracker.reidentify(id, Float32Array.from(face.embedding.values));
+      const embedding = embeddingOf(face);
+      if (embedding) {
+        const merged = this.tracker.reidentify(id, embedding);
         if (merged !== id) {
           this.memory.delete(id);
           this.remember(merged, boxRectOf(face), timeMs, result.sequence);
@@ -195,6 +238,8 @@ export class StreamTracks {
         lastTimeMs: timeMs,
         lastSequence: sequence,
         box,
+        keypoints: [],
+        quality: 0,
         lastEvent: undefined,
         snapshot: undefined,
         sentSnapshot: undefined,
@@ -274,6 +319,12 @@ export class StreamTracks {
       lastSequence: m.lastSequence,
     });
   }
+}
+
+/** Keypoints relative to their box, so that they can follow a predicted box. */
+function relativePoints(face: FaceBox): Point[] {
+  const { x, y, width, height } = face.box;
+  return (face.keypoints ?? []).map((p) => ({ ...p, x: (p.x - x) / Math.max(width, 1), y: (p.y - y) / Math.max(height, 1) }));
 }
 
 /** Whether the aggregates differ from the last event in something a consumer shows. */

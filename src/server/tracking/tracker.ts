@@ -97,6 +97,12 @@ export class FaceTracker {
     return this.tracks.get(id);
   }
 
+  /** Whether a track waits for confirmation (it needs detections: motion predictions do not confirm it). */
+  hasTentative(): boolean {
+    for (const t of this.tracks.values()) if (!t.confirmed) return true;
+    return false;
+  }
+
   /** Tracks that are confirmed and not ended. */
   confirmedTracks(): Track[] {
     return [...this.tracks.values()].filter((t) => t.confirmed);
@@ -141,6 +147,21 @@ export class FaceTracker {
     });
     const ended = this.age(tracks.filter((t) => !matched.has(t)));
     return { highTrackIds, lowTrackIds, confirmed, ended };
+  }
+
+  /**
+   * A frame the detector did not run on: every track moves to its motion prediction. Tracks matched on the last
+   * detected frame are shown at their predicted boxes (the faces to report); lost ones age as on any frame, so
+   * maxAgeFrames counts frames whether the detector ran on them or not.
+   */
+  coast(): { shown: { track: Track; box: BoxRect }[]; ended: Track[] } {
+    this.frame += 1;
+    const shown: { track: Track; box: BoxRect }[] = [];
+    for (const t of this.tracks.values()) {
+      t.predicted = t.kalman.predict();
+      if (t.confirmed && t.missed === 0) shown.push({ track: t, box: t.predicted });
+    }
+    return { shown, ended: this.age([...this.tracks.values()].filter((t) => t.missed > 0)) };
   }
 
   /**

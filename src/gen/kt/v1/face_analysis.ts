@@ -438,8 +438,15 @@ export interface ReusePolicy {
    * starts, so the track's votes and robust means have several observations. 0: 3.
    */
   minObservations: number;
-  /** Emotion is re-run every this-many frames of a track (expressions change quickly). 0: 3. */
+  /** Emotion is re-run every this-many frames of a track (expressions change quickly). 0: 1. */
   emotionEveryFrames: number;
+  /**
+   * The face detector runs on every this-many frames of the stream; on the frames between, the faces
+   * of confirmed tracks are where their motion model predicts them (Face.box_predicted), as with
+   * DeepStream's detector `interval`. A face entering the view is found at the next detection.
+   * 0 or 1: the detector runs on every frame.
+   */
+  detectEveryFrames: number;
 }
 
 /** How old the answer of one task on a face is: 0 for answers computed on this frame. */
@@ -633,7 +640,14 @@ export interface Face {
    * The track's aggregated answers over its frames (tracking on): age robust mean, gender and
    * identity votes, smoothed emotion.
    */
-  track?: TrackSummary | undefined;
+  track?:
+    | TrackSummary
+    | undefined;
+  /**
+   * True when the detector did not run on this frame (ReusePolicy.detect_every_frames > 1): box,
+   * score and keypoints are the track's motion prediction from its last detection.
+   */
+  boxPredicted: boolean;
 }
 
 /** Result of TASK_AGE. */
@@ -1541,7 +1555,14 @@ export const TrackingConfig: MessageFns<TrackingConfig> = {
 };
 
 function createBaseReusePolicy(): ReusePolicy {
-  return { enabled: false, refreshAfterMs: 0, betterFaceRatio: 0, minObservations: 0, emotionEveryFrames: 0 };
+  return {
+    enabled: false,
+    refreshAfterMs: 0,
+    betterFaceRatio: 0,
+    minObservations: 0,
+    emotionEveryFrames: 0,
+    detectEveryFrames: 0,
+  };
 }
 
 export const ReusePolicy: MessageFns<ReusePolicy> = {
@@ -1560,6 +1581,9 @@ export const ReusePolicy: MessageFns<ReusePolicy> = {
     }
     if (message.emotionEveryFrames !== 0) {
       writer.uint32(40).uint32(message.emotionEveryFrames);
+    }
+    if (message.detectEveryFrames !== 0) {
+      writer.uint32(48).uint32(message.detectEveryFrames);
     }
     return writer;
   },
@@ -1617,6 +1641,14 @@ export const ReusePolicy: MessageFns<ReusePolicy> = {
             message.emotionEveryFrames = reader.uint32();
             continue;
           }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.detectEveryFrames = reader.uint32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1652,6 +1684,11 @@ export const ReusePolicy: MessageFns<ReusePolicy> = {
         : isSet(object.emotion_every_frames)
         ? globalThis.Number(object.emotion_every_frames)
         : 0,
+      detectEveryFrames: isSet(object.detectEveryFrames)
+        ? globalThis.Number(object.detectEveryFrames)
+        : isSet(object.detect_every_frames)
+        ? globalThis.Number(object.detect_every_frames)
+        : 0,
     };
   },
 
@@ -1672,6 +1709,9 @@ export const ReusePolicy: MessageFns<ReusePolicy> = {
     if (message.emotionEveryFrames !== 0) {
       obj.emotionEveryFrames = Math.round(message.emotionEveryFrames);
     }
+    if (message.detectEveryFrames !== 0) {
+      obj.detectEveryFrames = Math.round(message.detectEveryFrames);
+    }
     return obj;
   },
 
@@ -1685,6 +1725,7 @@ export const ReusePolicy: MessageFns<ReusePolicy> = {
     message.betterFaceRatio = object.betterFaceRatio ?? 0;
     message.minObservations = object.minObservations ?? 0;
     message.emotionEveryFrames = object.emotionEveryFrames ?? 0;
+    message.detectEveryFrames = object.detectEveryFrames ?? 0;
     return message;
   },
 };
@@ -2753,6 +2794,7 @@ function createBaseFace(): Face {
     trackId: 0,
     answerAges: [],
     track: undefined,
+    boxPredicted: false,
   };
 }
 
@@ -2796,6 +2838,9 @@ export const Face: MessageFns<Face> = {
     }
     if (message.track !== undefined) {
       TrackSummary.encode(message.track, writer.uint32(106).fork()).join();
+    }
+    if (message.boxPredicted !== false) {
+      writer.uint32(112).bool(message.boxPredicted);
     }
     return writer;
   },
@@ -2917,6 +2962,14 @@ export const Face: MessageFns<Face> = {
             message.track = TrackSummary.decode(reader, reader.uint32());
             continue;
           }
+          case 14: {
+            if (tag !== 112) {
+              break;
+            }
+
+            message.boxPredicted = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2952,6 +3005,11 @@ export const Face: MessageFns<Face> = {
         ? object.answer_ages.map((e: any) => TaskAnswerAge.fromJSON(e))
         : [],
       track: isSet(object.track) ? TrackSummary.fromJSON(object.track) : undefined,
+      boxPredicted: isSet(object.boxPredicted)
+        ? globalThis.Boolean(object.boxPredicted)
+        : isSet(object.box_predicted)
+        ? globalThis.Boolean(object.box_predicted)
+        : false,
     };
   },
 
@@ -2996,6 +3054,9 @@ export const Face: MessageFns<Face> = {
     if (message.track !== undefined) {
       obj.track = TrackSummary.toJSON(message.track);
     }
+    if (message.boxPredicted !== false) {
+      obj.boxPredicted = message.boxPredicted;
+    }
     return obj;
   },
 
@@ -3029,6 +3090,7 @@ export const Face: MessageFns<Face> = {
     message.track = (object.track !== undefined && object.track !== null)
       ? TrackSummary.fromPartial(object.track)
       : undefined;
+    message.boxPredicted = object.boxPredicted ?? false;
     return message;
   },
 };
