@@ -14,6 +14,7 @@ import { taskToProto } from '../src/sdk/results.js';
 import { planAnalysis } from '../src/server/analysis-plan.js';
 import { resolveServerConfig } from '../src/server/config.js';
 import { loadDeviceProfile } from '../src/server/device-profile.js';
+import { registryOptionsOf } from '../src/server/serving-context.js';
 import type { ServerConfig } from '../src/server/config.js';
 import { openFrameImage, timedDecodes } from '../src/server/frame-image.js';
 import { ModelRegistry } from '../src/server/model-registry.js';
@@ -26,7 +27,7 @@ import type { BenchContext, BenchRow, BenchSection } from './sections.js';
 const quiet = createLogger('bench', 'warn');
 
 /** The server's config as `kt serve` has it on this box: the default device profile (x86-cpu: int8 models, no spinning). */
-async function serverConfig(ctx: BenchContext): Promise<ServerConfig> {
+export async function servedConfig(tasks: BenchContext['tasks']): Promise<ServerConfig> {
   const profile = await loadDeviceProfile('x86-cpu');
   return resolveServerConfig(profile.config, {
     listenAddress: '127.0.0.1:0',
@@ -34,7 +35,7 @@ async function serverConfig(ctx: BenchContext): Promise<ServerConfig> {
     galleryPath: ':memory:',
     watchRepository: false,
     repositoryRescanMs: 0,
-    tasks: [...ctx.tasks],
+    tasks: [...tasks],
   });
 }
 
@@ -111,20 +112,7 @@ async function inProcessPipeline(
   path: FramePath,
   stages: StageTotals,
 ): Promise<Measurement> {
-  const registry = new ModelRegistry({
-    repository: resolve(config.modelRepository),
-    session: {
-      providers: config.executionProviders,
-      intraOpThreads: config.intraOpThreads,
-      deviceId: config.deviceId,
-      allowSpinning: config.ortAllowSpinning,
-    },
-    precision: config.modelPrecision,
-    warmupRuns: config.warmupRuns,
-    watch: false,
-    rescanMs: 0,
-    logger: quiet,
-  });
+  const registry = new ModelRegistry({ ...registryOptionsOf(config, quiet), watch: false, rescanMs: 0 });
   await registry.scan();
   for (const name of new Set([config.detectorModel, ...ctx.tasks.map((t) => config.taskModels[t])])) await registry.load(name);
   const pipeline = new FramePipeline({ config, registry, gallery: undefined, framePath: path });
@@ -248,7 +236,7 @@ export const pipelineSection: BenchSection = {
   name: 'pipeline',
   description: 'raw ONNX Runtime vs the in-process pipeline (before/after issue 12) vs the gRPC stream over loopback',
   async run(ctx) {
-    const config = await serverConfig(ctx);
+    const config = await servedConfig(ctx.tasks);
     const rows: BenchRow[] = [];
     for (const mode of modes) {
       const stages = new StageTotals();

@@ -1,13 +1,12 @@
 // Bench section "rss" (opt-in: `npm run bench -- --sections rss --iterations 10000`): the serving pipeline on the demo
 // photos for many frames, process RSS sampled every 1,000 frames; issue 12 wants it flat (within 5 %) from frame
 // 1,000 on.
-import { resolve } from 'node:path';
 import { createLogger } from '../src/core/log.js';
 import { AnalysisOptions, Frame } from '../src/gen/kt/v1/face_analysis.js';
 import { taskToProto } from '../src/sdk/results.js';
 import { planAnalysis } from '../src/server/analysis-plan.js';
-import { resolveServerConfig } from '../src/server/config.js';
-import { loadDeviceProfile } from '../src/server/device-profile.js';
+import { registryOptionsOf } from '../src/server/serving-context.js';
+import { servedConfig } from './section-pipeline.js';
 import { ModelRegistry } from '../src/server/model-registry.js';
 import { FramePipeline } from '../src/server/pipeline.js';
 import { progressPrinter, summarise } from './measure.js';
@@ -21,27 +20,8 @@ export const rssSection: BenchSection = {
   async run(ctx) {
     const frames = ctx.measure.maxIterations > 0 ? ctx.measure.maxIterations : 10_000;
     // As `kt serve` runs here: the default device profile (x86-cpu: int8 models, no spinning).
-    const profile = await loadDeviceProfile('x86-cpu');
-    const config = resolveServerConfig(profile.config, {
-      mqttEnabled: false,
-      galleryPath: ':memory:',
-      watchRepository: false,
-      repositoryRescanMs: 0,
-    });
-    const registry = new ModelRegistry({
-      repository: resolve(config.modelRepository),
-      session: {
-        providers: config.executionProviders,
-        intraOpThreads: config.intraOpThreads,
-        deviceId: config.deviceId,
-        allowSpinning: config.ortAllowSpinning,
-      },
-      precision: config.modelPrecision,
-      warmupRuns: config.warmupRuns,
-      watch: false,
-      rescanMs: 0,
-      logger: createLogger('bench', 'warn'),
-    });
+    const config = await servedConfig(ctx.tasks);
+    const registry = new ModelRegistry({ ...registryOptionsOf(config, createLogger('bench', 'warn')), watch: false, rescanMs: 0 });
     await registry.scan();
     const pipeline = new FramePipeline({ config, registry, gallery: undefined });
     const plan = planAnalysis(AnalysisOptions.fromPartial({ tasks: ctx.tasks.map(taskToProto) }), config, registry);

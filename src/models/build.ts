@@ -1,7 +1,7 @@
 // Builds the model repository from the npm packages that ship face networks: convert, verify in ORT, then publish atomically.
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { NotFoundError, errorMessage } from '../core/errors.js';
@@ -13,7 +13,7 @@ import { convertTfjsGraph } from '../onnx/tfjs-to-onnx.js';
 import { buildFaceApiAgeGender, buildFaceApiExpression, buildFaceApiLandmark68 } from './faceapi-nets.js';
 import { buildFaceApiRecognition } from './faceapi-recognition.js';
 import type { EncoderSpec, InputSpec, ModelManifest, OutputSpec } from './manifest.js';
-import { defaultRepositoryPath, readManifest, versionDir } from './repository.js';
+import { defaultRepositoryPath, publishVersionDir, readManifest, versionDir } from './repository.js';
 import { zoo, type ZooEntry } from './zoo.js';
 
 const require = createRequire(import.meta.url);
@@ -193,12 +193,7 @@ export async function buildRepository(options: BuildOptions = {}): Promise<Build
       // Evaluations (`kt models eval --write`) stay when the rebuilt graph is byte-identical: they still describe it.
       const previous = await readManifest(finalDir).catch(() => undefined);
       if (previous?.evaluations && previous.sha256 === manifest.sha256) manifest.evaluations = previous.evaluations;
-      await mkdir(tmpDir, { recursive: true });
-      await writeFile(join(tmpDir, 'model.onnx'), bytes);
-      await writeFile(join(tmpDir, 'model.json'), `${JSON.stringify(manifest, null, 2)}\n`);
-      await rm(finalDir, { recursive: true, force: true });
-      await mkdir(dirname(finalDir), { recursive: true });
-      await rename(tmpDir, finalDir);
+      await publishVersionDir(tmpDir, finalDir, bytes, manifest);
       report.built.push(entry.name);
       progress.tick(`${entry.name}: ${(bytes.byteLength / 1e6).toFixed(1)} MB in ${Date.now() - started} ms`);
     } catch (e) {

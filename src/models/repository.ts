@@ -1,5 +1,5 @@
 // The on-disk model repository (Triton-like): <repo>/<name>/<version>/model.onnx + model.json.
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ModelFormatError, NotFoundError, errorMessage } from '../core/errors.js';
@@ -128,4 +128,18 @@ export async function resolveModel(
   if (!best && broken) throw broken[1];
   if (!best) throw new NotFoundError(`model ${name}${version !== undefined ? ` version ${version}` : ''} not found in ${repo}`);
   return best;
+}
+
+/**
+ * Publishes model.onnx + model.json as `finalDir`: written into `tmpDir` first, then renamed into place, so a reader
+ * never sees a half-written version and a failure leaves nothing behind but `tmpDir`.
+ */
+export async function publishVersionDir(tmpDir: string, finalDir: string, bytes: Uint8Array, manifest: ModelManifest): Promise<void> {
+  await rm(tmpDir, { recursive: true, force: true });
+  await mkdir(tmpDir, { recursive: true });
+  await writeFile(join(tmpDir, 'model.onnx'), bytes);
+  await writeFile(join(tmpDir, 'model.json'), `${JSON.stringify(manifest, null, 2)}\n`);
+  await rm(finalDir, { recursive: true, force: true });
+  await mkdir(dirname(finalDir), { recursive: true });
+  await rename(tmpDir, finalDir);
 }

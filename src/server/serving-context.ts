@@ -7,7 +7,7 @@ import type { Logger } from '../core/log-types.js';
 import type { FacesEvent, PublisherCounters } from '../contract/face-events.js';
 import type { ServerConfig } from './config.js';
 import { IdentityGallery } from './gallery/store.js';
-import { ModelRegistry } from './model-registry.js';
+import { ModelRegistry, type ModelRegistryOptions } from './model-registry.js';
 import { FramePipeline } from './pipeline.js';
 import { PixelBudget } from './pixel-budget.js';
 import { Semaphore } from './semaphore.js';
@@ -124,8 +124,9 @@ export async function createServingContext(cfg: ServerConfig, log: Logger): Prom
   };
 }
 
-async function openRegistry(cfg: ServerConfig, log: Logger, onBatch: BatchObserver): Promise<ModelRegistry> {
-  const registry = new ModelRegistry({
+/** The model registry's options as the config sets them (the server's, and the benches' in-process pipelines). */
+export function registryOptionsOf(cfg: ServerConfig, logger: Logger, onBatch?: BatchObserver): ModelRegistryOptions {
+  return {
     repository: resolve(cfg.modelRepository),
     session: {
       providers: cfg.executionProviders,
@@ -135,11 +136,16 @@ async function openRegistry(cfg: ServerConfig, log: Logger, onBatch: BatchObserv
     },
     warmupRuns: cfg.warmupRuns,
     precision: cfg.modelPrecision,
-    ...(cfg.batchMaxFaces > 0 ? { batching: { maxBatch: cfg.batchMaxFaces, maxQueueDelayMs: cfg.batchMaxQueueDelayMs }, onBatch } : {}),
+    ...(cfg.batchMaxFaces > 0 ? { batching: { maxBatch: cfg.batchMaxFaces, maxQueueDelayMs: cfg.batchMaxQueueDelayMs } } : {}),
+    ...(onBatch ? { onBatch } : {}),
     watch: cfg.watchRepository,
     rescanMs: cfg.repositoryRescanMs,
-    logger: log.child({ component: 'models' }),
-  });
+    logger,
+  };
+}
+
+async function openRegistry(cfg: ServerConfig, log: Logger, onBatch: BatchObserver): Promise<ModelRegistry> {
+  const registry = new ModelRegistry(registryOptionsOf(cfg, log.child({ component: 'models' }), onBatch));
   await registry.scan();
   if (!registry.has(cfg.detectorModel)) {
     throw new FailedPreconditionError(

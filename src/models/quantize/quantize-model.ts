@@ -1,13 +1,13 @@
 // `kt models quantize`: an int8 version of a repository model from its stored (or freshly measured) activation ranges,
 // written beside the fp32 version with its precision, speed and accuracy change in the manifest.
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { FailedPreconditionError, NotFoundError } from '../../core/errors.js';
 import { decodeModel, encodeModel } from '../../onnx/proto.js';
 import { createSession, runFloat } from '../../onnx/runtime.js';
 import type { ModelManifest, ModelPrecision, PrecisionSpec } from '../manifest.js';
-import { listRepository, versionDir, type RepositoryEntry } from '../repository.js';
+import { listRepository, publishVersionDir, versionDir, type RepositoryEntry } from '../repository.js';
 import { loadModel } from '../runner.js';
 import { servingDefaultModels } from '../zoo.js';
 import { accuracyChange } from './accuracy.js';
@@ -153,13 +153,7 @@ export async function writeDerived(
   };
   const finalDir = versionDir(repo, source.manifest.name, version);
   const tmpDir = join(repo, `.quantizing-${source.manifest.name}-${process.pid}`);
-  await rm(tmpDir, { recursive: true, force: true });
-  await mkdir(tmpDir, { recursive: true });
-  await writeFile(join(tmpDir, 'model.onnx'), bytes);
-  await writeFile(join(tmpDir, 'model.json'), `${JSON.stringify(manifest, null, 2)}\n`);
-  await rm(finalDir, { recursive: true, force: true });
-  await mkdir(dirname(finalDir), { recursive: true });
-  await rename(tmpDir, finalDir);
+  await publishVersionDir(tmpDir, finalDir, bytes, manifest);
   return { manifest, dir: finalDir, modelPath: join(finalDir, 'model.onnx'), bytes: bytes.byteLength };
 }
 

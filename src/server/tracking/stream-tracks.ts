@@ -202,11 +202,13 @@ export class StreamTracks {
     return events;
   }
 
-  /** Faces of the current frame that are better than their track's kept snapshot (by snapshotImprovement). */
+  /** Faces of confirmed tracks in the current frame that are better than their track's kept snapshot (snapshotImprovement). */
   snapshotsDue(faces: readonly FaceBox[]): { id: number; box: BoxRect; quality: number }[] {
     const current = this.current;
     if (!current) return [];
     return current.ids.flatMap((id, i) => {
+      // Only confirmed tracks keep a best face: a one-frame false detection costs no JPEG encode.
+      if (!this.tracker.get(id)?.confirmed) return [];
       const kept = this.memory.get(id)?.snapshot;
       const q = current.qualities[i]!;
       return !kept || q >= kept.quality * snapshotImprovement ? [{ id, box: faces[i]!.box, quality: q }] : [];
