@@ -14,6 +14,7 @@ import {
   type FaceApiRecognitionBuild,
 } from '../src/models/faceapi-recognition.js';
 import { maxAbsDiff } from './helpers/compare.js';
+import { cosineSimilarity as cosine } from '../src/models/processing/index.js';
 
 const require = createRequire(import.meta.url);
 
@@ -41,18 +42,6 @@ async function faceCrop(image: string, box: (typeof FACES)[number]): Promise<Flo
   const top = Math.round(box.y + box.height / 2 - side / 2);
   const raw = await sharp(image).removeAlpha().extract({ left, top, width: side, height: side }).resize(SIZE, SIZE).raw().toBuffer();
   return Float32Array.from(raw);
-}
-
-function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let dot = 0;
-  let na = 0;
-  let nb = 0;
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i]! * b[i]!;
-    na += a[i]! * a[i]!;
-    nb += b[i]! * b[i]!;
-  }
-  return dot / Math.sqrt(na * nb);
 }
 
 let tf: Tf;

@@ -9,6 +9,7 @@ import type { RgbImage } from '../src/core/image.js';
 import { encodePng } from '../src/core/image.js';
 import { Task } from '../src/gen/kt/v1/common.js';
 import { runFaceModel } from '../src/models/aligned-run.js';
+import { cosineSimilarity as cosine } from '../src/models/processing/index.js';
 import { CALIBRATION_FAR, evaluateIdentity, readIdentityLabels, scoreIdentity } from '../src/models/eval/identity.js';
 import type { EvalContext } from '../src/models/eval/types.js';
 import { applySimilarity, invertSimilarity, warpSimilarity, type Similarity } from '../src/models/processing/align.js';
@@ -21,14 +22,6 @@ import { analyze, analyzeRequest, encodedImage, faceAnalysisClient, startTestSer
 const ORL = join(import.meta.dirname, '..', '..', 'shared', 'data', 'identity-orl');
 const hasOrl = existsSync(join(ORL, 'labels.csv'));
 if (!hasOrl) console.warn(`identity-align: ${ORL} is absent, so the identity evaluation tests are skipped`);
-
-const cosine = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
-  let d = 0;
-  let na = 0;
-  let nb = 0;
-  for (let i = 0; i < a.length; i++) [d, na, nb] = [d + a[i]! * b[i]!, na + a[i]! ** 2, nb + b[i]! ** 2];
-  return d / Math.sqrt(na * nb);
-};
 
 /** The square centre of a frame turned by `deg` degrees (output pixel -> frame pixel), black where it leaves the frame. */
 function turn(frame: RgbImage, deg: number): Similarity {

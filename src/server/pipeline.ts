@@ -56,7 +56,8 @@ export interface FrameTracking {
   /** Faces for a frame the detector skips (their motion predictions), or undefined to run the detector. */
   predict: () => DetectedFace[] | undefined;
   /** Per reported face, the tasks to run now. */
-  select: (faces: DetectedFace[], low: DetectedFace[], image: RgbImage) => Promise<ReadonlySet<TaskName>[]>;
+  /** `image` decodes the whole frame on first call (face snapshots need it; most frames do not). */
+  select: (faces: DetectedFace[], low: DetectedFace[], image: () => Promise<RgbImage>) => Promise<ReadonlySet<TaskName>[]>;
 }
 
 /**
@@ -304,7 +305,7 @@ export class FramePipeline {
    * analyze() for a tracked stream (src/server/tracking). When `tracking.predict` returns faces, the detector does not
    * run on this frame and those (predicted) faces are reported. Before any task model runs, `select` sees the reported
    * faces, the faces scoring from `lowScore` up to the plan's min score (never reported: they only keep tracks alive)
-   * and the decoded pixels (the full frame), and returns per reported face the tasks to run now. A task not selected
+   * and the full frame on demand, and returns per reported face the tasks to run now. A task not selected
    * for a face stays absent on it (the tracker fills it from the track); a model no face needs does not run.
    */
   async analyzeSelected(frame: Frame, plan: AnalysisPlan, queueMs: number, tracking?: FrameTracking): Promise<FrameResult> {
@@ -327,8 +328,7 @@ export class FramePipeline {
         : await this.detectFrame(pixels, plan, queueMs, leases, models, tracking);
       const detectMs = now() - detectStart - (pixels.decodeMs() - decodedBeforeDetect);
       const everyTask: ReadonlySet<TaskName> = new Set(plan.tasks);
-      // select() is handed the whole frame (face snapshots): a tracked frame is decoded fully.
-      const selected = tracking ? await tracking.select(faces, low, await pixels.full()) : faces.map(() => everyTask);
+      const selected = tracking ? await tracking.select(faces, low, () => pixels.full()) : faces.map(() => everyTask);
       const results: Face[] = faces.map((f) =>
         Face.fromPartial({
           box: { xPx: f.box.x, yPx: f.box.y, widthPx: f.box.width, heightPx: f.box.height },

@@ -158,6 +158,20 @@ export function l2Normalize(values: ArrayLike<number>): Float32Array {
   return Float32Array.from(values as ArrayLike<number>, (v) => v / norm);
 }
 
+/** Cosine similarity of two vectors (for L2-normalised ones, their dot product); -1 when they differ in length or one is zero. */
+export function cosineSimilarity(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) return -1;
+  let dot = 0;
+  let na = 0;
+  let nb = 0;
+  for (let i = 0; i < a.length; i++) {
+    dot += a[i]! * b[i]!;
+    na += a[i]! * a[i]!;
+    nb += b[i]! * b[i]!;
+  }
+  return na > 0 && nb > 0 ? dot / Math.sqrt(na * nb) : -1;
+}
+
 /** One decoded output, tagged like the decoding that produced it. */
 export type DecodedOutput =
   | { type: 'classification'; task: FaceTask; value: Classification }

@@ -25,6 +25,7 @@ export {
   decodeClassification,
   decodeGender,
   decodeOutput,
+  cosineSimilarity,
   l2Normalize,
   landmarksToFrame,
   softmax,

@@ -110,7 +110,7 @@ export class SessionTracking {
   /** Associates the frame's faces with tracks (unless they are the tracks' predictions), keeps snapshots, picks tasks. */
   private async select(
     tracks: StreamTracks,
-    frame: { faces: DetectedFace[]; low: DetectedFace[]; image: RgbImage; predicted: boolean },
+    frame: { faces: DetectedFace[]; low: DetectedFace[]; image: () => Promise<RgbImage>; predicted: boolean },
     plan: AnalysisPlan,
     at: { timeMs: number; sequence: number },
   ): Promise<ReadonlySet<TaskName>[]> {
@@ -122,7 +122,9 @@ export class SessionTracking {
       // A predicted box is a guess: the best-face snapshot waits for a detected one.
       for (const s of tracks.snapshotsDue(faces)) {
         // A snapshot that cannot be encoded costs the track its picture, never the frame its answer.
-        const jpeg = await faceSnapshot(image, s.box).catch(() => undefined);
+        const jpeg = await image()
+          .then((pixels) => faceSnapshot(pixels, s.box))
+          .catch(() => undefined);
         if (jpeg) tracks.keepSnapshot(s.id, s.quality, jpeg);
       }
     }

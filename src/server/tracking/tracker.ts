@@ -1,6 +1,6 @@
 // Per-stream face tracker, ByteTrack style: Kalman-predicted boxes matched to high-score detections by IoU (Hungarian),
 // then the remaining tracks to low-score detections, then lost tracks to unmatched faces by appearance (embeddings).
-import { l2Normalize } from '../../models/processing/index.js';
+import { cosineSimilarity as cosine, l2Normalize } from '../../models/processing/index.js';
 import { assign } from './assignment.js';
 import { BoxKalman, iou, type BoxRect } from './kalman.js';
 
@@ -305,18 +305,4 @@ function blendEmbedding(track: Track, embedding: Float32Array): void {
   // A slow running mean: one odd frame (blur, profile) does not pull the track's appearance away.
   const mixed = track.embedding.map((v, i) => 0.8 * v + 0.2 * embedding[i]!);
   track.embedding = l2Normalize(mixed);
-}
-
-/** Cosine similarity of two vectors (L2-normalised ones: their dot product). */
-export function cosine(a: Float32Array, b: Float32Array): number {
-  if (a.length !== b.length) return -1;
-  let dot = 0;
-  let na = 0;
-  let nb = 0;
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i]! * b[i]!;
-    na += a[i]! * a[i]!;
-    nb += b[i]! * b[i]!;
-  }
-  return na > 0 && nb > 0 ? dot / Math.sqrt(na * nb) : -1;
 }
