@@ -1,6 +1,7 @@
 // Runs repository models on frames: the detector once per frame, task models on batched face crops, decoded results.
 import { resizeRgb, type RgbImage } from '../core/image.js';
 import { InvalidInputError } from '../core/errors.js';
+import { singleUseInput } from '../onnx/worker-session.js';
 import { createSession, runFloat, type ExecutionProviderName, type OrtSession, type SessionOptions } from '../onnx/runtime.js';
 import type { ModelManifest, OutputDecoding } from './manifest.js';
 import {
@@ -53,7 +54,9 @@ export async function detectFaces(
 ): Promise<DetectedFace[]> {
   const options = detectorOptions(detector, overrides);
   const fitted = await fitFrameNative(frame, options.inputSize, options.fit);
-  const out = await runFloat(detector.session, { [detector.manifest.input.name]: normalize(fitted.image, detector.manifest.input) });
+  const input = normalize(fitted.image, detector.manifest.input);
+  singleUseInput(input.data);
+  const out = await runFloat(detector.session, { [detector.manifest.input.name]: input });
   const sx = frameSize.width / frame.width;
   const sy = frameSize.height / frame.height;
   const t = fitted.transform;

@@ -2,6 +2,7 @@
 // geometry and results in full-frame pixels. runFaceModel (aligned-run.ts) is the reference it is tested against.
 import { cropResizeRgb, type PixelRect, type RgbImage } from '../core/image.js';
 import { runFloat } from '../onnx/runtime.js';
+import { singleUseInput } from '../onnx/worker-session.js';
 import type { ModelManifest } from './manifest.js';
 import { alignOf, type AlignMode } from './aligned-run.js';
 import { alignmentTemplate, fitSimilarity, similarityScale, type Similarity } from './processing/align.js';
@@ -99,14 +100,25 @@ function planCrop(manifest: ModelManifest, frame: ScaledFrame, face: FaceWithKey
 }
 
 /**
- * The batch tensor of planned crops. Box crops inside the image: native crop + resize (libvips), then normalize();
- * crops reaching past the image (black padding, sub-pixel geometry) and aligned crops: the one-pass JS kernel.
- * Chosen by measurement (bench section "preprocess": native 2.3x, the kernel 1.8x the rate of the JS resampler).
+ * Which code cuts box crops that lie inside the image: 'kernel', the one-pass JS kernel (crop-kernel.ts: crop, resize
+ * and normalise straight into the model input, on the calling thread), or 'libvips' (sharp extract + resize on the
+ * thread pool, then normalize()). Crops reaching past the image and aligned crops always take the kernel. Measured
+ * (bench section "preprocess", faceres crops of the demo photos, rate against the JS resampler): an earlier 2-core
+ * machine under load gave libvips x2.35 and the kernel x1.78; an idle 2-core AMD EPYC x1.24 and x1.70, and over gRPC
+ * the kernel cost ~10 ms less CPU per frame (no pool hand-offs, no pixel buffers for the GC). Default 'kernel'.
  */
-async function cropTensor(image: RgbImage, crops: readonly PlannedCrop[], manifest: ModelManifest): Promise<FloatTensor> {
+export type CropEngine = 'kernel' | 'libvips';
+
+/** The batch tensor of planned crops (see CropEngine). */
+async function cropTensor(
+  image: RgbImage,
+  crops: readonly PlannedCrop[],
+  manifest: ModelManifest,
+  engine: CropEngine,
+): Promise<FloatTensor> {
   const { input } = manifest;
-  const native = crops.flatMap((c, i) => (c.pixels ? [i] : []));
-  const kernel = crops.flatMap((c, i) => (c.pixels ? [] : [i]));
+  const native = engine === 'libvips' ? crops.flatMap((c, i) => (c.pixels ? [i] : [])) : [];
+  const kernel = engine === 'libvips' ? crops.flatMap((c, i) => (c.pixels ? [] : [i])) : crops.map((_, i) => i);
   const parts: { indices: number[]; tensor: FloatTensor }[] = [];
   if (native.length > 0) {
     const pixels = await Promise.all(native.map((i) => cropResizeRgb(image, crops[i]!.pixels!, input.size, input.size)));
@@ -142,11 +154,13 @@ export async function runFaceModelScaled(
   faces: readonly FaceWithKeypoints[],
   align: AlignMode = alignOf(model.manifest),
   refine = true,
+  engine: CropEngine = 'kernel',
 ): Promise<TaskRun> {
   if (faces.length === 0) return { crops: [], raw: {}, decoded: [] };
   const { manifest } = model;
   const crops = faces.map((f) => planCrop(manifest, frame, f, align));
-  const tensor = await cropTensor(frame.image, crops, manifest);
+  const tensor = await cropTensor(frame.image, crops, manifest, engine);
+  singleUseInput(tensor.data); // made for this run only: the inference thread may take it without a copy
   const names = manifest.outputs.map((o) => o.name);
   const raw = await runFloat(model.session, { [manifest.input.name]: tensor }, names);
   const decoded = crops.map((crop, i) =>
@@ -163,6 +177,7 @@ export async function runFaceModelScaled(
       boxes.map((box) => ({ box })),
       'none',
       false,
+      engine,
     );
   return { crops: crops.map(({ rect, transform }) => ({ rect, transform })), raw, decoded };
 }

@@ -1,6 +1,7 @@
 // The one adapter over onnxruntime-node: session creation with an ordered execution-provider list and fallback.
 import * as ort from 'onnxruntime-node';
 import { ModelFormatError, errorMessage } from '../core/errors.js';
+import { createThreadSession } from './worker-session.js';
 
 export { ort };
 export type OrtTensor = ort.Tensor;
@@ -26,6 +27,11 @@ export interface SessionOptions {
    * 1.9-2.9x the frames/s of the serving models without spinning (two runs). Default false.
    */
   allowSpinning?: boolean;
+  /**
+   * Where runs compute: 'main' (the calling thread; onnxruntime-node blocks it for the whole run) or 'worker' (the
+   * process's inference thread, worker-session.ts: runs overlap the caller's other work). Default 'main'.
+   */
+  thread?: 'main' | 'worker';
 }
 
 export interface CreatedSession {
@@ -61,7 +67,11 @@ export async function createSession(model: string | Uint8Array, options: Session
     };
     try {
       const session =
-        typeof model === 'string' ? await ort.InferenceSession.create(model, opts) : await ort.InferenceSession.create(model, opts);
+        options.thread === 'worker'
+          ? await createThreadSession(model, opts)
+          : typeof model === 'string'
+            ? await ort.InferenceSession.create(model, opts)
+            : await ort.InferenceSession.create(model, opts);
       return { session, provider, skipped };
     } catch (e) {
       skipped.push({ provider, reason: errorMessage(e) });

@@ -133,6 +133,16 @@ export const serverConfigSchema = Type.Object(
         "Whether ONNX Runtime's idle intra-op threads spin waiting for work. Off by default: on a small box spinning threads take the cores that decoding, crops and the other model runs need (`npm run bench -- --sections threads`: 1.9-2.9x the frames/s of spinning on 2 cores under load). Default false.",
     }),
     intraOpThreads: int(0, 1024, 0, 'ONNX Runtime intra-op threads per session; 0 lets ORT choose (all physical cores). Default 0.'),
+    cropEngine: literals(['kernel', 'libvips'] as const, {
+      default: 'kernel',
+      description:
+        'The code that cuts face crops inside the frame for the task models: `kernel` (default; one JS pass that crops, resizes and normalises into the model input) or `libvips` (sharp on the thread pool, then normalisation). Which is faster depends on the CPU: `npm run bench -- --sections preprocess` measures both (rows k1 and k2). Default `kernel`.',
+    }),
+    ortThread: literals(['worker', 'main'] as const, {
+      default: 'worker',
+      description:
+        "Where model runs compute. `worker` (default): in one inference thread, so a run overlaps the frames' decodes, crops and gRPC on another core (onnxruntime-node's run blocks the thread that calls it for its whole duration). `main`: on the event-loop thread, as before. Default `worker`.",
+    }),
     warmupRuns: int(0, 100, 1, 'Warm-up runs per model (on a zero input) before a session serves. Default 1.'),
     watchRepository: bool(true, 'Watch the repository (fs.watch) and swap in higher model versions as they appear. Default true.'),
     repositoryRescanMs: int(
@@ -257,6 +267,12 @@ export const serverConfigSchema = Type.Object(
       'Frames that may wait per stream when its StreamConfig says 0. Default 1 (with LATEST_WINS: analyse the newest frame).',
     ),
     maxStreamQueueDepth: int(1, 1024, 8, "Cap on a stream's requested queue depth. Default 8."),
+    streamPipelineDepth: int(
+      1,
+      4,
+      2,
+      "Frames of one stream in analysis at once: with 2, the next frame's decode and detection start while the current frame runs its task models (on another core, when an inference slot is free); task models, tracks and answers stay in frame order. 1: one frame at a time. Default 2.",
+    ),
     dropPolicy: literals(dropPolicyNames, {
       default: 'LATEST_WINS',
       description: 'Drop policy of a stream whose StreamConfig leaves it unspecified. Default `LATEST_WINS`.',

@@ -13,6 +13,7 @@ export async function decodeFrameImage(
   image: Image | undefined,
   maxPixels: number,
   reservePixels?: (pixels: number) => Promise<void>,
+  referenceDecode = false,
 ): Promise<RgbImage> {
   const source = image?.source;
   if (source === undefined) throw new InvalidInputError('frame has no image: set image.encoded or image.raw');
@@ -25,7 +26,7 @@ export async function decodeFrameImage(
         `image.encoded.format says ${format.replace('IMAGE_FORMAT_', '')} but the bytes are not one (first bytes ${Buffer.from(data.subarray(0, 8)).toString('hex')})`,
       );
     }
-    return decodeImage(data, { maxPixels, ...(reservePixels ? { reservePixels } : {}) });
+    return decodeImage(data, { maxPixels, referenceDecode, ...(reservePixels ? { reservePixels } : {}) });
   }
   const raw = source.value;
   const format = pixelFormats.fromWire(raw.pixelFormat);
@@ -112,7 +113,7 @@ export async function openFrameImage(
       const shrink = Math.min(header.width / width, header.height / height);
       if (full || shrink < MIN_SCALED_DECODE_SHRINK) return fullFrame();
       await reservePixels?.(width * height);
-      const img = await decodeJpegScaled(jpeg, width, height, maxPixels);
+      const img = await decodeJpegScaled(jpeg, header, width, height, maxPixels);
       decoded.push(img);
       return img;
     },

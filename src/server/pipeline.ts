@@ -26,7 +26,7 @@ export interface PipelineDeps {
   pixelBudget?: PixelBudget;
   /** Hears every model run (the Prometheus metrics); absent: nothing is measured beyond the frame timings. */
   observer?: InferenceObserver;
-  /** How frames become model inputs (frame-path.ts). Default servingFramePath: shrink-on-load and native crops. */
+  /** How frames become model inputs (frame-path.ts). Default servingFramePath (shrink-on-load, one-pass crops) with the config's cropEngine. */
   framePath?: FramePath;
 }
 
@@ -74,6 +74,28 @@ export function embeddingOf(face: Face): Float32Array | undefined {
 
 const now = (): number => performance.now();
 
+type TimedPixels = FramePixels & { decodeMs(): number };
+
+/** The detector's faces on a frame (reported ones and low-score ones) and its time. */
+interface Detection {
+  faces: DetectedFace[];
+  low: DetectedFace[];
+  detectMs: number;
+}
+
+/** A frame's first stage (FramePipeline.prepare): its pixels and, when started ahead, its detection. */
+export interface PreparedFrame {
+  readonly start: number;
+  readonly pixels: Promise<TimedPixels>;
+  readonly detection: Promise<Detection> | undefined;
+  /** The model leases (detector) and refs the frame holds so far. */
+  readonly held: { leases: ModelLease[]; models: ModelRef[] };
+  /** When the first stage ended (Infinity while it runs). */
+  readyAt(): number;
+  /** Waits for the first stage to end, then returns what it holds. Idempotent. */
+  release(): Promise<void>;
+}
+
 /** The identity threshold when neither the request, the config nor the model's manifest (`identity.threshold`) sets one. */
 export const FALLBACK_IDENTITY_THRESHOLD = 0.6;
 
@@ -83,7 +105,7 @@ export class FramePipeline {
 
   constructor(deps: PipelineDeps) {
     this.deps = deps;
-    this.path = deps.framePath ?? servingFramePath;
+    this.path = deps.framePath ?? { ...servingFramePath, cropEngine: deps.config.cropEngine };
   }
 
   /**
@@ -104,8 +126,8 @@ export class FramePipeline {
    * (leases), so a hot swap never changes a model in the middle of a frame; the old session lives until its last frame
    * is done. (Tracked streams call analyzeSelected, the one path both use.)
    */
-  analyze(frame: Frame, plan: AnalysisPlan, queueMs = 0): Promise<FrameResult> {
-    return this.analyzeSelected(frame, plan, queueMs);
+  analyze(frame: Frame, plan: AnalysisPlan, queueMs = 0, prepared?: PreparedFrame): Promise<FrameResult> {
+    return this.analyzeSelected(frame, plan, queueMs, undefined, prepared);
   }
 
   /** Faces in decoded pixels, best first, with the detection limits applied. */
@@ -248,12 +270,12 @@ export class FramePipeline {
     queueMs: number,
     leases: ModelLease[],
     models: ModelRef[],
-    tracking: FrameTracking | undefined,
+    lowScore: number | undefined,
   ): Promise<{ faces: DetectedFace[]; low: DetectedFace[] }> {
     const detector = await this.deps.registry.acquire(this.deps.config.detectorModel);
     leases.push(detector);
     models.push(ModelRef.fromPartial({ name: detector.name, version: detector.version }));
-    return this.detectReportedAndLow(detector, pixels, plan, queueMs, tracking?.lowScore);
+    return this.detectReportedAndLow(detector, pixels, plan, queueMs, lowScore);
   }
 
   /**
@@ -301,32 +323,88 @@ export class FramePipeline {
     return runs;
   }
 
+  /** The detector on a frame, timed without the decodes it triggers. */
+  private async timedDetect(
+    pixels: TimedPixels,
+    plan: AnalysisPlan,
+    queueMs: number,
+    held: { leases: ModelLease[]; models: ModelRef[] },
+    lowScore: number | undefined,
+  ): Promise<Detection> {
+    const started = now();
+    const decodedBefore = pixels.decodeMs();
+    const found = await this.detectFrame(pixels, plan, queueMs, held.leases, held.models, lowScore);
+    return { ...found, detectMs: now() - started - (pixels.decodeMs() - decodedBefore) };
+  }
+
+  /**
+   * Starts a frame's first stage now: the image is opened (a JPEG's header read; anything else decoded) and, when
+   * `detect` is true, the detector runs. A stream starts its next frame this way while the current one runs its task
+   * models (StreamSession), so that decode and detection overlap the previous frame's models on another core;
+   * analyzeSelected finishes it. What it holds (pixel budget, detector lease) is returned by analyzeSelected or release().
+   */
+  prepare(frame: Frame, plan: AnalysisPlan, queueMs: number, ahead: { detect: boolean; lowScore?: number }): PreparedFrame {
+    const start = now();
+    const reservation = this.deps.pixelBudget?.reservation();
+    const held = { leases: [] as ModelLease[], models: [] as ModelRef[] };
+    const { maxFramePixels } = this.deps.config;
+    const pixels = (async (): Promise<TimedPixels> => {
+      const opened = this.path.shrinkOnLoad
+        ? await openFrameImage(frame.image, maxFramePixels, reservation?.reserve)
+        : decodedFramePixels(await decodeFrameImage(frame.image, maxFramePixels, reservation?.reserve, this.path.referenceDecode));
+      return timedDecodes(opened, now() - start);
+    })();
+    const detection = ahead.detect ? pixels.then((p) => this.timedDetect(p, plan, queueMs, held, ahead.lowScore)) : undefined;
+    const settled = Promise.allSettled([pixels, detection]);
+    let readyAt = Infinity;
+    void settled.then(() => (readyAt = now()));
+    let released: Promise<void> | undefined;
+    return {
+      start,
+      pixels,
+      detection,
+      held,
+      readyAt: () => readyAt,
+      release: () =>
+        (released ??= settled.then(() => {
+          // Leases only once the detector's run has ended: a released lease lets a hot swap close its session.
+          for (const lease of held.leases) lease.release();
+          reservation?.release();
+        })),
+    };
+  }
+
   /**
    * analyze() for a tracked stream (src/server/tracking). When `tracking.predict` returns faces, the detector does not
    * run on this frame and those (predicted) faces are reported. Before any task model runs, `select` sees the reported
    * faces, the faces scoring from `lowScore` up to the plan's min score (never reported: they only keep tracks alive)
    * and the full frame on demand, and returns per reported face the tasks to run now. A task not selected
    * for a face stays absent on it (the tracker fills it from the track); a model no face needs does not run.
+   * `prepared`: the frame's first stage, started earlier (prepare()); the time it then waited for this call counts as
+   * queue time, not analysis time.
    */
-  async analyzeSelected(frame: Frame, plan: AnalysisPlan, queueMs: number, tracking?: FrameTracking): Promise<FrameResult> {
-    const start = now();
-    // The frame's share of the pixel budget is held until it is answered: its pixels live that long.
-    const reservation = this.deps.pixelBudget?.reservation();
-    const leases: ModelLease[] = [];
+  async analyzeSelected(
+    frame: Frame,
+    plan: AnalysisPlan,
+    queueMs: number,
+    tracking?: FrameTracking,
+    prepared?: PreparedFrame,
+  ): Promise<FrameResult> {
+    const resumedAt = now();
+    const first = prepared ?? this.prepare(frame, plan, queueMs, { detect: false });
+    const { held } = first;
     try {
-      const { maxFramePixels } = this.deps.config;
-      const opened = this.path.shrinkOnLoad
-        ? await openFrameImage(frame.image, maxFramePixels, reservation?.reserve)
-        : decodedFramePixels(await decodeFrameImage(frame.image, maxFramePixels, reservation?.reserve));
-      const pixels = timedDecodes(opened, now() - start);
-      const detectStart = now();
-      const decodedBeforeDetect = pixels.decodeMs();
-      const models: ModelRef[] = [];
+      const pixels = await first.pixels;
       const predicted = tracking?.predict();
-      const { faces, low } = predicted
-        ? { faces: predicted, low: [] }
-        : await this.detectFrame(pixels, plan, queueMs, leases, models, tracking);
-      const detectMs = now() - detectStart - (pixels.decodeMs() - decodedBeforeDetect);
+      let detection: Detection = { faces: predicted ?? [], low: [], detectMs: 0 };
+      if (!predicted) detection = await (first.detection ?? this.timedDetect(pixels, plan, queueMs, held, tracking?.lowScore));
+      else if (first.detection) {
+        // Detected ahead, then predicted after all: the detector's answer is not used, nor reported as a model that ran.
+        await first.detection.catch(() => undefined);
+        held.models.splice(0, held.models.length, ...held.models.filter((m) => m.name !== this.deps.config.detectorModel));
+      }
+      const waitedMs = Math.max(0, resumedAt - first.readyAt());
+      const { faces, low } = detection;
       const everyTask: ReadonlySet<TaskName> = new Set(plan.tasks);
       const selected = tracking ? await tracking.select(faces, low, () => pixels.full()) : faces.map(() => everyTask);
       const results: Face[] = faces.map((f) =>
@@ -337,24 +415,7 @@ export class FramePipeline {
           boxPredicted: predicted !== undefined,
         }),
       );
-      const taskMs = new Map<TaskName, number>();
-      const runs = (await this.taskRuns(plan, faces, selected, leases, models)).filter((r) => r.chosen.length > 0);
-      const source =
-        runs.length > 0
-          ? await cropSource(
-              this.path,
-              pixels,
-              runs.map((r) => ({ model: r.lease.model, faces: r.faces })),
-            )
-          : undefined;
-      for (const { tasks, lease, ref, chosen, faces: chosenFaces } of runs) {
-        const runStart = now();
-        const run = await this.observed(lease, queueMs, () => runOnPath(this.path, lease.model, source!, chosenFaces));
-        chosen.forEach((faceIndex, k) => {
-          for (const task of tasks) if (selected[faceIndex]!.has(task)) this.fill(results[faceIndex]!, task, run.decoded[k]!, ref, plan);
-        });
-        for (const task of tasks) taskMs.set(task, now() - runStart);
-      }
+      const taskMs = await this.runTasks(plan, pixels, faces, selected, results, held, queueMs);
       return FrameResult.fromPartial({
         sequence: frame.sequence,
         captureTimeUnixMs: frame.captureTimeUnixMs,
@@ -362,17 +423,45 @@ export class FramePipeline {
         frameHeightPx: pixels.height,
         faces: results,
         timings: StageTimings.fromPartial({
-          queueMs,
+          queueMs: queueMs + waitedMs,
           decodeMs: pixels.decodeMs(),
-          detectMs,
+          detectMs: detection.detectMs,
           tasks: plan.tasks.map((t) => TaskTiming.fromPartial({ task: enumOfTask[t], durationMs: taskMs.get(t) ?? 0 })),
-          totalMs: now() - start,
+          totalMs: now() - first.start - waitedMs,
         }),
-        models,
+        models: held.models,
       });
     } finally {
-      for (const lease of leases) lease.release();
-      reservation?.release();
+      await first.release();
     }
+  }
+
+  /** Every model run the faces need (one batched run per model), filled into `results`; the time per task. */
+  private async runTasks(
+    plan: AnalysisPlan,
+    pixels: FramePixels,
+    faces: DetectedFace[],
+    selected: readonly ReadonlySet<TaskName>[],
+    results: Face[],
+    held: { leases: ModelLease[]; models: ModelRef[] },
+    queueMs: number,
+  ): Promise<Map<TaskName, number>> {
+    const taskMs = new Map<TaskName, number>();
+    const runs = (await this.taskRuns(plan, faces, selected, held.leases, held.models)).filter((r) => r.chosen.length > 0);
+    if (runs.length === 0) return taskMs;
+    const source = await cropSource(
+      this.path,
+      pixels,
+      runs.map((r) => ({ model: r.lease.model, faces: r.faces })),
+    );
+    for (const { tasks, lease, ref, chosen, faces: chosenFaces } of runs) {
+      const runStart = now();
+      const run = await this.observed(lease, queueMs, () => runOnPath(this.path, lease.model, source, chosenFaces));
+      chosen.forEach((faceIndex, k) => {
+        for (const task of tasks) if (selected[faceIndex]!.has(task)) this.fill(results[faceIndex]!, task, run.decoded[k]!, ref, plan);
+      });
+      for (const task of tasks) taskMs.set(task, now() - runStart);
+    }
+    return taskMs;
   }
 }

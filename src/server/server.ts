@@ -23,6 +23,7 @@ import type { StatsSnapshotView } from './server-stats.js';
 import { faceAnalysisService } from './service-face-analysis.js';
 import { galleryService } from './service-gallery.js';
 import { modelsService } from './service-models.js';
+import type { FramePath } from './frame-path.js';
 import { createServingContext, type ServingContext, type ServingControl } from './serving-context.js';
 
 export interface RunningServer {
@@ -47,6 +48,8 @@ export interface StartServerOptions {
   logger?: Logger;
   /** Where KT_TOKENS and KT_TOKEN_FILE are read. Default process.env. */
   env?: Readonly<Record<string, string | undefined>>;
+  /** How frames become model inputs; default the serving path (the bench serves the reference path as well). */
+  framePath?: FramePath;
 }
 
 export const servedServices = ['kt.v1.FaceAnalysis', 'kt.v1.Models', 'kt.v1.Gallery'] as const;
@@ -67,7 +70,7 @@ export async function startServer(
   const auth = authModeOf(cfg, await loadTokens(cfg.tokenFile, options.env ?? process.env));
   const tls = grpcServerCredentials(cfg, log);
   log.info({ auth: auth.kind, transport: tls.mode, reflection: cfg.reflection }, 'gRPC security');
-  const serving = await createServingContext(cfg, log).catch((e: unknown) => {
+  const serving = await createServingContext(cfg, log, options.framePath).catch((e: unknown) => {
     tls.close();
     throw e;
   });

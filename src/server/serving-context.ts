@@ -8,7 +8,7 @@ import type { FacesEvent, PublisherCounters } from '../contract/face-events.js';
 import type { ServerConfig } from './config.js';
 import { IdentityGallery } from './gallery/store.js';
 import { ModelRegistry, type ModelRegistryOptions } from './model-registry.js';
-import { FramePipeline } from './pipeline.js';
+import { FramePipeline, type FramePath } from './pipeline.js';
 import { PixelBudget } from './pixel-budget.js';
 import { Semaphore } from './semaphore.js';
 import { liveTracks } from './tracking/tracker.js';
@@ -68,7 +68,7 @@ export interface ServingControl {
  * Scans the model repository (the detector must be there: FAILED_PRECONDITION otherwise), opens the identity gallery
  * and builds the scheduler, lanes and counters. Nothing is loaded yet and the context is not serving.
  */
-export async function createServingContext(cfg: ServerConfig, log: Logger): Promise<ServingControl> {
+export async function createServingContext(cfg: ServerConfig, log: Logger, framePath?: FramePath): Promise<ServingControl> {
   // Batched runs are counted by the metrics, which are made after the registry (they read it).
   const late: { metrics?: ServerMetrics } = {};
   const registry = await openRegistry(cfg, log, (model, run) => late.metrics?.batchRun(model, run));
@@ -96,7 +96,7 @@ export async function createServingContext(cfg: ServerConfig, log: Logger): Prom
   const ctx: ServingContext = {
     config: cfg,
     registry,
-    pipeline: new FramePipeline({ config: cfg, registry, gallery, pixelBudget, observer: metrics }),
+    pipeline: new FramePipeline({ config: cfg, registry, gallery, pixelBudget, observer: metrics, ...(framePath ? { framePath } : {}) }),
     slots,
     scheduler,
     unary,
@@ -133,6 +133,7 @@ export function registryOptionsOf(cfg: ServerConfig, logger: Logger, onBatch?: B
       intraOpThreads: cfg.intraOpThreads,
       deviceId: cfg.deviceId,
       allowSpinning: cfg.ortAllowSpinning,
+      thread: cfg.ortThread,
     },
     warmupRuns: cfg.warmupRuns,
     precision: cfg.modelPrecision,

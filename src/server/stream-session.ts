@@ -1,4 +1,5 @@
-// One StreamAnalyze call: config first, then frames into a bounded drop-policy queue, analysed in order, one at a time.
+// One StreamAnalyze call: config first, then frames into a bounded drop-policy queue, analysed and answered in order;
+// the next frame's decode and detection may start while the current one runs its task models (streamPipelineDepth).
 import { Metadata, status as GrpcStatus, type ServerDuplexStream, type StatusObject } from '@grpc/grpc-js';
 import { AlreadyExistsError, InvalidInputError, ResourceExhaustedError, UnavailableError, errorMessage } from '../core/errors.js';
 import {
@@ -12,6 +13,7 @@ import {
   type TrackEvent,
 } from '../gen/kt/v1/face_analysis.js';
 import { planAnalysis, type AnalysisPlan } from './analysis-plan.js';
+import type { PreparedFrame } from './pipeline.js';
 import { checkStreamId } from '../contract/stream-id.js';
 import { dropPolicies } from '../contract/wire-names.js';
 import { DropQueue } from './drop-queue.js';
@@ -48,8 +50,10 @@ export class StreamSession implements SchedulerLane, OpenStream {
   /** Face tracks of the stream (track ids, reuse, events); set when the stream opens. */
   private tracking: SessionTracking | undefined;
   private readonly counters = StreamCounters.fromPartial({});
-  /** A frame is being analysed or its response is waiting for the transport to drain. */
-  private busy = false;
+  /** Frames taken from the queue and not yet answered (analysing, waiting for their turn, or for the transport to drain). */
+  private inFlight = 0;
+  /** Settles when the last frame taken has written its answer: the next frame's second stage waits for it (frame order). */
+  private answered: Promise<void> = Promise.resolve();
   private paused = false;
   private inputEnded = false;
   private finished = false;
@@ -136,7 +140,7 @@ export class StreamSession implements SchedulerLane, OpenStream {
   private armIdleTimer(): void {
     const timeoutMs = this.ctx.config.streamIdleTimeoutMs;
     this.armTimer(timeoutMs, () => {
-      if (this.busy || (this.queue?.length ?? 0) > 0) return this.armIdleTimer();
+      if (this.inFlight > 0 || (this.queue?.length ?? 0) > 0) return this.armIdleTimer();
       this.endBy(
         { code: GrpcStatus.DEADLINE_EXCEEDED, details: `stream ${this.streamId} sent no frame for ${timeoutMs} ms (streamIdleTimeoutMs)` },
         'idle',
@@ -157,15 +161,18 @@ export class StreamSession implements SchedulerLane, OpenStream {
   }
 
   take(): (() => Promise<void>) | undefined {
-    if (this.busy || this.finished || !this.queue) return undefined;
+    if (this.inFlight >= this.ctx.config.streamPipelineDepth || this.finished || !this.queue) return undefined;
     const next = this.queue.shift();
     if (!next) return undefined;
-    this.busy = true;
+    this.inFlight += 1;
     if (this.paused && !this.queue.full) {
       this.paused = false;
       this.call.resume();
     }
-    return () => this.analyse(next);
+    const previous = this.answered;
+    let done!: () => void;
+    this.answered = new Promise((resolve) => (done = resolve));
+    return () => this.analyse(next, previous, done);
   }
 
   private onMessage(req: StreamRequest): void {
@@ -260,19 +267,29 @@ export class StreamSession implements SchedulerLane, OpenStream {
     this.ctx.scheduler.wake();
   }
 
-  private async analyse(item: QueuedFrame): Promise<void> {
+  /**
+   * Analyses a frame and answers it after `previous` (the frame before) has written its answer: its decode and detection
+   * may run before that (the pipeline's first stage), its task models, tracks and answer after. `done` lets the next
+   * frame go on; it never waits for the client to read (a frame waiting for its turn holds an inference slot).
+   */
+  private async analyse(item: QueuedFrame, previous: Promise<void>, done: () => void): Promise<void> {
     const queueMs = performance.now() - item.receivedAt;
+    let prepared: PreparedFrame | undefined;
     let result: FrameResult;
     let trackEvents: TrackEvent[] = [];
     try {
       if (item.error) throw item.error;
       if (!this.ctx.serving()) throw new UnavailableError('server is shutting down');
-      ({ result, events: trackEvents } = await this.tracking!.analyze(item.frame, this.plan!, queueMs, item.receivedAtMs));
+      prepared = this.tracking!.prepare(item.frame, this.plan!, queueMs);
+      await previous;
+      if (!this.ctx.serving()) throw new UnavailableError('server is shutting down');
+      ({ result, events: trackEvents } = await this.tracking!.analyze(item.frame, this.plan!, queueMs, item.receivedAtMs, prepared));
       this.count('framesAnalyzed');
       this.ctx.stats.recordLatency(Date.now() - item.receivedAtMs);
       if (result.faces.length > 0 && this.tracking!.publishFaces)
         this.ctx.events?.publishFaces(this.streamId, facesEventOf(result, item.receivedAtMs));
     } catch (e) {
+      await previous; // failures are answered in frame order too
       this.count('framesFailed');
       this.ctx.log.debug({ stream: this.streamId, sequence: item.frame.sequence, error: errorMessage(e) }, 'frame failed');
       result = FrameResult.fromPartial({
@@ -280,27 +297,32 @@ export class StreamSession implements SchedulerLane, OpenStream {
         captureTimeUnixMs: item.frame.captureTimeUnixMs,
         error: toItemError(e, `frame ${item.frame.sequence}: `),
       });
+    } finally {
+      // A frame that failed before analyze() returns what its first stage holds (analyze() returned it otherwise).
+      await prepared?.release();
     }
-    if (this.finished) return;
-    const response = StreamResponse.fromPartial({ streamId: this.streamId, result, counters: { ...this.counters }, trackEvents });
-    const flushed = this.call.write(response);
-    if (flushed) {
-      this.idle();
-    } else {
-      // The client reads slower than we answer: wait for the transport before analysing the next frame.
-      this.call.once('drain', () => this.idle());
+    try {
+      if (this.finished) return this.settle();
+      const response = StreamResponse.fromPartial({ streamId: this.streamId, result, counters: { ...this.counters }, trackEvents });
+      // The client reads slower than we answer: the frame stays in flight until the transport drains, so the stream
+      // takes no new frame; a frame already taken may still answer (its response queues behind this one).
+      if (this.call.write(response)) this.settle();
+      else this.call.once('drain', () => this.settle());
+    } finally {
+      done();
     }
   }
 
-  private idle(): void {
-    this.busy = false;
+  /** A frame's answer left (or the stream is gone): the stream may take another frame. */
+  private settle(): void {
+    this.inFlight -= 1;
     this.maybeFinish();
     this.ctx.scheduler.wake();
   }
 
   /** Ends the call once the client has half-closed and every queued frame is answered. */
   private maybeFinish(): void {
-    if (this.finished || !this.inputEnded || this.busy || (this.queue?.length ?? 0) > 0) return;
+    if (this.finished || !this.inputEnded || this.inFlight > 0 || (this.queue?.length ?? 0) > 0) return;
     // A client that asked for tracking by name hears the end of the tracks still open before the call ends.
     const ended = this.tracking?.end() ?? [];
     if (!this.endStatus && this.tracking?.settings.requested)

@@ -102,6 +102,13 @@ function storeRow(line: Float32Array, oy: number, size: number, out: Float32Arra
   }
 }
 
+/** Scratch rows of the kernel, kept between calls (it runs synchronously, so one set serves every crop). */
+let scratch = new Float32Array(0);
+function scratchRows(length: number): Float32Array {
+  if (scratch.length < length) scratch = new Float32Array(Math.max(length, scratch.length * 2));
+  return scratch;
+}
+
 /** An axis-aligned crop: a horizontal pass over the rows it reads, then a vertical pass that normalises as it writes. */
 function regionCrop(src: RgbImage, region: Rect, size: number, out: Float32Array, base: number, nchw: boolean, m: ChannelMath): void {
   const { width: W, height: H, data } = src;
@@ -115,7 +122,10 @@ function regionCrop(src: RgbImage, region: Rect, size: number, out: Float32Array
     rowHi = Math.max(rowHi, rows.first[o]! + rows.count[o]! - 1);
   }
   const rowLen = size * 3;
-  const tmp = new Float32Array(Math.max(0, rowHi - rowLo + 1) * rowLen);
+  const rowsRead = Math.max(0, rowHi - rowLo + 1);
+  // One buffer: the horizontal pass's rows, then the output line (every element is written before it is read).
+  const buffer = scratchRows((rowsRead + 1) * rowLen);
+  const tmp = buffer.subarray(0, rowsRead * rowLen);
   for (let y = rowLo; y <= rowHi; y++) {
     const srcRow = y * W * 3;
     let d = (y - rowLo) * rowLen;
@@ -136,7 +146,7 @@ function regionCrop(src: RgbImage, region: Rect, size: number, out: Float32Array
       tmp[d + 2] = b;
     }
   }
-  const line = new Float32Array(rowLen);
+  const line = buffer.subarray(rowsRead * rowLen, (rowsRead + 1) * rowLen);
   for (let oy = 0; oy < size; oy++) {
     const n = rows.count[oy]!;
     const wb = oy * rows.stride;

@@ -6,7 +6,7 @@ import type { RgbImage } from '../../core/image.js';
 import type { DetectedFace } from '../../models/processing/index.js';
 import type { TaskName } from '../../contract/tasks.js';
 import type { AnalysisPlan } from '../analysis-plan.js';
-import type { FramePipeline } from '../pipeline.js';
+import type { FramePipeline, PreparedFrame } from '../pipeline.js';
 import { trackEventMessage } from './mqtt-events.js';
 import { faceSnapshot } from './snapshot.js';
 import { discoveryFor } from './home-assistant-link.js';
@@ -75,16 +75,33 @@ export class SessionTracking {
     return this.tracks?.size ?? 0;
   }
 
-  /** Analyses one frame; with tracking on, its faces carry track ids and the frame's track events come back. */
+  /**
+   * Starts a frame's decode and detection ahead of its turn (FramePipeline.prepare); analyze() finishes it. The
+   * detector runs ahead only when this stream never skips it (no reuse.detect_every_frames above 1): whether a frame
+   * is predicted depends on the tracks after the previous frame.
+   */
+  prepare(frame: Frame, plan: AnalysisPlan, queueMs: number): PreparedFrame {
+    const mayPredict = (this.settings.reuse?.detectEveryFrames ?? 1) > 1;
+    return this.deps.pipeline.prepare(frame, plan, queueMs, {
+      detect: !this.tracks || !mayPredict,
+      ...(this.tracks ? { lowScore: lowScoreOf(plan.minScore) } : {}),
+    });
+  }
+
+  /**
+   * Analyses one frame (`prepared`: its first stage, from prepare()); with tracking on, its faces carry track ids and
+   * the frame's track events come back.
+   */
   async analyze(
     frame: Frame,
     plan: AnalysisPlan,
     queueMs: number,
     receivedAtMs: number,
+    prepared?: PreparedFrame,
   ): Promise<{ result: FrameResult; events: TrackEvent[] }> {
     const tracks = this.tracks;
     if (!tracks) {
-      const result = await this.deps.pipeline.analyze(frame, plan, queueMs);
+      const result = await this.deps.pipeline.analyze(frame, plan, queueMs, prepared);
       this.modelRuns += result.faces.length * new Set(plan.tasks.map((t) => plan.models[t]!.name)).size;
       return { result, events: [] };
     }
@@ -95,11 +112,17 @@ export class SessionTracking {
       predicted = faces !== undefined;
       return faces;
     };
-    const result = await this.deps.pipeline.analyzeSelected(frame, plan, queueMs, {
-      lowScore: lowScoreOf(plan.minScore),
-      predict,
-      select: (faces, low, image) => this.select(tracks, { faces, low, image, predicted }, plan, { timeMs, sequence: frame.sequence }),
-    });
+    const result = await this.deps.pipeline.analyzeSelected(
+      frame,
+      plan,
+      queueMs,
+      {
+        lowScore: lowScoreOf(plan.minScore),
+        predict,
+        select: (faces, low, image) => this.select(tracks, { faces, low, image, predicted }, plan, { timeMs, sequence: frame.sequence }),
+      },
+      prepared,
+    );
     if (this.ended) return { result, events: [] };
     const events = tracks.complete(result, plan.tasks, timeMs);
     this.lastFrameTimeMs = timeMs;
