@@ -40,8 +40,13 @@ export async function servedConfig(tasks: BenchContext['tasks']): Promise<Server
   });
 }
 
-/** Today's path before issue 12 on the same config: fp32 models and ORT's spinning threads. */
-const beforeIssue12 = (config: ServerConfig): ServerConfig => ({ ...config, modelPrecision: {}, ortAllowSpinning: true });
+/** Today's path before issue 12 on the same config: fp32 models, ORT's spinning threads, model runs on the event-loop thread. */
+const beforeIssue12 = (config: ServerConfig): ServerConfig => ({
+  ...config,
+  modelPrecision: {},
+  ortAllowSpinning: true,
+  ortThread: 'main',
+});
 
 function row(key: string, note: string, m: Measurement): BenchRow {
   return { ...m, key, note, rssAfterBytes: process.memoryUsage().rss };
@@ -206,7 +211,7 @@ const modes: { key: string; note: string; run: (ctx: BenchContext, config: Serve
     },
     {
       key: 'b0',
-      note: 'FramePipeline as before issue 12: fp32 models, one full decode, JS crops, ORT threads spinning (its default)',
+      note: 'FramePipeline as before issue 12: fp32 models, one colour-managed full decode, JS crops, ORT threads spinning (its default), model runs on the event-loop thread',
       run: (ctx, config, stages) =>
         inProcessPipeline(
           ctx,

@@ -13,6 +13,7 @@ import { progressPrinter, summarise } from './measure.js';
 import type { BenchRow, BenchSection } from './sections.js';
 
 const blockFrames = 1000;
+const mb = (bytes: number): string => (bytes / 1048576).toFixed(1);
 
 export const rssSection: BenchSection = {
   name: 'rss',
@@ -42,11 +43,19 @@ export const rssSection: BenchSection = {
         progress.tick(i + 1, performance.now() - started);
         if ((i + 1) % blockFrames !== 0 && i + 1 !== frames) continue;
         const m = summarise(`frames ${i + 2 - latencies.length}-${i + 1}`, latencies, performance.now() - blockStart, faces);
+        const sampled = process.memoryUsage().rss;
+        // What the process keeps, not when the garbage of the last frames happens to be collected (decoded frames are
+        // ~8 MB each): a full GC first when the bench runs with --expose-gc (npm run bench does).
+        const gc = (globalThis as { gc?: () => void }).gc;
+        gc?.();
+        const kept = process.memoryUsage().rss;
         rows.push({
           ...m,
           key: String(i + 1),
-          note: `RSS ${(process.memoryUsage().rss / 1048576).toFixed(1)} MB`,
-          rssAfterBytes: process.memoryUsage().rss,
+          note: gc
+            ? `RSS ${mb(kept)} MB after a full GC (${mb(sampled)} MB before it)`
+            : `RSS ${mb(sampled)} MB (run with --expose-gc for RSS after a full GC)`,
+          rssAfterBytes: kept,
         });
         latencies = [];
         faces = 0;
