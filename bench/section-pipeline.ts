@@ -7,7 +7,8 @@ import { resolve } from 'node:path';
 import { createLogger } from '../src/core/log.js';
 import { resolveModel } from '../src/models/repository.js';
 import { detectFaces, detectorSourceSize, loadModel } from '../src/models/runner.js';
-import { cropShrink, runFaceModelScaled } from '../src/models/scaled-run.js';
+import { runFaceModelScaled } from '../src/models/scaled-run.js';
+import { cropSource } from '../src/server/frame-path.js';
 import { FaceAnalysisClient } from '../src/sdk/index.js';
 import { Image } from '../src/gen/kt/v1/common.js';
 import { AnalysisOptions, Frame, type FrameResult } from '../src/gen/kt/v1/face_analysis.js';
@@ -88,11 +89,14 @@ async function rawOrt(ctx: BenchContext, config: ServerConfig, stages: StageTota
       const t2 = performance.now();
       let tasksMs = 0;
       if (faces.length > 0) {
-        const shrink = Math.min(...taskModels.map((m) => cropShrink(m.manifest, faces)));
-        const crops =
-          shrink > 1 ? await pixels.atLeast(Math.ceil(pixels.width / shrink), Math.ceil(pixels.height / shrink)) : await pixels.full();
+        // The serving path's choice of decode for the crops (frame-path.ts), then one batched run per model.
+        const source = await cropSource(
+          servingFramePath,
+          pixels,
+          taskModels.map((model) => ({ model, faces })),
+        );
         const t3 = performance.now();
-        for (const m of taskModels) await runFaceModelScaled(m, { image: crops, width: pixels.width, height: pixels.height }, faces);
+        for (const m of taskModels) await runFaceModelScaled(m, source, faces);
         tasksMs = performance.now() - t3;
       }
       stages.add({ decodeMs: pixels.decodeMs(), detectMs: t2 - t1, tasksMs });

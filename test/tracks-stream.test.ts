@@ -13,13 +13,12 @@ import {
   type StreamResponse,
   type TrackingConfig,
 } from '../src/gen/kt/v1/face_analysis.js';
-import { probeMqttBroker } from '../src/server/mqtt/embedded-broker.js';
 import type { RunningServer } from '../src/server/server.js';
 import { countTrackErrors } from '../src/server/tracking/track-metrics.js';
 import { liveTracks } from '../src/server/tracking/tracker.js';
-import { json, recordTopic, type TopicRecorder } from './helpers/mqtt.js';
+import { json, type TopicRecorder } from './helpers/mqtt.js';
 import { mib, settledHeap } from './helpers/heap.js';
-import { faceAnalysisClient, runStream, startTestServer } from './helpers/server-fixture.js';
+import { runStream, startMosquittoEventServer } from './helpers/server-fixture.js';
 import {
   eventTrackIds,
   labelResponses,
@@ -33,7 +32,6 @@ import {
   threeWalkers,
 } from './helpers/track-sequence.js';
 
-const mosquittoUrl = 'mqtt://127.0.0.1:1883';
 const topicPrefix = `kt-tracks-${randomBytes(4).toString('hex')}`;
 const nodeId = 'tracks-node';
 
@@ -44,17 +42,7 @@ let people: SequencePerson[];
 let frames: SequenceFrame[];
 
 beforeAll(async () => {
-  if (!(await probeMqttBroker('127.0.0.1', 1883, 2000))) throw new Error('Mosquitto is not answering MQTT on 127.0.0.1:1883');
-  server = await startTestServer({
-    tasks: ['age', 'emotion'],
-    mqttEnabled: true,
-    mqttUrl: mosquittoUrl,
-    mqttTopicPrefix: topicPrefix,
-    mqttNodeId: nodeId,
-    statsIntervalMs: 0,
-  });
-  client = faceAnalysisClient(server);
-  recorder = await recordTopic(mosquittoUrl, `${topicPrefix}/${nodeId}/+/events`);
+  ({ server, client, recorder } = await startMosquittoEventServer(['age', 'emotion'], topicPrefix, nodeId));
   // a walks right and a bar hides it for 3 frames; b walks left the whole time; c arrives at frame 10 and leaves at 24.
   ({ people, frames } = await threeWalkers({ a: { leave: 36, occluded: [12, 15] } }));
 });

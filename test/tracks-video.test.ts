@@ -12,16 +12,14 @@ import { encodePng, type RgbImage } from '../src/core/image.js';
 import type { TrackEventMessage } from '../src/contract/track-events.js';
 import { Task } from '../src/gen/kt/v1/common.js';
 import { TrackEventType, type FaceAnalysisClient, type StreamResponse } from '../src/gen/kt/v1/face_analysis.js';
-import { probeMqttBroker } from '../src/server/mqtt/embedded-broker.js';
 import type { RunningServer } from '../src/server/server.js';
 import { countTrackErrors, type LabelledFrame } from '../src/server/tracking/track-metrics.js';
 import { liveTracks } from '../src/server/tracking/tracker.js';
-import { json, recordTopic, type TopicRecorder } from './helpers/mqtt.js';
-import { faceAnalysisClient, runStream, startTestServer } from './helpers/server-fixture.js';
+import { json, type TopicRecorder } from './helpers/mqtt.js';
+import { runStream, startMosquittoEventServer } from './helpers/server-fixture.js';
 import { eventTrackIds, labelResponses, pasteImage, personIn, streamMessages, trackingConfig } from './helpers/track-sequence.js';
 import { checkFfmpeg, makeVideo, panZoomScene, type VideoFrame, type VideoSpec } from './helpers/video-sequence.js';
 
-const mosquittoUrl = 'mqtt://127.0.0.1:1883';
 const topicPrefix = `kt-video-${randomBytes(4).toString('hex')}`;
 const nodeId = 'video-node';
 
@@ -33,17 +31,7 @@ let frames: VideoFrame[];
 
 beforeAll(async () => {
   await checkFfmpeg();
-  if (!(await probeMqttBroker('127.0.0.1', 1883, 2000))) throw new Error('Mosquitto is not answering MQTT on 127.0.0.1:1883');
-  server = await startTestServer({
-    tasks: ['age'],
-    mqttEnabled: true,
-    mqttUrl: mosquittoUrl,
-    mqttTopicPrefix: topicPrefix,
-    mqttNodeId: nodeId,
-    statsIntervalMs: 0,
-  });
-  client = faceAnalysisClient(server);
-  recorder = await recordTopic(mosquittoUrl, `${topicPrefix}/${nodeId}/+/events`);
+  ({ server, client, recorder } = await startMosquittoEventServer(['age'], topicPrefix, nodeId));
   spec = await panZoomScene();
   frames = (await makeVideo(spec)).frames;
 }, 120_000);

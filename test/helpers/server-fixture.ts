@@ -12,7 +12,9 @@ import {
 } from '../../src/gen/kt/v1/face_analysis.js';
 import { startServer, type RunningServer, type StartServerOptions } from '../../src/server/server.js';
 import type { ServerConfigOverlay } from '../../src/server/config.js';
+import { probeMqttBroker } from '../../src/server/mqtt/embedded-broker.js';
 import { demoPhotoPath } from './faces.js';
+import { recordTopic, type TopicRecorder } from './mqtt.js';
 
 /** A quiet test server: loopback, free port, no MQTT unless asked, throw-away gallery, given tasks warmed. */
 /** A server on a free loopback port with no MQTT, an in-memory gallery and no repository watching. */
@@ -88,4 +90,29 @@ export function runStream(
       call.end();
     })();
   });
+}
+
+export const mosquittoUrl = 'mqtt://127.0.0.1:1883';
+
+/**
+ * A test server publishing to the machine's Mosquitto (checked first) under `topicPrefix`/`nodeId`, a client for it,
+ * and a recorder of every stream's track events.
+ */
+export async function startMosquittoEventServer(
+  tasks: NonNullable<ServerConfigOverlay['tasks']>,
+  topicPrefix: string,
+  nodeId: string,
+): Promise<{ server: RunningServer; client: FaceAnalysisClient; recorder: TopicRecorder }> {
+  if (!(await probeMqttBroker('127.0.0.1', 1883, 2000))) throw new Error(`Mosquitto is not answering MQTT on ${mosquittoUrl}`);
+  const server = await startTestServer({
+    tasks,
+    mqttEnabled: true,
+    mqttUrl: mosquittoUrl,
+    mqttTopicPrefix: topicPrefix,
+    mqttNodeId: nodeId,
+    statsIntervalMs: 0,
+  });
+  const client = faceAnalysisClient(server);
+  const recorder = await recordTopic(mosquittoUrl, `${topicPrefix}/${nodeId}/+/events`);
+  return { server, client, recorder };
 }
